@@ -1,0 +1,57 @@
+"""What the HTTP API does, apart from HTTP: the caller's identity is resolved first, every read is tenant-scoped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.common import config, credits, db, jobs, storage, tenants
+from functions.common.errors import Unauthorized
+from functions.common.models import JobPage, JobView, Me, PresignedPost, UploadRequest, UploadResponse
+
+
+def identity(claims: dict[str, Any]) -> tenants.Identity:
+    """The caller from verified JWT claims (API Gateway's JWT authorizer has already checked the token)."""
+    sub = claims.get("sub")
+    if not sub or claims.get("token_use", "access") != "access":
+        raise Unauthorized("an access token is required")
+    email = claims.get("email") or claims.get("username")
+    with db.transaction() as conn:
+        return tenants.ensure_user(conn, str(sub), email if isinstance(email, str) else None,
+                                   config.signup_grant_credits())
+
+
+def me(who: tenants.Identity) -> Me:
+    with db.transaction() as conn:
+        balance = credits.balance(conn, who.tenant_id)
+    return Me(user_id=who.user_id, email=who.email, tenant_id=who.tenant_id, tenant_kind=who.tenant_kind,
+              balance=balance)
+
+
+def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> UploadResponse:
+    bucket = config.upload_bucket()
+    with db.transaction() as conn:
+        job = jobs.create(conn, who.tenant_id, request, bucket)
+    ttl, max_bytes = config.upload_url_ttl_seconds(), config.upload_max_bytes()
+    post = storage.presigned_post(s3, bucket, job["source_key"], request.content_type, max_bytes, ttl)
+    return UploadResponse(
+        job_id=str(job["id"]),
+        upload=PresignedPost(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()}),
+        expires_in=ttl,
+        max_bytes=max_bytes,
+    )
+
+
+def get_job(s3: Any, who: tenants.Identity, job_id: str) -> JobView:
+    with db.transaction() as conn:
+        job = jobs.get(conn, who.tenant_id, job_id)
+    url = None
+    if job["status"] == "succeeded" and job["result_key"]:
+        name = f"{job['filename'].rsplit('.', 1)[0]}-{job['mode']}.{job['result_key'].rsplit('.', 1)[-1]}"
+        url = storage.presigned_get(s3, config.results_bucket(), job["result_key"], config.result_url_ttl_seconds(), name)
+    return jobs.to_view(job, url)
+
+
+def list_jobs(who: tenants.Identity, limit: int, cursor: str | None) -> JobPage:
+    with db.transaction() as conn:
+        rows, next_cursor = jobs.list_page(conn, who.tenant_id, limit, cursor)
+    return JobPage(items=[jobs.to_view(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,64 @@
+"""Configuration from the environment CDK sets. Missing required settings fail fast with a clear message."""
+
+from __future__ import annotations
+
+import os
+
+from functions.common.errors import ConfigError
+
+
+def required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required but not set", code="config_missing")
+    return value
+
+
+def integer(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def upload_bucket() -> str:
+    return required("UPLOAD_BUCKET")
+
+
+def results_bucket() -> str:
+    return required("RESULTS_BUCKET")
+
+
+def state_machine_arn() -> str:
+    return required("STATE_MACHINE_ARN")
+
+
+def inference_endpoint_name() -> str:
+    return required("INFERENCE_ENDPOINT_NAME")
+
+
+def upload_max_bytes() -> int:
+    return integer("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
+
+
+def upload_url_ttl_seconds() -> int:
+    return integer("UPLOAD_URL_TTL_SECONDS", 300)
+
+
+def result_url_ttl_seconds() -> int:
+    return integer("RESULT_URL_TTL_SECONDS", 900)
+
+
+def signup_grant_credits() -> int:
+    return integer("SIGNUP_GRANT_CREDITS", 10)
+
+
+def inference_timeout_seconds() -> int:
+    return integer("INFERENCE_TIMEOUT_SECONDS", 3600)
+
+
+def max_image_pixels() -> int:
+    return integer("MAX_IMAGE_PIXELS", 50_000_000)

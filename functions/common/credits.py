@@ -1,0 +1,133 @@
+"""Credits: grants, holds (reserve → capture | release) and the append-only ledger.
+
+Every operation is idempotent by key and runs in one transaction that updates the cached balance and appends
+the ledger row together, so ``balance == SUM(ledger.amount)`` always holds and a CHECK keeps it ≥ 0.
+Reservations serialise on the tenant row (``UPDATE ... WHERE balance >= amount``): concurrent reservations can
+never overdraw. A hold is settled at most once: ``held → captured`` or ``held → released``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import DictRow
+
+from functions.common.errors import InsufficientCredits, NotFound
+
+Conn = psycopg.Connection[DictRow]
+HoldStatus = Literal["held", "captured", "released", "none"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    job_id: str
+    amount: int
+    status: HoldStatus
+
+
+def balance(conn: Conn, tenant_id: str) -> int:
+    row = conn.execute("SELECT balance FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return int(row["balance"])
+
+
+def _append(
+    conn: Conn, tenant_id: str, kind: str, amount: int, key: str, job_id: str | None, meta: dict[str, Any]
+) -> bool:
+    row = conn.execute(
+        "INSERT INTO ledger (tenant_id, kind, amount, job_id, idempotency_key, meta)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        (tenant_id, kind, amount, job_id, key, json.dumps(meta)),
+    ).fetchone()
+    return row is not None
+
+
+def grant(conn: Conn, tenant_id: str, amount: int, key: str, reason: str) -> bool:
+    """Add credits once per ``key``. Returns False when that key was already granted."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    with conn.transaction():
+        if not _append(conn, tenant_id, "grant", amount, key, None, {"reason": reason}):
+            return False
+        conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (amount, tenant_id))
+        return True
+
+
+def get_hold(conn: Conn, job_id: str, *, lock: bool = False) -> Hold | None:
+    row = conn.execute(
+        "SELECT job_id, amount, status FROM holds WHERE job_id = %s" + (" FOR UPDATE" if lock else ""), (job_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Hold(str(row["job_id"]), int(row["amount"]), row["status"])
+
+
+def reserve(conn: Conn, tenant_id: str, job_id: str, amount: int, ttl_seconds: int) -> Hold:
+    """Hold ``amount`` credits for a job, once. Raises InsufficientCredits (and holds nothing) if short."""
+    if amount <= 0:
+        raise ValueError("a reservation must be positive")
+    with conn.transaction():
+        created = conn.execute(
+            "INSERT INTO holds (job_id, tenant_id, amount, status, expires_at)"
+            " VALUES (%s, %s, %s, 'held', now() + make_interval(secs => %s))"
+            " ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+            (job_id, tenant_id, amount, ttl_seconds),
+        ).fetchone()
+        if created is None:
+            existing = get_hold(conn, job_id)
+            assert existing is not None
+            return existing
+        debited = conn.execute(
+            "UPDATE tenants SET balance = balance - %s WHERE id = %s AND balance >= %s RETURNING balance",
+            (amount, tenant_id, amount),
+        ).fetchone()
+        if debited is None:
+            have = balance(conn, tenant_id)
+            raise InsufficientCredits(
+                f"this image costs {amount} credit(s); the account has {have}",
+                details={"required": amount, "balance": have},
+            )
+        _append(conn, tenant_id, "reserve", -amount, f"reserve:{job_id}", job_id, {})
+        return Hold(job_id, amount, "held")
+
+
+def capture(conn: Conn, job_id: str) -> Hold:
+    """Spend a held reservation. Idempotent; a released hold stays released (returned as is)."""
+    with conn.transaction():
+        hold = get_hold(conn, job_id, lock=True)
+        if hold is None or hold.status != "held":
+            return hold or Hold(job_id, 0, "none")
+        row = conn.execute(
+            "UPDATE holds SET status = 'captured', settled_at = now() WHERE job_id = %s RETURNING tenant_id",
+            (job_id,),
+        ).fetchone()
+        assert row is not None
+        _append(conn, str(row["tenant_id"]), "capture", 0, f"capture:{job_id}", job_id, {"spent": hold.amount})
+        return Hold(job_id, hold.amount, "captured")
+
+
+def release(conn: Conn, job_id: str, reason: str) -> Hold:
+    """Return a held reservation to the balance. Idempotent; a captured hold stays captured."""
+    with conn.transaction():
+        hold = get_hold(conn, job_id, lock=True)
+        if hold is None or hold.status != "held":
+            return hold or Hold(job_id, 0, "none")
+        row = conn.execute(
+            "UPDATE holds SET status = 'released', settled_at = now() WHERE job_id = %s RETURNING tenant_id",
+            (job_id,),
+        ).fetchone()
+        assert row is not None
+        tenant_id = str(row["tenant_id"])
+        conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (hold.amount, tenant_id))
+        _append(conn, tenant_id, "release", hold.amount, f"release:{job_id}", job_id, {"reason": reason})
+        return Hold(job_id, hold.amount, "released")
+
+
+def ledger_sum(conn: Conn, tenant_id: str) -> int:
+    row = conn.execute("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger WHERE tenant_id = %s", (tenant_id,)).fetchone()
+    assert row is not None
+    return int(row["s"])

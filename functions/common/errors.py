@@ -1,0 +1,94 @@
+"""Domain errors with stable codes.
+
+The class name is the Lambda ``errorType`` Step Functions matches in ``Catch``/``Retry`` (``InputRejected``,
+``InsufficientCredits``, ``TransientError``), and ``str(error)`` is ``"<code>: <message>"`` so the code survives
+the trip through the execution's ``Cause``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class ModamodaError(Exception):
+    """Base class: a stable machine-readable ``code``, a human message and an HTTP status for the API."""
+
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class ConfigError(ModamodaError):
+    code = "config_error"
+    http_status = 500
+
+
+class InputRejected(ModamodaError):
+    """The uploaded file cannot be processed (not an image, truncated, too large...). Costs nothing."""
+
+    code = "input_rejected"
+    http_status = 422
+
+
+class InsufficientCredits(ModamodaError):
+    code = "insufficient_credits"
+    http_status = 402
+
+
+class NotFound(ModamodaError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(ModamodaError):
+    code = "conflict"
+    http_status = 409
+
+
+class Unauthorized(ModamodaError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class TransientError(ModamodaError):
+    """A dependency is unavailable (database, throttling); the caller should retry with backoff."""
+
+    code = "transient"
+    http_status = 503
+
+
+def split_cause(cause: str | None) -> tuple[str, str]:
+    """Recover ``(code, message)`` from a Step Functions ``Cause`` written by a failed Lambda task.
+
+    The cause is the Lambda error payload (``{"errorMessage": "<code>: <message>", "errorType": ...}``) or free
+    text (timeouts, SageMaker failure reasons).
+    """
+    if not cause:
+        return "", ""
+    text = cause
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
+        text = payload["errorMessage"]
+    code, sep, message = text.partition(": ")
+    if sep and code.replace("_", "").isalnum() and code == code.lower():
+        return code, message
+    return "", text

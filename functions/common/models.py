@@ -1,0 +1,187 @@
+"""pydantic models at every boundary: API bodies, workflow payloads, SageMaker async notifications."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Mode = Literal["ghost", "on-model"]
+JobStatus = Literal["awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected"})
+ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/tiff")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobOptions(Strict):
+    preset: Literal["square", "amazon", "shopify", "portrait_4_5"] = "square"
+    background: str = Field(default="#FFFFFF", pattern=r"^#[0-9A-Fa-f]{6}$")
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    pose_id: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9_-]+$")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class UploadRequest(Strict):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: Literal["image/jpeg", "image/png", "image/webp", "image/tiff"]
+    mode: Mode = "ghost"
+    options: JobOptions = JobOptions()
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_filename(cls, value: str) -> str:
+        name = _SAFE_NAME.sub("_", value.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")[:100]
+        if not name:
+            raise ValueError("filename has no usable characters")
+        return name
+
+
+class PresignedPost(Strict):
+    url: str
+    fields: dict[str, str]
+
+
+class UploadResponse(Strict):
+    job_id: str
+    upload: PresignedPost
+    expires_in: int
+    max_bytes: int
+
+
+class JobError(Strict):
+    code: str
+    message: str
+
+
+class JobView(Strict):
+    id: str
+    mode: Mode
+    status: JobStatus
+    filename: str
+    options: dict[str, Any]
+    cost: int | None
+    error: JobError | None
+    result_url: str | None = None
+    stages: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobPage(Strict):
+    items: list[JobView]
+    next_cursor: str | None
+
+
+class Me(Strict):
+    user_id: str
+    email: str | None
+    tenant_id: str
+    tenant_kind: str
+    balance: int
+
+
+# ---- workflow payloads (state machine task inputs/outputs) -------------------------------------------------
+
+
+class WorkflowInput(BaseModel):
+    """Execution input written by start-workflow; later states add their results beside it."""
+
+    model_config = ConfigDict(extra="ignore")
+    job_id: str
+    tenant_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    inference_timeout_seconds: int = Field(ge=1, le=86_400)
+
+
+class ImageRef(Strict):
+    bucket: str
+    key: str
+    version_id: str | None = None
+    format: str
+    width: int
+    height: int
+    bytes: int
+
+
+class Validated(Strict):
+    job_id: str
+    tenant_id: str
+    mode: Mode
+    cost: int
+    image: ImageRef
+    options: dict[str, Any]
+
+
+class ReserveInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: str
+    tenant_id: str
+    cost: int = Field(gt=0)
+    hold_ttl_seconds: int = Field(ge=1)
+
+
+class InvokeInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: str
+    tenant_id: str
+    task_token: str = Field(min_length=1, max_length=2048)
+    mode: Mode
+    image: ImageRef
+    options: dict[str, Any]
+    timeout_seconds: int = Field(ge=1, le=86_400)
+
+
+class SettleInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: str
+    tenant_id: str
+    error: dict[str, Any] | None = None  # Catch ResultPath: {"Error": ..., "Cause": ...}
+
+
+class SettleResult(Strict):
+    job_id: str
+    status: JobStatus
+    hold: str  # held | captured | released | none
+    error_code: str | None = None
+
+
+# ---- SageMaker asynchronous inference notification (SNS message body) ----------------------------------------
+
+
+class AsyncRequestParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    content_type: str | None = Field(default=None, alias="contentType")
+    endpoint_name: str | None = Field(default=None, alias="endpointName")
+    input_location: str | None = Field(default=None, alias="inputLocation")
+
+
+class AsyncResponseParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    content_type: str | None = Field(default=None, alias="contentType")
+    output_location: str | None = Field(default=None, alias="outputLocation")
+    failure_location: str | None = Field(default=None, alias="failureLocation")
+
+
+class AsyncInferenceNotification(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    invocation_status: str = Field(alias="invocationStatus")
+    inference_id: str = Field(alias="inferenceId")
+    failure_reason: str | None = Field(default=None, alias="failureReason")
+    request_parameters: AsyncRequestParameters = Field(
+        default_factory=AsyncRequestParameters, alias="requestParameters"
+    )
+    response_parameters: AsyncResponseParameters = Field(
+        default_factory=AsyncResponseParameters, alias="responseParameters"
+    )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.invocation_status.lower() == "completed"

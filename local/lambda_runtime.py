@@ -1,0 +1,155 @@
+"""In-process Lambda: dispatches ``lambda:Invoke`` calls (from moto's Step Functions interpreter or anyone using
+boto3's default session) to the project's real handlers, with the Lambda service's error contract
+(``FunctionError: Unhandled`` and an ``errorType``/``errorMessage`` payload).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+# Lambda function name (as deployed locally) → handler path, exactly the handler strings CDK configures.
+FUNCTIONS: dict[str, str] = {
+    "modamoda-api": "functions.api.handler.lambda_handler",
+    "modamoda-start-workflow": "functions.start_workflow.handler.lambda_handler",
+    "modamoda-validate-input": "functions.validate_input.handler.lambda_handler",
+    "modamoda-reserve-credits": "functions.reserve_credits.handler.lambda_handler",
+    "modamoda-invoke-inference": "functions.invoke_inference.handler.lambda_handler",
+    "modamoda-capture-credits": "functions.capture_credits.handler.lambda_handler",
+    "modamoda-release-credits": "functions.release_credits.handler.lambda_handler",
+    "modamoda-notifier": "functions.notifier.handler.lambda_handler",
+}
+
+# ASL placeholders → local function names (CDK substitutes the deployed ARNs for the same placeholders).
+ASL_SUBSTITUTIONS: dict[str, str] = {
+    "ValidateInputFunctionArn": "modamoda-validate-input",
+    "ReserveCreditsFunctionArn": "modamoda-reserve-credits",
+    "InvokeInferenceFunctionArn": "modamoda-invoke-inference",
+    "CaptureCreditsFunctionArn": "modamoda-capture-credits",
+    "ReleaseCreditsFunctionArn": "modamoda-release-credits",
+}
+
+log = logging.getLogger("modamoda.local.lambda")
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes powertools reads from the real Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    timeout_ms: int = 900_000
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return function_arn(self.function_name)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+@dataclass(frozen=True)
+class Invocation:
+    function: str
+    payload: Any
+    error_type: str | None
+    seconds: float
+
+
+class LocalLambda:
+    """Calls handlers in-process; records every invocation (tests and the demo's per-stage timings read it)."""
+
+    def __init__(self, functions: dict[str, str] | None = None) -> None:
+        self._paths = dict(functions or FUNCTIONS)
+        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
+        self._lock = threading.Lock()
+        self.invocations: list[Invocation] = []
+        self.faults: dict[str, Callable[[Any], None]] = {}  # function → hook run before the handler (tests)
+
+    def handler(self, name: str) -> Callable[[Any, Any], Any]:
+        with self._lock:
+            if name not in self._handlers:
+                if name not in self._paths:
+                    raise KeyError(f"no local Lambda function named {name!r}")
+                module_name, attr = self._paths[name].rsplit(".", 1)
+                self._handlers[name] = getattr(importlib.import_module(module_name), attr)
+            return self._handlers[name]
+
+    def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
+        """Run the handler; returns (payload, error_type) like the Lambda service's synchronous invoke."""
+        import time
+
+        started = time.perf_counter()
+        error_type: str | None = None
+        try:
+            fault = self.faults.get(name)
+            if fault is not None:
+                fault(event)
+            result = self.handler(name)(event, LambdaContext(function_name=name))
+        except Exception as exc:  # the Lambda runtime turns any exception into a function error
+            error_type = type(exc).__name__
+            result = {
+                "errorType": error_type,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }
+            log.info("function %s failed: %s: %s", name, error_type, exc)
+        with self._lock:
+            self.invocations.append(Invocation(name, event, error_type, time.perf_counter() - started))
+        return result, error_type
+
+    # botocore hook: short-circuits lambda.Invoke before any HTTP request is made.
+    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        name = params["url_path"].split("/")[3]
+        name = name.rsplit(":", 1)[-1] if name.startswith("arn:") else name
+        body = params.get("body") or b"{}"
+        event = json.loads(body.decode() if isinstance(body, bytes) else body)
+        result, error_type = self.invoke(name, event)
+        raw = json.dumps(result, default=str).encode()
+        parsed: dict[str, Any] = {
+            "StatusCode": 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": StreamingBody(io.BytesIO(raw), len(raw)),
+            "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0},
+        }
+        if error_type:
+            parsed["FunctionError"] = "Unhandled"
+        return AWSResponse(function_arn(name), 200, {}, None), parsed
+
+    def install(self, session: boto3.Session | None = None) -> None:
+        session = session or _default_session()
+        session.events.register("before-call.lambda.Invoke", self._before_call, unique_id="modamoda-local-lambda")
+
+    def uninstall(self, session: boto3.Session | None = None) -> None:
+        session = session or _default_session()
+        session.events.unregister("before-call.lambda.Invoke", unique_id="modamoda-local-lambda")
+
+
+def _default_session() -> boto3.Session:
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    return boto3.DEFAULT_SESSION

@@ -1,0 +1,407 @@
+"""The whole Modamoda flow on one machine: PostgreSQL from pgserver, AWS emulated in-process by moto, the
+project's handlers as in-process Lambdas, the state machine file on moto's ASL interpreter, the inference
+container's HTTP server on localhost behind the SageMaker async adapter, and an event pump standing in for the
+Lambda event-source mappings (SQS → start-workflow, SNS → notifier).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+ASL_FILE = ROOT / "statemachines" / "job.asl.json"
+if str(ROOT / "inference_container") not in sys.path:  # the container's code, run natively
+    sys.path.insert(0, str(ROOT / "inference_container"))
+
+from local.lambda_runtime import ACCOUNT, ASL_SUBSTITUTIONS, REGION, LocalLambda, function_arn  # noqa: E402
+
+log = logging.getLogger("modamoda.local")
+
+UPLOAD_BUCKET = "modamoda-local-uploads"
+RESULTS_BUCKET = "modamoda-local-results"
+ENDPOINT_NAME = "modamoda-local-inference"
+STATE_MACHINE_NAME = "modamoda-local-job"
+
+
+@dataclass
+class LocalSettings:
+    inference_timeout_seconds: int = 600
+    container_port: int = 0
+    api_port: int = 0
+    engines: tuple[str, ...] = ("studio",)
+    log_level: str = "WARNING"
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    pump_interval_seconds: float = 0.05
+
+
+def substitute(definition: str, values: dict[str, str]) -> str:
+    """What CDK's ``definition_substitutions`` does to the file: replace ``${Name}`` placeholders."""
+    missing = set(re.findall(r"\$\{(\w+)\}", definition)) - set(values)
+    if missing:
+        raise ValueError(f"state machine placeholders without values: {sorted(missing)}")
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], definition)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.marks[name] = time.perf_counter() - started
+
+
+class LocalStack:
+    """Start with ``with LocalStack() as stack:``; everything stops and is cleaned up on exit."""
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        self.timer = Timer()
+        self.lambdas = LocalLambda()
+        self._saved_env: dict[str, str | None] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._tmp: Path | None = None
+        self._pg: Any = None
+        self._mock: Any = None
+        self.pump_errors: list[str] = []
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _setenv(self, **values: str) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def start(self) -> None:
+        from moto import mock_aws
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="mm-"))
+        self._setenv(
+            AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",  # noqa: S106 - moto's fake credentials
+            POWERTOOLS_SERVICE_NAME="modamoda", POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL=self.settings.log_level,
+            MOTO_ALLOW_NONEXISTENT_REGION="false",
+        )
+        with self.timer.stage("aws"):
+            self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+            self._mock.start()
+            boto3.setup_default_session(region_name=REGION)
+            self.session = boto3.DEFAULT_SESSION
+            assert self.session is not None
+            self._make_aws_resources()
+        with self.timer.stage("postgres"):
+            self._start_database()
+        from functions.common import aws, db
+        from functions.common.observability import logger
+
+        logger.setLevel(self.settings.log_level)
+        aws.reset()
+        db.reset()
+        with self.timer.stage("migrations"):
+            db.apply_migrations(db.connection())
+        self._setenv(
+            UPLOAD_BUCKET=UPLOAD_BUCKET, RESULTS_BUCKET=RESULTS_BUCKET, STATE_MACHINE_ARN=self.state_machine_arn,
+            INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
+            INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
+        )
+        self.lambdas.install(self.session)
+        with self.timer.stage("inference_container"):
+            self._start_container()
+        with self.timer.stage("api"):
+            self._start_api()
+        self._start_pump()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for closer in ("api", "endpoint", "container"):
+            obj = getattr(self, closer, None)
+            if obj is None:
+                continue
+            try:
+                if closer == "api":
+                    obj.stop()
+                elif closer == "endpoint":
+                    obj.uninstall(self.session)
+                    obj.shutdown()
+                else:
+                    obj.shutdown()
+                    obj.server_close()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("stopping %s: %s", closer, exc)
+        if hasattr(self, "session") and self.session is not None:
+            try:
+                self.lambdas.uninstall(self.session)
+            except Exception as exc:
+                log.debug("uninstall: %s", exc)
+        try:
+            from functions.common import aws, db
+
+            db.reset()
+            aws.reset()
+        except Exception as exc:
+            log.debug("reset: %s", exc)
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    # ---- pieces ------------------------------------------------------------------------------------------------
+
+    def _start_database(self) -> None:
+        url = self.settings.database_url
+        if url:  # an external PostgreSQL given by DATABASE_URL: use a fresh schema-less database as is
+            self._setenv(DATABASE_URL=url)
+            return
+        import pgserver
+
+        assert self._tmp is not None
+        self._pg = pgserver.get_server(self._tmp / "pg", cleanup_mode="delete")
+        socket_dir = str(self._tmp / "pg")
+        # The cloud path: credentials from the Secrets Manager secret RDS generates (host, port, user, password).
+        secret = self.client("secretsmanager").create_secret(
+            Name="modamoda/local/database",
+            SecretString=json.dumps(
+                {"engine": "postgres", "host": socket_dir, "port": 5432, "username": "postgres",
+                 "password": "", "dbname": "postgres"}
+            ),
+        )
+        os.environ.pop("DATABASE_URL", None)
+        self._setenv(DB_SECRET_ARN=secret["ARN"], DB_SSLMODE="disable")
+        self._saved_env.setdefault("DATABASE_URL", None)
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+    def _make_aws_resources(self) -> None:
+        s3, sqs, events, sns = self.client("s3"), self.client("sqs"), self.client("events"), self.client("sns")
+        for bucket in (UPLOAD_BUCKET, RESULTS_BUCKET):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=UPLOAD_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_notification_configuration(
+            Bucket=UPLOAD_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+
+        def queue(name: str) -> tuple[str, str]:
+            dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            url = sqs.create_queue(
+                QueueName=name,
+                Attributes={"VisibilityTimeout": "2",
+                            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})},
+            )["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            return url, arn
+
+        self.start_queue_url, start_queue_arn = queue("modamoda-local-start")
+        events.put_rule(
+            Name="modamoda-local-upload-created",
+            EventPattern=json.dumps({
+                "source": ["aws.s3"], "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [UPLOAD_BUCKET]}, "object": {"key": [{"prefix": "uploads/"}]}},
+            }),
+        )
+        events.put_targets(Rule="modamoda-local-upload-created", Targets=[{"Id": "start", "Arn": start_queue_arn}])
+
+        self.notify_queue_url, notify_queue_arn = queue("modamoda-local-notify")
+        self.success_topic_arn = sns.create_topic(Name="modamoda-local-inference-success")["TopicArn"]
+        self.error_topic_arn = sns.create_topic(Name="modamoda-local-inference-error")["TopicArn"]
+        for topic in (self.success_topic_arn, self.error_topic_arn):
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notify_queue_arn)
+
+        cognito = self.client("cognito-idp")
+        self.user_pool_id = cognito.create_user_pool(
+            PoolName="modamoda-local", UsernameAttributes=["email"], AutoVerifiedAttributes=["email"],
+            Policies={"PasswordPolicy": {"MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True,
+                                         "RequireNumbers": True, "RequireSymbols": False}},
+        )["UserPool"]["Id"]
+        self.client_id = cognito.create_user_pool_client(
+            UserPoolId=self.user_pool_id, ClientName="modamoda-web", GenerateSecret=False,
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        )["UserPoolClient"]["ClientId"]
+
+        definition = substitute(
+            ASL_FILE.read_text(encoding="utf-8"), {k: function_arn(v) for k, v in ASL_SUBSTITUTIONS.items()}
+        )
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME, definition=definition, type="STANDARD",
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/modamoda-local-states",
+        )["stateMachineArn"]
+
+    def _start_container(self) -> None:
+        from modamoda_inference.engines import load_engines
+        from modamoda_inference.server import create_server
+
+        from local.sagemaker_async import AsyncEndpointConfig, LocalAsyncEndpoint
+
+        engines = load_engines(list(self.settings.engines), Path(os.environ.get("MODEL_DIR", "/opt/ml/model")))
+        self.container = create_server("127.0.0.1", self.settings.container_port, engines)
+        thread = threading.Thread(target=self.container.serve_forever, name="inference-container", daemon=True)
+        thread.start()
+        host, port = self.container.server_address[:2]
+        self.container_url = f"http://{host!s}:{port}"
+        self.endpoint = LocalAsyncEndpoint(AsyncEndpointConfig(
+            endpoint_name=ENDPOINT_NAME, container_url=self.container_url,
+            output_path=f"s3://{RESULTS_BUCKET}/inference/output", failure_path=f"s3://{RESULTS_BUCKET}/inference/failure",
+            success_topic_arn=self.success_topic_arn, error_topic_arn=self.error_topic_arn, region=REGION,
+        ))
+        self.endpoint.install(self.session)
+
+    def _start_api(self) -> None:
+        from local.gateway import JwtAuthorizer, LocalHttpApi, moto_cognito_jwks
+
+        authorizer = JwtAuthorizer(
+            issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{self.user_pool_id}",
+            audiences=[self.client_id], jwks=moto_cognito_jwks(),
+        )
+        self.api = LocalHttpApi(self.lambdas, authorizer, port=self.settings.api_port).start()
+        self.api_url = self.api.url
+
+    # ---- event pump: the Lambda event-source mappings -----------------------------------------------------------
+
+    def _start_pump(self) -> None:
+        for name, target in (("pump-start", self._pump_start_queue), ("pump-notify", self._pump_notify_queue)):
+            thread = threading.Thread(target=self._loop, args=(target,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, step: Callable[[], int]) -> None:
+        sqs = self.client("sqs")
+        self._sqs = sqs
+        while not self._stop.is_set():
+            try:
+                if step() == 0:
+                    self._stop.wait(self.settings.pump_interval_seconds)
+            except Exception as exc:  # keep pumping; surface the problem to tests and the demo
+                log.exception("event pump")
+                self.pump_errors.append(repr(exc))
+                self._stop.wait(0.5)
+
+    def _receive(self, queue_url: str) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        return messages
+
+    def _pump_start_queue(self) -> int:
+        sqs = self.client("sqs")
+        messages = self._receive(self.start_queue_url)
+        if not messages:
+            return 0
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:modamoda-local-start"
+        records = [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
+        } for m in messages]
+        result, error = self.lambdas.invoke("modamoda-start-workflow", {"Records": records})
+        failed = set() if not error else {r["messageId"] for r in records}
+        if not error:
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.start_queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return len(messages)
+
+    def _pump_notify_queue(self) -> int:
+        sqs = self.client("sqs")
+        messages = self._receive(self.notify_queue_url)
+        for m in messages:
+            envelope = json.loads(m["Body"])
+            event = {"Records": [{
+                "EventSource": "aws:sns", "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{envelope.get('TopicArn')}:local",
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"), "MessageId": envelope.get("MessageId"),
+                    "TopicArn": envelope.get("TopicArn"), "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"], "Timestamp": envelope.get("Timestamp"),
+                    "SignatureVersion": "1", "Signature": "local", "SigningCertUrl": "", "UnsubscribeUrl": "",
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }]}
+            _, error = self.lambdas.invoke("modamoda-notifier", event)
+            if not error:  # a failed delivery becomes visible again and is retried, then dead-lettered
+                sqs.delete_message(QueueUrl=self.notify_queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return len(messages)
+
+    # ---- helpers for the demo and tests -------------------------------------------------------------------------
+
+    def sign_up(self, email: str, password: str) -> dict[str, str]:
+        """Register and confirm a user (the e-mail code step is skipped locally) and sign in: Cognito tokens."""
+        cognito = self.client("cognito-idp")
+        cognito.sign_up(ClientId=self.client_id, Username=email, Password=password,
+                        UserAttributes=[{"Name": "email", "Value": email}])
+        cognito.admin_confirm_sign_up(UserPoolId=self.user_pool_id, Username=email)
+        return self.sign_in(email, password)
+
+    def sign_in(self, email: str, password: str) -> dict[str, str]:
+        result = self.client("cognito-idp").initiate_auth(
+            ClientId=self.client_id, AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": email, "PASSWORD": password},
+        )["AuthenticationResult"]
+        return {"access_token": result["AccessToken"], "id_token": result["IdToken"],
+                "refresh_token": result.get("RefreshToken", "")}
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until no execution runs, no inference is queued and the queues are drained."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]
+            busy = any(not f.done() for f in self.endpoint.futures)
+            queued = sum(
+                int(self.client("sqs").get_queue_attributes(
+                    QueueUrl=q, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+                )["Attributes"].get(a, 0))
+                for q in (self.start_queue_url, self.notify_queue_url)
+                for a in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+            )
+            if not running and not busy and queued == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the local stack did not become idle in time")

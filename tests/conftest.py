@@ -1,0 +1,89 @@
+"""Shared fixtures: a real PostgreSQL (pgserver, or DATABASE_URL if set) with a fresh database per test, and
+moto's in-process AWS with fake credentials."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+EVENTS = Path(__file__).parent / "events"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="mmpg-") as tmp:
+        server = pgserver.get_server(Path(tmp), cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new, migrated database for this test; DATABASE_URL points at it."""
+    from functions.common import db
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_server_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    monkeypatch.setenv("DATABASE_URL", url)
+    db.reset()
+    with psycopg.connect(url, autocommit=True) as conn:
+        db.apply_migrations(conn)
+    try:
+        yield url
+    finally:
+        db.reset()
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
+        yield connection
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def mocked_aws(aws_env: None) -> Iterator[None]:
+    import boto3
+    from moto import mock_aws
+
+    from functions.common import aws
+
+    with mock_aws():
+        boto3.setup_default_session(region_name="us-east-1")
+        aws.reset()
+        yield
+        aws.reset()
