@@ -12,6 +12,7 @@ import logging
 import threading
 import traceback
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,8 +124,8 @@ class LocalLambda:
 
     # botocore hook: short-circuits lambda.Invoke before any HTTP request is made.
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        name = params["url_path"].split("/")[3]
-        name = name.rsplit(":", 1)[-1] if name.startswith("arn:") else name
+        name = unquote(params["url_path"].split("/")[3])  # a name, or a URL-encoded ARN
+        name = name.split(":")[6] if name.startswith("arn:") else name
         body = params.get("body") or b"{}"
         event = json.loads(body.decode() if isinstance(body, bytes) else body)
         result, error_type = self.invoke(name, event)

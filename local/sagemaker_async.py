@@ -59,7 +59,7 @@ class LocalAsyncEndpoint:
         endpoint = params["url_path"].split("/")[2]
         if endpoint != self.config.endpoint_name:
             raise ValueError(f"no local async endpoint named {endpoint!r}")
-        inference_id = headers.get("x-amzn-sagemaker-inferenceid") or str(uuid.uuid4())
+        inference_id = headers.get("x-amzn-sagemaker-inference-id") or str(uuid.uuid4())
         input_location = headers["x-amzn-sagemaker-inputlocation"]
         content_type = headers.get("x-amzn-sagemaker-content-type", "application/json")
         output = f"{self.config.output_path.rstrip('/')}/{inference_id}.out"

@@ -106,6 +106,8 @@ class LocalStack:
     def start(self) -> None:
         from moto import mock_aws
 
+        logging.getLogger("moto").setLevel(logging.CRITICAL)  # the ASL interpreter logs every Fail state as ERROR
+
         self._tmp = Path(tempfile.mkdtemp(prefix="mm-"))
         self._setenv(
             AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="testing",

@@ -87,3 +87,32 @@ def mocked_aws(aws_env: None) -> Iterator[None]:
         aws.reset()
         yield
         aws.reset()
+
+
+def load_event(name: str, **replace: str) -> dict:
+    """A sample event from tests/events, with UPPERCASE placeholders (TENANT, JOB, ...) replaced."""
+    import json
+
+    text = (EVENTS / name).read_text(encoding="utf-8")
+    for key, value in replace.items():
+        text = text.replace(key, value)
+    return json.loads(text)
+
+
+class FakeLambdaContext:
+    function_name = "test-function"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id = "11111111-2222-3333-4444-555555555555"
+    function_version = "$LATEST"
+    log_group_name = "/aws/lambda/test"
+    log_stream_name = "test"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

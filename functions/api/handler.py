@@ -1,6 +1,5 @@
 """HTTP API (API Gateway HTTP API, Cognito JWT authorizer) for the PWA and machine clients."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

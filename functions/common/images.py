@@ -33,6 +33,8 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
             raise InputRejected("the file is not a recognised image", code="not_an_image") from exc
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputRejected(str(exc), code="too_many_pixels") from exc
+        except (OSError, SyntaxError, ValueError) as exc:  # a recognised header cut short or corrupt
+            raise InputRejected(f"the image data is truncated or corrupt: {exc}", code="truncated_image") from exc
         with image:
             fmt = image.format or "unknown"
             if fmt not in ALLOWED_FORMATS:

@@ -1,0 +1,204 @@
+"""The GPU inference: the container image, a SageMaker asynchronous endpoint, its SNS topics and auto scaling.
+
+The endpoint scales to zero when idle: target tracking on ``ApproximateBacklogSizePerInstance`` keeps the
+backlog per instance near the target and may remove every instance; while there are zero instances that metric
+has no data, so a step-scaling policy driven by ``HasBacklogWithoutCapacity`` brings the first instance back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.config import INFERENCE_CONTAINER_DIR
+from infra.storage import INFERENCE_FAILURE_PREFIX, INFERENCE_OUTPUT_PREFIX, INFERENCE_PREFIX, Storage
+
+VARIANT_NAME = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+@dataclass(frozen=True)
+class InferenceProps:
+    storage: Storage
+    endpoint_name: str
+    instance_type: str = "ml.g5.xlarge"
+    max_instances: int = 2
+    backlog_per_instance_target: float = 2
+    container_environment: dict[str, str] = field(default_factory=dict)
+
+
+class Inference(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: InferenceProps) -> None:
+        super().__init__(scope, construct_id)
+        storage = props.storage
+        self.endpoint_name = props.endpoint_name
+        self.endpoint_arn = Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=props.endpoint_name
+        )
+
+        # Declared at synth, built and pushed by the CDK CLI at deploy time (SageMaker hosts run x86_64 GPUs).
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(INFERENCE_CONTAINER_DIR),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            exclude=["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"],
+        )
+
+        self.success_topic = sns.Topic(self, "SuccessTopic", enforce_ssl=True)
+        self.error_topic = sns.Topic(self, "ErrorTopic", enforce_ssl=True)
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker async endpoint: pull the image, read inputs, write outputs, notify",
+        )
+        self.image.repository.grant_pull(self.role)
+        storage.uploads.grant_read(self.role)
+        storage.results.grant_read_write(self.role, f"{INFERENCE_PREFIX}*")
+        self.success_topic.grant_publish(self.role)
+        self.error_topic.grant_publish(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}},
+            )
+        )
+
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=self.image.image_uri,
+                environment=props.container_environment or None,
+            ),
+        )
+        model.node.add_dependency(self.role)
+
+        results_uri = f"s3://{storage.results.bucket_name}"
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    model_name=model.attr_model_name,
+                    instance_type=props.instance_type,
+                    initial_instance_count=1,
+                    initial_variant_weight=1,
+                )
+            ],
+            async_inference_config=sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+                client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+                    max_concurrent_invocations_per_instance=1
+                ),
+                output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+                    s3_output_path=f"{results_uri}/{INFERENCE_OUTPUT_PREFIX}",
+                    s3_failure_path=f"{results_uri}/{INFERENCE_FAILURE_PREFIX}",
+                    notification_config=sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                        success_topic=self.success_topic.topic_arn,
+                        error_topic=self.error_topic.topic_arn,
+                    ),
+                ),
+            ),
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=props.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+
+        self._add_auto_scaling(props)
+
+    def _add_auto_scaling(self, props: InferenceProps) -> None:
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{props.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension=SCALABLE_DIMENSION,
+            min_capacity=0,
+            max_capacity=props.max_instances,
+        )
+        target.node.add_dependency(self.endpoint)
+        # SageMaker variants scale through Application Auto Scaling's service-linked role, which it creates on
+        # first use; a role of our own would be ignored, so do not create one.
+        cfn_target = target.node.default_child
+        assert isinstance(cfn_target, appscaling.CfnScalableTarget)
+        cfn_target.add_property_deletion_override("RoleARN")
+        target.node.try_remove_child("Role")
+
+        dimensions = {"EndpointName": props.endpoint_name}
+        target.scale_to_track_metric(
+            "BacklogPerInstance",
+            target_value=props.backlog_per_instance_target,
+            custom_metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="ApproximateBacklogSizePerInstance",
+                dimensions_map=dimensions,
+                statistic="Average",
+                period=Duration.minutes(1),
+            ),
+            scale_in_cooldown=Duration.minutes(10),
+            scale_out_cooldown=Duration.minutes(2),
+        )
+
+        scale_from_zero = appscaling.StepScalingAction(
+            self,
+            "ScaleOutFromZero",
+            scaling_target=target,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=Duration.minutes(2),
+            metric_aggregation_type=appscaling.MetricAggregationType.AVERAGE,
+        )
+        scale_from_zero.add_adjustment(adjustment=1, lower_bound=0)
+        self.backlog_without_capacity_alarm = cloudwatch.Alarm(
+            self,
+            "HasBacklogWithoutCapacityAlarm",
+            alarm_description="Requests are queued while the endpoint has no instance: start one",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="HasBacklogWithoutCapacity",
+                dimensions_map=dimensions,
+                statistic="Average",
+                period=Duration.minutes(1),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.backlog_without_capacity_alarm.add_alarm_action(
+            cw_actions.ApplicationScalingAction(scale_from_zero)
+        )

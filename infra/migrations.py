@@ -1,0 +1,67 @@
+"""Schema migrations on deploy: a custom resource runs ``functions.migrate`` whenever the SQL files change."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.config import MIGRATIONS_DIR
+from infra.database import Database
+from infra.lambdas import LambdaPackaging
+
+
+def migrations_hash(directory: Path = MIGRATIONS_DIR) -> str:
+    """A digest of the SQL migrations: a change re-runs the migration custom resource on the next deploy."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.sql")):
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationsProps:
+    database: Database
+    packaging: LambdaPackaging
+
+
+class Migrations(Construct):
+    """Applies ``functions/common/migrations/*.sql`` (idempotently, in the migrate handler) on deploy."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: MigrationsProps) -> None:
+        super().__init__(scope, construct_id)
+        self.function = props.packaging.function(
+            self,
+            "Migrate",
+            handler="functions.migrate.handler.lambda_handler",
+            timeout=Duration.minutes(5),  # includes resuming a paused Aurora cluster
+        )
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function,
+            log_group=logs.LogGroup(
+                self,
+                "ProviderLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+        )
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type="Custom::ModamodaMigrations",
+            properties={"MigrationsHash": migrations_hash()},
+        )
+        # The writer instance and the secret (with its host attached) must exist before the migrator connects.
+        self.resource.node.add_dependency(props.database.cluster)
+        self.resource.node.add_dependency(props.database.secret)

@@ -1,0 +1,60 @@
+"""Upload validation by content: every bad input gets its own clear code."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import pytest
+from PIL import Image
+
+from functions.common.errors import InputRejected
+from functions.common.images import inspect
+
+
+def encoded(fmt: str, size: tuple[int, int] = (200, 300), mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, 128).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_allowed_formats_pass(fmt: str) -> None:
+    info = inspect(encoded(fmt), 50_000_000)
+    assert (info.format, info.width, info.height) == (fmt, 200, 300)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"%PDF-1.7 not an image at all", "not_an_image"),
+        (b"", "not_an_image"),
+        (encoded("GIF"), "unsupported_format"),
+        (encoded("BMP"), "unsupported_format"),
+        (encoded("JPEG")[:400], "truncated_image"),
+        (encoded("PNG", (2000, 2000))[:300], "truncated_image"),
+        (encoded("PNG", (30, 30)), "too_small"),
+    ],
+)
+def test_bad_inputs_are_rejected_with_a_code(data: bytes, code: str) -> None:
+    with pytest.raises(InputRejected) as raised:
+        inspect(data, 50_000_000)
+    assert raised.value.code == code
+
+
+def test_pixel_budget_is_enforced_before_decoding() -> None:
+    with pytest.raises(InputRejected) as raised:
+        inspect(encoded("PNG", (1000, 1000)), max_pixels=500_000)
+    assert raised.value.code == "too_many_pixels"
+
+
+def test_decompression_bomb_is_refused() -> None:
+    # A PNG header declaring 100k x 100k pixels in a few hundred bytes.
+    bomb = encoded("PNG", (64, 64), mode="1")
+    ihdr = bomb.index(b"IHDR")
+    patched = bytearray(bomb)
+    patched[ihdr + 4 : ihdr + 12] = (100_000).to_bytes(4, "big") * 2
+    patched[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(patched[ihdr : ihdr + 17])).to_bytes(4, "big")
+    with pytest.raises(InputRejected) as raised:
+        inspect(bytes(patched), 50_000_000)
+    assert raised.value.code == "too_many_pixels"

@@ -1,0 +1,481 @@
+"""The synthesised CloudFormation template has the shape of the design: synthesised once, bundling skipped."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+import infra  # noqa: F401  (quiet jsii's Node version banner before aws_cdk starts it)
+from infra.config import STATE_MACHINE_FILE
+from infra.migrations import migrations_hash
+from infra.pipeline import TASK_HANDLERS, substitution_key
+from tests.infra.synthesis import Synth
+
+pytestmark = pytest.mark.synth
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+EXPECTED_HANDLERS = {
+    "functions.api.handler.lambda_handler",
+    "functions.start_workflow.handler.lambda_handler",
+    "functions.validate_input.handler.lambda_handler",
+    "functions.reserve_credits.handler.lambda_handler",
+    "functions.invoke_inference.handler.lambda_handler",
+    "functions.capture_credits.handler.lambda_handler",
+    "functions.release_credits.handler.lambda_handler",
+    "functions.notifier.handler.lambda_handler",
+    "functions.migrate.handler.lambda_handler",
+}
+
+
+def test_stack_is_named_after_the_stage(synth: Synth) -> None:
+    assert synth.template["Outputs"].keys() >= {
+        "ApiUrl",
+        "UserPoolId",
+        "UserPoolClientId",
+        "UploadsBucketName",
+        "ResultsBucketName",
+        "StateMachineArn",
+        "InferenceEndpointName",
+    }
+    assert synth.template["Outputs"]["InferenceEndpointName"]["Value"] == "modamoda-dev-inference"
+
+
+# ---- storage -----------------------------------------------------------------------------------------------
+
+
+def _bucket_ids(synth: Synth) -> dict[str, str]:
+    buckets = synth.of_type("AWS::S3::Bucket")
+    assert len(buckets) == 2
+    by_name = {}
+    for lid in buckets:
+        name = "uploads" if "Uploads" in lid else "results" if "Results" in lid else lid
+        by_name[name] = lid
+    assert by_name.keys() == {"uploads", "results"}
+    return by_name
+
+
+def test_buckets_are_private_encrypted_and_tls_only(synth: Synth) -> None:
+    policies = {
+        res["Properties"]["Bucket"]["Ref"]: res["Properties"]["PolicyDocument"]["Statement"]
+        for res in synth.of_type("AWS::S3::BucketPolicy").values()
+    }
+    for lid in _bucket_ids(synth).values():
+        props = synth.resources[lid]["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        denies = [s for s in policies[lid] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies), lid
+        assert any("s3:TlsVersion" in s["Condition"].get("NumericLessThan", {}) for s in denies), lid
+
+
+def test_uploads_bucket_is_versioned_emits_events_and_accepts_browser_posts(synth: Synth) -> None:
+    props = synth.resources[_bucket_ids(synth)["uploads"]]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    cors = props["CorsConfiguration"]["CorsRules"][0]
+    assert "POST" in cors["AllowedMethods"]
+    assert cors["AllowedOrigins"] == ["http://localhost:5173"]
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["AbortIncompleteMultipartUploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 1
+    }
+    assert "NoncurrentVersionExpiration" in rules["ExpireNoncurrentVersions"]
+    (_, notifications) = synth.one("Custom::S3BucketNotifications")
+    assert notifications["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+    assert notifications["Properties"]["BucketName"] == {"Ref": _bucket_ids(synth)["uploads"]}
+
+
+def test_results_bucket_expires_inference_io(synth: Synth) -> None:
+    props = synth.resources[_bucket_ids(synth)["results"]]["Properties"]
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireInferenceIO"]["Prefix"] == "inference/"
+    assert rules["ExpireInferenceIO"]["ExpirationInDays"] >= 1
+
+
+def test_dev_stack_is_disposable(synth: Synth) -> None:
+    for lid in _bucket_ids(synth).values():
+        assert synth.resources[lid]["DeletionPolicy"] == "Delete"
+    assert len(synth.of_type("Custom::S3AutoDeleteObjects")) == 2
+    (_, cluster) = synth.one("AWS::RDS::DBCluster")
+    assert cluster["Properties"]["DeletionProtection"] is False
+
+
+# ---- database ----------------------------------------------------------------------------------------------
+
+
+def test_aurora_serverless_v2_postgres_16_encrypted_with_generated_secret(synth: Synth) -> None:
+    (_, cluster) = synth.one("AWS::RDS::DBCluster")
+    props = cluster["Properties"]
+    assert props["Engine"] == "aurora-postgresql"
+    assert str(props["EngineVersion"]).startswith("16.")
+    assert props["StorageEncrypted"] is True
+    assert props["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
+    assert props["BackupRetentionPeriod"] >= 1
+    (_, writer) = synth.one("AWS::RDS::DBInstance")
+    assert writer["Properties"]["DBInstanceClass"] == "db.serverless"
+    (secret_id, secret) = synth.one("AWS::SecretsManager::Secret")
+    template = json.loads(secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
+    assert template["dbname"] == "modamoda"
+    (_, attachment) = synth.one("AWS::SecretsManager::SecretTargetAttachment")
+    assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
+
+
+def test_migrations_run_through_a_custom_resource_keyed_by_the_sql_files(synth: Synth) -> None:
+    (_, resource) = synth.one("Custom::ModamodaMigrations")
+    assert resource["Properties"]["MigrationsHash"] == migrations_hash()
+    assert len(resource["Properties"]["MigrationsHash"]) == 64
+
+
+# ---- Lambda functions --------------------------------------------------------------------------------------
+
+
+def test_every_function_is_python312_arm64_traced_with_the_shared_layer(synth: Synth) -> None:
+    functions = synth.functions()
+    assert set(functions) == EXPECTED_HANDLERS
+    (layer_id, layer) = synth.one("AWS::Lambda::LayerVersion")
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    code_keys = set()
+    for handler, props in functions.items():
+        assert props["Runtime"] == "python3.12", handler
+        assert props["Architectures"] == ["arm64"], handler
+        assert props["TracingConfig"] == {"Mode": "Active"}, handler
+        assert props["Layers"] == [{"Ref": layer_id}], handler
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "modamoda", handler
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Modamoda", handler
+        assert env["LOG_LEVEL"] == "INFO", handler
+        assert "DB_SECRET_ARN" in env, handler
+        assert "DB_HOST" in env, handler
+        assert props["VpcConfig"]["SubnetIds"], handler
+        assert props["LoggingConfig"]["LogGroup"], handler
+        code_keys.add(props["Code"]["S3Key"])
+    assert len(code_keys) == 1, "all functions share one code asset"
+
+
+def test_code_asset_is_the_functions_package_only(synth: Synth) -> None:
+    (key,) = {props["Code"]["S3Key"] for props in synth.functions().values()}
+    asset_dir = synth.outdir / f"asset.{key.removesuffix('.zip')}"
+    files = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file()}
+    assert "functions/api/handler.py" in files
+    assert "functions/__init__.py" in files
+    assert all(f.startswith("functions/") for f in files), sorted(
+        f for f in files if not f.startswith("functions/")
+    )
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert "functions/requirements.txt" not in files
+
+
+def test_function_environments(synth: Synth) -> None:
+    functions = synth.functions()
+
+    def env(handler: str) -> dict[str, Any]:
+        return dict(functions[f"functions.{handler}.handler.lambda_handler"]["Environment"]["Variables"])
+
+    api = env("api")
+    assert api["UPLOAD_MAX_BYTES"] == "26214400"
+    assert api["UPLOAD_URL_TTL_SECONDS"] == "300"
+    assert api["RESULT_URL_TTL_SECONDS"] == "900"
+    assert api["SIGNUP_GRANT_CREDITS"] == "10"
+    assert {"UPLOAD_BUCKET", "RESULTS_BUCKET"} <= api.keys()
+    start = env("start_workflow")
+    assert start["INFERENCE_TIMEOUT_SECONDS"] == "3600"
+    (state_machine_id, _) = synth.one("AWS::StepFunctions::StateMachine")
+    assert start["STATE_MACHINE_ARN"] == {"Ref": state_machine_id}
+    assert {"UPLOAD_BUCKET", "UPLOAD_MAX_BYTES"} <= env("validate_input").keys()
+    invoke = env("invoke_inference")
+    assert invoke["INFERENCE_ENDPOINT_NAME"] == "modamoda-dev-inference"
+    assert {"RESULTS_BUCKET", "INFERENCE_TIMEOUT_SECONDS"} <= invoke.keys()
+    assert "RESULTS_BUCKET" in env("capture_credits")
+    assert "RESULTS_BUCKET" in env("notifier")
+
+
+def test_function_permissions(synth: Synth) -> None:
+    invoke = "functions.invoke_inference.handler.lambda_handler"
+    assert "sagemaker:InvokeEndpointAsync" in synth.allowed_actions(invoke)
+    (sagemaker_statement,) = [
+        s for s in synth.policy_statements(invoke) if s["Action"] == "sagemaker:InvokeEndpointAsync"
+    ]
+    assert "endpoint/modamoda-dev-inference" in json.dumps(sagemaker_statement["Resource"])
+    assert "s3:PutObject" in synth.allowed_actions(invoke)
+    notifier = "functions.notifier.handler.lambda_handler"
+    assert {"states:SendTaskSuccess", "states:SendTaskFailure"} <= synth.allowed_actions(notifier)
+    start = "functions.start_workflow.handler.lambda_handler"
+    assert "states:StartExecution" in synth.allowed_actions(start)
+    for handler in EXPECTED_HANDLERS:
+        assert "secretsmanager:GetSecretValue" in synth.allowed_actions(handler), handler
+
+
+# ---- workflow ----------------------------------------------------------------------------------------------
+
+
+def _render(value: Any) -> str:
+    """A CloudFormation value as comparable text: literal strings stay, intrinsics become stable tokens."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref":
+            return f"<<Ref:{arg}>>"
+        if name == "Fn::GetAtt":
+            return f"<<GetAtt:{'.'.join(arg) if isinstance(arg, list) else arg}>>"
+        if name == "Fn::Join":
+            separator, parts = arg
+            return str(separator).join(_render(part) for part in parts)
+        if name == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            return PLACEHOLDER.sub(
+                lambda m: (
+                    _render(variables[m.group(1)]) if m.group(1) in variables else f"<<Ref:{m.group(1)}>>"
+                ),
+                text,
+            )
+    raise AssertionError(f"unexpected CloudFormation value {value!r}")
+
+
+def deployed_definition(synth: Synth, props: dict[str, Any]) -> str:
+    """The definition Step Functions runs: inline (DefinitionString) or the S3 asset, then substitutions."""
+    if "DefinitionString" in props:
+        text = _render(props["DefinitionString"])
+    else:
+        key = props["DefinitionS3Location"]["Key"]
+        text = (synth.outdir / f"asset.{key}").read_text(encoding="utf-8")
+    substitutions = {name: _render(value) for name, value in props.get("DefinitionSubstitutions", {}).items()}
+    return PLACEHOLDER.sub(lambda m: substitutions.get(m.group(1), m.group(0)), text)
+
+
+def test_state_machine_is_standard_traced_and_logs_errors(synth: Synth) -> None:
+    (_, state_machine) = synth.one("AWS::StepFunctions::StateMachine")
+    props = state_machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ERROR"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_deployed_definition_is_the_asl_file(synth: Synth) -> None:
+    (_, state_machine) = synth.one("AWS::StepFunctions::StateMachine")
+    props = state_machine["Properties"]
+    source = STATE_MACHINE_FILE.read_text(encoding="utf-8")
+    placeholders = set(PLACEHOLDER.findall(source))
+    # Every ${...} in the file is substituted at deploy and nothing else is.
+    assert placeholders == set(props["DefinitionSubstitutions"])
+    expected_arns = {
+        substitution_key(task): f"<<GetAtt:{synth.function_id(handler)}.Arn>>"
+        for task, handler in TASK_HANDLERS.items()
+    }
+    assert placeholders <= expected_arns.keys(), placeholders - expected_arns.keys()
+    expected = json.loads(PLACEHOLDER.sub(lambda m: expected_arns[m.group(1)], source))
+    deployed = deployed_definition(synth, props)
+    assert "${" not in deployed
+    assert json.loads(deployed) == expected
+
+
+def test_state_machine_may_invoke_each_task_function(synth: Synth) -> None:
+    (_, state_machine) = synth.one("AWS::StepFunctions::StateMachine")
+    role = state_machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for res in synth.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role} in res["Properties"]["Roles"]
+        for s in res["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    invokable = json.dumps([s["Resource"] for s in statements if s["Action"] == "lambda:InvokeFunction"])
+    for handler in TASK_HANDLERS.values():
+        assert synth.function_id(handler) in invokable, handler
+
+
+def test_uploads_reach_start_workflow_through_eventbridge_and_sqs(synth: Synth) -> None:
+    (_, rule) = synth.one("AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": _bucket_ids(synth)["uploads"]}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
+    queue_id = rule["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    queue = synth.resources[queue_id]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    start = synth.functions()["functions.start_workflow.handler.lambda_handler"]
+    assert queue["VisibilityTimeout"] >= 6 * start["Timeout"]
+
+    (_, mapping) = synth.one("AWS::Lambda::EventSourceMapping")
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == 10
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert props["FunctionName"] == {"Ref": start["LogicalId"]}
+
+    queue_policies = [
+        res["Properties"]
+        for res in synth.of_type("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in res["Properties"]["Queues"]
+    ]
+    statements = [s for policy in queue_policies for s in policy["PolicyDocument"]["Statement"]]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+# ---- inference ---------------------------------------------------------------------------------------------
+
+
+def test_async_endpoint_writes_to_results_and_notifies_through_sns(synth: Synth) -> None:
+    (_, config) = synth.one("AWS::SageMaker::EndpointConfig")
+    props = config["Properties"]
+    output = props["AsyncInferenceConfig"]["OutputConfig"]
+    topics = synth.of_type("AWS::SNS::Topic")
+    success = output["NotificationConfig"]["SuccessTopic"]["Ref"]
+    error = output["NotificationConfig"]["ErrorTopic"]["Ref"]
+    assert {success, error} == set(topics)
+    assert "Success" in success
+    assert "Error" in error
+    results = _bucket_ids(synth)["results"]
+    assert _render(output["S3OutputPath"]) == f"s3://<<Ref:{results}>>/inference/output/"
+    assert _render(output["S3FailurePath"]) == f"s3://<<Ref:{results}>>/inference/failure/"
+    assert props["AsyncInferenceConfig"]["ClientConfig"]["MaxConcurrentInvocationsPerInstance"] == 1
+    (variant,) = props["ProductionVariants"]
+    assert variant["VariantName"] == "AllTraffic"
+    assert variant["InstanceType"] == "ml.g5.xlarge"
+    assert variant["InitialInstanceCount"] == 1
+    (_, endpoint) = synth.one("AWS::SageMaker::Endpoint")
+    assert endpoint["Properties"]["EndpointName"] == "modamoda-dev-inference"
+    (_, model) = synth.one("AWS::SageMaker::Model")
+    image = _render(model["Properties"]["PrimaryContainer"]["Image"])
+    assert "cdk-hnb659fds-container-assets" in image
+    for topic in topics.values():
+        assert "KmsMasterKeyId" not in topic["Properties"]
+    topic_policies = [
+        s
+        for p in synth.of_type("AWS::SNS::TopicPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert sum(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in topic_policies) == 2
+
+
+def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
+    (target_id, target) = synth.one("AWS::ApplicationAutoScaling::ScalableTarget")
+    props = target["Properties"]
+    assert props["ServiceNamespace"] == "sagemaker"
+    assert props["ResourceId"] == "endpoint/modamoda-dev-inference/variant/AllTraffic"
+    assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert props["MinCapacity"] == 0
+    assert props["MaxCapacity"] == 2
+
+    policies = {
+        res["Properties"]["PolicyType"]: (lid, res["Properties"])
+        for lid, res in synth.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").items()
+    }
+    assert set(policies) == {"TargetTrackingScaling", "StepScaling"}
+    tracking = policies["TargetTrackingScaling"][1]
+    assert tracking["ScalingTargetId"] == {"Ref": target_id}
+    metric = tracking["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
+    assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
+    assert metric["Namespace"] == "AWS/SageMaker"
+    assert metric["Statistic"] == "Average"
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": "modamoda-dev-inference"}]
+
+    step_id, step = policies["StepScaling"]
+    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+    ]
+    alarms = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "HasBacklogWithoutCapacity"
+    ]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Namespace"] == "AWS/SageMaker"
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "modamoda-dev-inference"}]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": step_id}]
+
+
+def test_notifier_is_subscribed_to_both_topics_with_a_dead_letter_queue(synth: Synth) -> None:
+    notifier = synth.function_id("functions.notifier.handler.lambda_handler")
+    subscriptions = list(synth.of_type("AWS::SNS::Subscription").values())
+    assert {s["Properties"]["TopicArn"]["Ref"] for s in subscriptions} == set(
+        synth.of_type("AWS::SNS::Topic")
+    )
+    for subscription in subscriptions:
+        props = subscription["Properties"]
+        assert props["Protocol"] == "lambda"
+        assert props["Endpoint"] == {"Fn::GetAtt": [notifier, "Arn"]}
+        assert "deadLetterTargetArn" in props["RedrivePolicy"]
+    permissions = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "sns.amazonaws.com"
+    ]
+    assert len(permissions) == 2
+
+
+# ---- API ---------------------------------------------------------------------------------------------------
+
+
+def test_http_api_uses_a_cognito_jwt_authorizer(synth: Synth) -> None:
+    (authorizer_id, authorizer) = synth.one("AWS::ApiGatewayV2::Authorizer")
+    props = authorizer["Properties"]
+    (pool_id, pool) = synth.one("AWS::Cognito::UserPool")
+    (client_id, client) = synth.one("AWS::Cognito::UserPoolClient")
+    assert props["AuthorizerType"] == "JWT"
+    assert props["JwtConfiguration"]["Issuer"] == {"Fn::GetAtt": [pool_id, "ProviderURL"]}
+    assert props["JwtConfiguration"]["Audience"] == [{"Ref": client_id}]
+
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in synth.of_type("AWS::ApiGatewayV2::Route").values()
+    }
+    assert routes["GET /v1/health"]["AuthorizationType"] == "NONE"
+    protected = {key: route for key, route in routes.items() if key.endswith(" /v1/{proxy+}")}
+    assert {key.split()[0] for key in protected} >= {"GET", "POST", "PUT", "DELETE"}
+    assert "OPTIONS /v1/{proxy+}" not in routes  # preflights are answered by the API's CORS configuration
+    for route in protected.values():
+        assert route["AuthorizationType"] == "JWT"
+        assert route["AuthorizerId"] == {"Ref": authorizer_id}
+
+    (_, api) = synth.one("AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["CorsConfiguration"]["AllowOrigins"] == ["http://localhost:5173"]
+    (_, stage) = synth.one("AWS::ApiGatewayV2::Stage")
+    assert stage["Properties"]["StageName"] == "$default"
+    assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+    assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
+
+    pool_props = pool["Properties"]
+    assert pool_props["UsernameAttributes"] == ["email"]
+    assert pool_props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is False
+    assert pool_props["MfaConfiguration"] == "OPTIONAL"
+    assert pool_props["Policies"]["PasswordPolicy"]["MinimumLength"] >= 12
+    client_props = client["Properties"]
+    assert client_props["GenerateSecret"] is False
+    assert client_props["AllowedOAuthFlows"] == ["code"]
+    assert set(client_props["ExplicitAuthFlows"]) >= {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"}
+    scopes = set(map(_render, client_props["AllowedOAuthScopes"]))
+    assert {"openid", "email"} <= scopes
+    assert any(scope.endswith("/api") for scope in scopes)
+
+
+# ---- whole template ----------------------------------------------------------------------------------------
+
+
+def test_template_passes_cfn_lint(synth: Synth) -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(
+        json.dumps(synth.template),
+        # W3005 (redundant DependsOn) is how CDK orders a function after its role's policy.
+        config=ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=["W3005"]),
+    )
+    assert not matches, "\n".join(f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches)
