@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt in
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv demo test lint format synth clean
+.PHONY: venv demo test lint format synth deploy clean
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -34,9 +34,14 @@ format: venv
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# Offline synthesis (no asset bundling). `make deploy` builds the arm64 dependency layer (pip, from PyPI) first.
 synth: venv
 	@command -v node >/dev/null 2>&1 || { echo "node is required for CDK synthesis"; exit 1; }
-	$(PY) -m infra.synth
+	$(PY) -m infra.synth $(or $(SYNTH_ARGS),--no-bundling)
+
+deploy: venv
+	$(PY) -m infra.synth --bundling -c stage=$(or $(STAGE),dev)
+	npx --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening $(CDK_ARGS)
 
 clean:
 	rm -rf $(VENV) cdk.out out .pytest_cache .mypy_cache .ruff_cache

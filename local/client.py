@@ -10,8 +10,14 @@ from typing import Any
 import requests
 
 FINAL = frozenset({"succeeded", "failed", "rejected"})
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-                 ".tif": "image/tiff", ".tiff": "image/tiff"}
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
 
 
 class ApiError(RuntimeError):
@@ -27,8 +33,13 @@ class ApiClient:
     timeout: float = 30.0
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.base_url}{path}", timeout=self.timeout,
-                                    headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+        response = requests.request(
+            method,
+            f"{self.base_url}{path}",
+            timeout=self.timeout,
+            headers={"Authorization": f"Bearer {self.token}"},
+            **kwargs,
+        )
         body = response.json() if response.content else None
         if response.status_code >= 400:
             raise ApiError(response.status_code, body, f"{method} {path}")
@@ -40,14 +51,27 @@ class ApiClient:
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/v1/jobs/{job_id}"))
 
-    def upload(self, filename: str, data: bytes, content_type: str, mode: str = "ghost",
-               options: dict[str, Any] | None = None) -> str:
+    def upload(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str,
+        mode: str = "ghost",
+        options: dict[str, Any] | None = None,
+    ) -> str:
         """Create the job and upload its photo; returns the job id (processing starts on the S3 event)."""
-        created = self.request("POST", "/v1/uploads", json={
-            "filename": filename, "content_type": content_type, "mode": mode, "options": options or {}})
+        created = self.request(
+            "POST",
+            "/v1/uploads",
+            json={"filename": filename, "content_type": content_type, "mode": mode, "options": options or {}},
+        )
         post = created["upload"]
-        response = requests.post(post["url"], data=post["fields"], files={"file": (filename, data, content_type)},
-                                 timeout=max(self.timeout, 60))
+        response = requests.post(
+            post["url"],
+            data=post["fields"],
+            files={"file": (filename, data, content_type)},
+            timeout=max(self.timeout, 60),
+        )
         if response.status_code not in (200, 201, 204):
             raise ApiError(response.status_code, response.text[:500], f"upload {filename}")
         return str(created["job_id"])

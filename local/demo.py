@@ -9,6 +9,7 @@ result is downloaded to out/.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -27,7 +28,7 @@ STAGES = ("awaiting_upload", "queued", "validated", "processing", "succeeded")
 def stage_seconds(stages: dict[str, str]) -> dict[str, float]:
     """Seconds from each stage to the next, from the job's first-reached timestamps."""
     times = [(s, datetime.fromisoformat(stages[s].replace("Z", "+00:00"))) for s in STAGES if s in stages]
-    return {b: (tb - ta).total_seconds() for (_, ta), (b, tb) in zip(times, times[1:], strict=False)}
+    return {b: (tb - ta).total_seconds() for (_, ta), (b, tb) in itertools.pairwise(times)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
         options = {"preset": args.preset, "background": args.background, "output_format": "png"}
         submitted: dict[str, tuple[Path, float]] = {}
         for path in samples:
-            job_id = client.upload(path.name, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()], "ghost", options)
+            job_id = client.upload(
+                path.name, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()], "ghost", options
+            )
             submitted[job_id] = (path, time.perf_counter())
-        print(f"  uploaded {len(submitted)} sample photo(s) by pre-signed POST; S3 events start the state machine")
+        print(
+            f"  uploaded {len(submitted)} sample photo(s) by pre-signed POST; S3 events start the state machine"
+        )
         results: dict[str, tuple[dict[str, Any], float]] = {}
         deadline = time.monotonic() + args.timeout
         while len(results) < len(submitted) and time.monotonic() < deadline:
@@ -70,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         for job_id, (path, _) in sorted(submitted.items(), key=lambda kv: kv[1][0].name):
             if job_id not in results:
                 failures += 1
-                print(f"  {job_id:36}  {path.name[:22]:22} {'timeout':9} {'-':>5}  not final after {args.timeout:.0f}s")
+                print(
+                    f"  {job_id:36}  {path.name[:22]:22} {'timeout':9} {'-':>5}  not final after {args.timeout:.0f}s"
+                )
                 continue
             job, seconds = results[job_id]
             if job["status"] == "succeeded":
@@ -93,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default=str(ROOT / "out"))
     parser.add_argument("--samples", default=str(SAMPLES))
     parser.add_argument("--email", default="demo@modamoda.example")
@@ -105,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # EMF off locally
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+    )
     return run(args)
 
 

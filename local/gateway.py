@@ -33,7 +33,13 @@ def moto_cognito_jwks() -> dict[str, Any]:
 class JwtAuthorizer:
     """API Gateway JWT authorizer rules: RS256 signature by a JWKS key, issuer, audience/client_id, expiry."""
 
-    def __init__(self, issuer: str, audiences: list[str], jwks: dict[str, Any], required_scopes: list[str] | None = None):
+    def __init__(
+        self,
+        issuer: str,
+        audiences: list[str],
+        jwks: dict[str, Any],
+        required_scopes: list[str] | None = None,
+    ):
         self.issuer = issuer
         self.audiences = set(audiences)
         self.required_scopes = required_scopes or []
@@ -47,7 +53,10 @@ class JwtAuthorizer:
             header = jwt.get_unverified_header(token)
             key = self._keys[header.get("kid", "")]
             claims: dict[str, Any] = jwt.decode(
-                token, key=key, algorithms=["RS256"], issuer=self.issuer,
+                token,
+                key=key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
                 options={"verify_aud": False, "require": ["exp", "iat", "iss", "sub"]},
             )
         except (jwt.PyJWTError, KeyError) as exc:
@@ -61,14 +70,24 @@ class JwtAuthorizer:
         return claims
 
 
-def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes,
-                claims: dict[str, Any] | None, source_ip: str) -> dict[str, Any]:
+def build_event(
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    claims: dict[str, Any] | None,
+    source_ip: str,
+) -> dict[str, Any]:
     parts = urlsplit(raw_path)
     query: dict[str, str] = {}
     for k, v in parse_qsl(parts.query, keep_blank_values=True):
         query[k] = f"{query[k]},{v}" if k in query else v
     now = time.time()
-    is_text = body == b"" or "json" in headers.get("content-type", "") or headers.get("content-type", "").startswith("text/")
+    is_text = (
+        body == b""
+        or "json" in headers.get("content-type", "")
+        or headers.get("content-type", "").startswith("text/")
+    )
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
@@ -80,8 +99,13 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
             "apiId": "local",
             "domainName": headers.get("host", "localhost"),
             "domainPrefix": "local",
-            "http": {"method": method, "path": parts.path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": headers.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": "$default",
             "stage": "$default",
@@ -96,17 +120,33 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
     if claims is not None:
         # API Gateway hands claims to the integration as strings.
         event["requestContext"]["authorizer"] = {
-            "jwt": {"claims": {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, list | dict) else str(v)
-                               for k, v in claims.items()},
-                    "scopes": str(claims.get("scope", "")).split() or None}
+            "jwt": {
+                "claims": {
+                    k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, list | dict) else str(v)
+                    for k, v in claims.items()
+                },
+                "scopes": str(claims.get("scope", "")).split() or None,
+            }
         }
     return event
 
 
 class LocalHttpApi:
-    def __init__(self, lambdas: LocalLambda, authorizer: JwtAuthorizer, function: str = "modamoda-api",
-                 host: str = "127.0.0.1", port: int = 0, cors_origin: str = "*") -> None:
-        self.lambdas, self.authorizer, self.function, self.cors_origin = lambdas, authorizer, function, cors_origin
+    def __init__(
+        self,
+        lambdas: LocalLambda,
+        authorizer: JwtAuthorizer,
+        function: str = "modamoda-api",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cors_origin: str = "*",
+    ) -> None:
+        self.lambdas, self.authorizer, self.function, self.cors_origin = (
+            lambdas,
+            authorizer,
+            function,
+            cors_origin,
+        )
         self.server = ThreadingHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-http-api", daemon=True)
@@ -124,9 +164,15 @@ class LocalHttpApi:
         self.server.shutdown()
         self.server.server_close()
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str) -> tuple[int, dict[str, str], bytes]:
-        cors = {"access-control-allow-origin": self.cors_origin, "access-control-allow-headers": "authorization,content-type",
-                "access-control-allow-methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS", "access-control-max-age": "600"}
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        cors = {
+            "access-control-allow-origin": self.cors_origin,
+            "access-control-allow-headers": "authorization,content-type",
+            "access-control-allow-methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
+            "access-control-max-age": "600",
+        }
         if method == "OPTIONS":
             return 204, cors, b""
         claims = None
@@ -135,7 +181,11 @@ class LocalHttpApi:
                 claims = self.authorizer.verify(headers.get("authorization"))
             except PermissionError as exc:
                 log.info("401 %s %s: %s", method, path, exc)
-                return 401, {**cors, "content-type": "application/json", "www-authenticate": "Bearer"}, b'{"message":"Unauthorized"}'
+                return (
+                    401,
+                    {**cors, "content-type": "application/json", "www-authenticate": "Bearer"},
+                    b'{"message":"Unauthorized"}',
+                )
         event = build_event(method, path, headers, body, claims, source_ip)
         result, error = self.lambdas.invoke(self.function, event)
         if error:
@@ -157,7 +207,9 @@ class LocalHttpApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, out_headers, data = api.handle(self.command, self.path, headers, body, self.client_address[0])
+                status, out_headers, data = api.handle(
+                    self.command, self.path, headers, body, self.client_address[0]
+                )
                 self.send_response(status)
                 for k, v in out_headers.items():
                     if k != "content-length":

@@ -12,10 +12,10 @@ import logging
 import threading
 import traceback
 import uuid
-from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse
@@ -123,7 +123,9 @@ class LocalLambda:
         return result, error_type
 
     # botocore hook: short-circuits lambda.Invoke before any HTTP request is made.
-    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _before_call(
+        self, model: Any, params: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]]:
         name = unquote(params["url_path"].split("/")[3])  # a name, or a URL-encoded ARN
         name = name.split(":")[6] if name.startswith("arn:") else name
         body = params.get("body") or b"{}"
@@ -142,7 +144,9 @@ class LocalLambda:
 
     def install(self, session: boto3.Session | None = None) -> None:
         session = session or _default_session()
-        session.events.register("before-call.lambda.Invoke", self._before_call, unique_id="modamoda-local-lambda")
+        session.events.register(
+            "before-call.lambda.Invoke", self._before_call, unique_id="modamoda-local-lambda"
+        )
 
     def uninstall(self, session: boto3.Session | None = None) -> None:
         session = session or _default_session()

@@ -54,7 +54,9 @@ class LocalAsyncEndpoint:
         self._lock = threading.Lock()
 
     # botocore hook for sagemaker-runtime InvokeEndpointAsync
-    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _before_call(
+        self, model: Any, params: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]]:
         headers = {k.lower(): v for k, v in params.get("headers", {}).items()}
         endpoint = params["url_path"].split("/")[2]
         if endpoint != self.config.endpoint_name:
@@ -67,7 +69,9 @@ class LocalAsyncEndpoint:
         received = _now()
         with self._lock:
             self.futures.append(
-                self._pool.submit(self._run, inference_id, input_location, content_type, output, failure, received)
+                self._pool.submit(
+                    self._run, inference_id, input_location, content_type, output, failure, received
+                )
             )
         parsed = {
             "InferenceId": inference_id,
@@ -77,8 +81,15 @@ class LocalAsyncEndpoint:
         }
         return AWSResponse(self.config.container_url, 202, {}, None), parsed
 
-    def _run(self, inference_id: str, input_location: str, content_type: str, output: str, failure: str,
-             received: str) -> str:
+    def _run(
+        self,
+        inference_id: str,
+        input_location: str,
+        content_type: str,
+        output: str,
+        failure: str,
+        received: str,
+    ) -> str:
         s3 = boto3.client("s3", region_name=self.config.region)
         sns = boto3.client("sns", region_name=self.config.region)
         request_parameters = {
@@ -100,7 +111,10 @@ class LocalAsyncEndpoint:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             if self.fail_with is not None:
                 status, text = self.fail_with
-                response_body, response_type = json.dumps({"error": {"code": "injected", "message": text}}).encode(), "application/json"
+                response_body, response_type = (
+                    json.dumps({"error": {"code": "injected", "message": text}}).encode(),
+                    "application/json",
+                )
             else:
                 response = requests.post(
                     f"{self.config.container_url}/invocations",
@@ -132,7 +146,7 @@ class LocalAsyncEndpoint:
                 **base,
                 "eventTime": _now(),
                 "invocationStatus": "Failed",
-                "failureReason": f"ClientError: Received {kind} error ({status}) from model with message \"{detail}\". "
+                "failureReason": f'ClientError: Received {kind} error ({status}) from model with message "{detail}". '
                 "See the SageMaker Endpoint logs in your account for more information.",
                 "responseParameters": {"contentType": response_type, "failureLocation": failure},
             }
@@ -143,11 +157,15 @@ class LocalAsyncEndpoint:
 
     def install(self, session: boto3.Session) -> None:
         session.events.register(
-            "before-call.sagemaker-runtime.InvokeEndpointAsync", self._before_call, unique_id="modamoda-local-sm"
+            "before-call.sagemaker-runtime.InvokeEndpointAsync",
+            self._before_call,
+            unique_id="modamoda-local-sm",
         )
 
     def uninstall(self, session: boto3.Session) -> None:
-        session.events.unregister("before-call.sagemaker-runtime.InvokeEndpointAsync", unique_id="modamoda-local-sm")
+        session.events.unregister(
+            "before-call.sagemaker-runtime.InvokeEndpointAsync", unique_id="modamoda-local-sm"
+        )
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -106,14 +106,21 @@ class LocalStack:
     def start(self) -> None:
         from moto import mock_aws
 
-        logging.getLogger("moto").setLevel(logging.CRITICAL)  # the ASL interpreter logs every Fail state as ERROR
+        logging.getLogger("moto").setLevel(
+            logging.CRITICAL
+        )  # the ASL interpreter logs every Fail state as ERROR
 
         self._tmp = Path(tempfile.mkdtemp(prefix="mm-"))
         self._setenv(
-            AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",  # noqa: S106 - moto's fake credentials
-            POWERTOOLS_SERVICE_NAME="modamoda", POWERTOOLS_TRACE_DISABLED="true",
-            POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL=self.settings.log_level,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's fake credentials
+            AWS_SESSION_TOKEN="testing",  # noqa: S106
+            POWERTOOLS_SERVICE_NAME="modamoda",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_DISABLED="true",
+            POWERTOOLS_LOG_LEVEL=self.settings.log_level,
             MOTO_ALLOW_NONEXISTENT_REGION="false",
         )
         with self.timer.stage("aws"):
@@ -134,7 +141,9 @@ class LocalStack:
         with self.timer.stage("migrations"):
             db.apply_migrations(db.connection())
         self._setenv(
-            UPLOAD_BUCKET=UPLOAD_BUCKET, RESULTS_BUCKET=RESULTS_BUCKET, STATE_MACHINE_ARN=self.state_machine_arn,
+            UPLOAD_BUCKET=UPLOAD_BUCKET,
+            RESULTS_BUCKET=RESULTS_BUCKET,
+            STATE_MACHINE_ARN=self.state_machine_arn,
             INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
         )
@@ -208,8 +217,14 @@ class LocalStack:
         secret = self.client("secretsmanager").create_secret(
             Name="modamoda/local/database",
             SecretString=json.dumps(
-                {"engine": "postgres", "host": socket_dir, "port": 5432, "username": "postgres",
-                 "password": "", "dbname": "postgres"}
+                {
+                    "engine": "postgres",
+                    "host": socket_dir,
+                    "port": 5432,
+                    "username": "postgres",
+                    "password": "",
+                    "dbname": "postgres",
+                }
             ),
         )
         os.environ.pop("DATABASE_URL", None)
@@ -217,10 +232,15 @@ class LocalStack:
         self._saved_env.setdefault("DATABASE_URL", None)
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return self.session.client(service, region_name=REGION)
 
     def _make_aws_resources(self) -> None:
-        s3, sqs, events, sns = self.client("s3"), self.client("sqs"), self.client("events"), self.client("sns")
+        s3, sqs, events, sns = (
+            self.client("s3"),
+            self.client("sqs"),
+            self.client("events"),
+            self.client("sns"),
+        )
         for bucket in (UPLOAD_BUCKET, RESULTS_BUCKET):
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=UPLOAD_BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -230,24 +250,38 @@ class LocalStack:
 
         def queue(name: str) -> tuple[str, str]:
             dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             url = sqs.create_queue(
                 QueueName=name,
-                Attributes={"VisibilityTimeout": "2",
-                            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})},
+                Attributes={
+                    "VisibilityTimeout": "2",
+                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                },
             )["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             return url, arn
 
         self.start_queue_url, start_queue_arn = queue("modamoda-local-start")
         events.put_rule(
             Name="modamoda-local-upload-created",
-            EventPattern=json.dumps({
-                "source": ["aws.s3"], "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [UPLOAD_BUCKET]}, "object": {"key": [{"prefix": "uploads/"}]}},
-            }),
+            EventPattern=json.dumps(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [UPLOAD_BUCKET]},
+                        "object": {"key": [{"prefix": "uploads/"}]},
+                    },
+                }
+            ),
         )
-        events.put_targets(Rule="modamoda-local-upload-created", Targets=[{"Id": "start", "Arn": start_queue_arn}])
+        events.put_targets(
+            Rule="modamoda-local-upload-created", Targets=[{"Id": "start", "Arn": start_queue_arn}]
+        )
 
         self.notify_queue_url, notify_queue_arn = queue("modamoda-local-notify")
         self.success_topic_arn = sns.create_topic(Name="modamoda-local-inference-success")["TopicArn"]
@@ -257,12 +291,23 @@ class LocalStack:
 
         cognito = self.client("cognito-idp")
         self.user_pool_id = cognito.create_user_pool(
-            PoolName="modamoda-local", UsernameAttributes=["email"], AutoVerifiedAttributes=["email"],
-            Policies={"PasswordPolicy": {"MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True,
-                                         "RequireNumbers": True, "RequireSymbols": False}},
+            PoolName="modamoda-local",
+            UsernameAttributes=["email"],
+            AutoVerifiedAttributes=["email"],
+            Policies={
+                "PasswordPolicy": {
+                    "MinimumLength": 12,
+                    "RequireUppercase": True,
+                    "RequireLowercase": True,
+                    "RequireNumbers": True,
+                    "RequireSymbols": False,
+                }
+            },
         )["UserPool"]["Id"]
         self.client_id = cognito.create_user_pool_client(
-            UserPoolId=self.user_pool_id, ClientName="modamoda-web", GenerateSecret=False,
+            UserPoolId=self.user_pool_id,
+            ClientName="modamoda-web",
+            GenerateSecret=False,
             ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
         )["UserPoolClient"]["ClientId"]
 
@@ -270,7 +315,9 @@ class LocalStack:
             ASL_FILE.read_text(encoding="utf-8"), {k: function_arn(v) for k, v in ASL_SUBSTITUTIONS.items()}
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=STATE_MACHINE_NAME, definition=definition, type="STANDARD",
+            name=STATE_MACHINE_NAME,
+            definition=definition,
+            type="STANDARD",
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/modamoda-local-states",
         )["stateMachineArn"]
 
@@ -280,17 +327,27 @@ class LocalStack:
 
         from local.sagemaker_async import AsyncEndpointConfig, LocalAsyncEndpoint
 
-        engines = load_engines(list(self.settings.engines), Path(os.environ.get("MODEL_DIR", "/opt/ml/model")))
+        engines = load_engines(
+            list(self.settings.engines), Path(os.environ.get("MODEL_DIR", "/opt/ml/model"))
+        )
         self.container = create_server("127.0.0.1", self.settings.container_port, engines)
-        thread = threading.Thread(target=self.container.serve_forever, name="inference-container", daemon=True)
+        thread = threading.Thread(
+            target=self.container.serve_forever, name="inference-container", daemon=True
+        )
         thread.start()
         host, port = self.container.server_address[:2]
         self.container_url = f"http://{host!s}:{port}"
-        self.endpoint = LocalAsyncEndpoint(AsyncEndpointConfig(
-            endpoint_name=ENDPOINT_NAME, container_url=self.container_url,
-            output_path=f"s3://{RESULTS_BUCKET}/inference/output", failure_path=f"s3://{RESULTS_BUCKET}/inference/failure",
-            success_topic_arn=self.success_topic_arn, error_topic_arn=self.error_topic_arn, region=REGION,
-        ))
+        self.endpoint = LocalAsyncEndpoint(
+            AsyncEndpointConfig(
+                endpoint_name=ENDPOINT_NAME,
+                container_url=self.container_url,
+                output_path=f"s3://{RESULTS_BUCKET}/inference/output",
+                failure_path=f"s3://{RESULTS_BUCKET}/inference/failure",
+                success_topic_arn=self.success_topic_arn,
+                error_topic_arn=self.error_topic_arn,
+                region=REGION,
+            )
+        )
         self.endpoint.install(self.session)
 
     def _start_api(self) -> None:
@@ -298,7 +355,8 @@ class LocalStack:
 
         authorizer = JwtAuthorizer(
             issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{self.user_pool_id}",
-            audiences=[self.client_id], jwks=moto_cognito_jwks(),
+            audiences=[self.client_id],
+            jwks=moto_cognito_jwks(),
         )
         self.api = LocalHttpApi(self.lambdas, authorizer, port=self.settings.api_port).start()
         self.api_url = self.api.url
@@ -306,7 +364,10 @@ class LocalStack:
     # ---- event pump: the Lambda event-source mappings -----------------------------------------------------------
 
     def _start_pump(self) -> None:
-        for name, target in (("pump-start", self._pump_start_queue), ("pump-notify", self._pump_notify_queue)):
+        for name, target in (
+            ("pump-start", self._pump_start_queue),
+            ("pump-notify", self._pump_notify_queue),
+        ):
             thread = threading.Thread(target=self._loop, args=(target,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -336,11 +397,20 @@ class LocalStack:
         if not messages:
             return 0
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:modamoda-local-start"
-        records = [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
-        } for m in messages]
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
         result, error = self.lambdas.invoke("modamoda-start-workflow", {"Records": records})
         failed = set() if not error else {r["messageId"] for r in records}
         if not error:
@@ -355,17 +425,28 @@ class LocalStack:
         messages = self._receive(self.notify_queue_url)
         for m in messages:
             envelope = json.loads(m["Body"])
-            event = {"Records": [{
-                "EventSource": "aws:sns", "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{envelope.get('TopicArn')}:local",
-                "Sns": {
-                    "Type": envelope.get("Type", "Notification"), "MessageId": envelope.get("MessageId"),
-                    "TopicArn": envelope.get("TopicArn"), "Subject": envelope.get("Subject"),
-                    "Message": envelope["Message"], "Timestamp": envelope.get("Timestamp"),
-                    "SignatureVersion": "1", "Signature": "local", "SigningCertUrl": "", "UnsubscribeUrl": "",
-                    "MessageAttributes": envelope.get("MessageAttributes", {}),
-                },
-            }]}
+            event = {
+                "Records": [
+                    {
+                        "EventSource": "aws:sns",
+                        "EventVersion": "1.0",
+                        "EventSubscriptionArn": f"{envelope.get('TopicArn')}:local",
+                        "Sns": {
+                            "Type": envelope.get("Type", "Notification"),
+                            "MessageId": envelope.get("MessageId"),
+                            "TopicArn": envelope.get("TopicArn"),
+                            "Subject": envelope.get("Subject"),
+                            "Message": envelope["Message"],
+                            "Timestamp": envelope.get("Timestamp"),
+                            "SignatureVersion": "1",
+                            "Signature": "local",
+                            "SigningCertUrl": "",
+                            "UnsubscribeUrl": "",
+                            "MessageAttributes": envelope.get("MessageAttributes", {}),
+                        },
+                    }
+                ]
+            }
             _, error = self.lambdas.invoke("modamoda-notifier", event)
             if not error:  # a failed delivery becomes visible again and is retried, then dead-lettered
                 sqs.delete_message(QueueUrl=self.notify_queue_url, ReceiptHandle=m["ReceiptHandle"])
@@ -376,30 +457,48 @@ class LocalStack:
     def sign_up(self, email: str, password: str) -> dict[str, str]:
         """Register and confirm a user (the e-mail code step is skipped locally) and sign in: Cognito tokens."""
         cognito = self.client("cognito-idp")
-        cognito.sign_up(ClientId=self.client_id, Username=email, Password=password,
-                        UserAttributes=[{"Name": "email", "Value": email}])
+        cognito.sign_up(
+            ClientId=self.client_id,
+            Username=email,
+            Password=password,
+            UserAttributes=[{"Name": "email", "Value": email}],
+        )
         cognito.admin_confirm_sign_up(UserPoolId=self.user_pool_id, Username=email)
         return self.sign_in(email, password)
 
     def sign_in(self, email: str, password: str) -> dict[str, str]:
         result = self.client("cognito-idp").initiate_auth(
-            ClientId=self.client_id, AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=self.client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": email, "PASSWORD": password},
         )["AuthenticationResult"]
-        return {"access_token": result["AccessToken"], "id_token": result["IdToken"],
-                "refresh_token": result.get("RefreshToken", "")}
+        return {
+            "access_token": result["AccessToken"],
+            "id_token": result["IdToken"],
+            "refresh_token": result.get("RefreshToken", ""),
+        }
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait until no execution runs, no inference is queued and the queues are drained."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]
+            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")[
+                "executions"
+            ]
             busy = any(not f.done() for f in self.endpoint.futures)
             queued = sum(
-                int(self.client("sqs").get_queue_attributes(
-                    QueueUrl=q, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-                )["Attributes"].get(a, 0))
+                int(
+                    self.client("sqs")
+                    .get_queue_attributes(
+                        QueueUrl=q,
+                        AttributeNames=[
+                            "ApproximateNumberOfMessages",
+                            "ApproximateNumberOfMessagesNotVisible",
+                        ],
+                    )["Attributes"]
+                    .get(a, 0)
+                )
                 for q in (self.start_queue_url, self.notify_queue_url)
                 for a in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
             )

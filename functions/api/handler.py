@@ -1,6 +1,5 @@
 """HTTP API (API Gateway HTTP API, Cognito JWT authorizer) for the PWA and machine clients."""
 
-
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -46,7 +45,8 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadR
 @app.get("/v1/jobs")
 @tracer.capture_method
 def list_jobs(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Annotated[str | None, Query(max_length=512)] = None
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobPage:
     return api_service.list_jobs(caller(), limit, cursor)
 
@@ -61,13 +61,19 @@ def get_job(job_id: str) -> JobView:
 def domain_error(error: ModamodaError) -> Response[dict[str, Any]]:
     if error.http_status >= 500:
         logger.exception("request failed")
-    return Response(status_code=error.http_status, content_type=content_types.APPLICATION_JSON, body=error.to_body())
+    return Response(
+        status_code=error.http_status, content_type=content_types.APPLICATION_JSON, body=error.to_body()
+    )
 
 
 @app.exception_handler(RequestValidationError)
 def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
     details = [
-        {"loc": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "message": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
         for e in error.errors()
     ]
     body = {"error": {"code": "validation_error", "message": "the request is not valid", "details": details}}

@@ -16,15 +16,21 @@ def identity(claims: dict[str, Any]) -> tenants.Identity:
         raise Unauthorized("an access token is required")
     email = claims.get("email") or claims.get("username")
     with db.transaction() as conn:
-        return tenants.ensure_user(conn, str(sub), email if isinstance(email, str) else None,
-                                   config.signup_grant_credits())
+        return tenants.ensure_user(
+            conn, str(sub), email if isinstance(email, str) else None, config.signup_grant_credits()
+        )
 
 
 def me(who: tenants.Identity) -> Me:
     with db.transaction() as conn:
         balance = credits.balance(conn, who.tenant_id)
-    return Me(user_id=who.user_id, email=who.email, tenant_id=who.tenant_id, tenant_kind=who.tenant_kind,
-              balance=balance)
+    return Me(
+        user_id=who.user_id,
+        email=who.email,
+        tenant_id=who.tenant_id,
+        tenant_kind=who.tenant_kind,
+        balance=balance,
+    )
 
 
 def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> UploadResponse:
@@ -47,7 +53,9 @@ def get_job(s3: Any, who: tenants.Identity, job_id: str) -> JobView:
     url = None
     if job["status"] == "succeeded" and job["result_key"]:
         name = f"{job['filename'].rsplit('.', 1)[0]}-{job['mode']}.{job['result_key'].rsplit('.', 1)[-1]}"
-        url = storage.presigned_get(s3, config.results_bucket(), job["result_key"], config.result_url_ttl_seconds(), name)
+        url = storage.presigned_get(
+            s3, config.results_bucket(), job["result_key"], config.result_url_ttl_seconds(), name
+        )
     return jobs.to_view(job, url)
 
 

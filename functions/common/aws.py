@@ -17,7 +17,7 @@ def client(service: str) -> Any:
     with _lock:
         found = _clients.get(service)
         if found is None:
-            found = _clients[service] = boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+            found = _clients[service] = boto3.client(service, config=_CONFIG)
         return found
 
 

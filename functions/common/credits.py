@@ -59,7 +59,8 @@ def grant(conn: Conn, tenant_id: str, amount: int, key: str, reason: str) -> boo
 
 def get_hold(conn: Conn, job_id: str, *, lock: bool = False) -> Hold | None:
     row = conn.execute(
-        "SELECT job_id, amount, status FROM holds WHERE job_id = %s" + (" FOR UPDATE" if lock else ""), (job_id,)
+        "SELECT job_id, amount, status FROM holds WHERE job_id = %s" + (" FOR UPDATE" if lock else ""),
+        (job_id,),
     ).fetchone()
     if row is None:
         return None
@@ -106,7 +107,9 @@ def capture(conn: Conn, job_id: str) -> Hold:
             (job_id,),
         ).fetchone()
         assert row is not None
-        _append(conn, str(row["tenant_id"]), "capture", 0, f"capture:{job_id}", job_id, {"spent": hold.amount})
+        _append(
+            conn, str(row["tenant_id"]), "capture", 0, f"capture:{job_id}", job_id, {"spent": hold.amount}
+        )
         return Hold(job_id, hold.amount, "captured")
 
 
@@ -128,6 +131,8 @@ def release(conn: Conn, job_id: str, reason: str) -> Hold:
 
 
 def ledger_sum(conn: Conn, tenant_id: str) -> int:
-    row = conn.execute("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger WHERE tenant_id = %s", (tenant_id,)).fetchone()
+    row = conn.execute(
+        "SELECT COALESCE(SUM(amount), 0) AS s FROM ledger WHERE tenant_id = %s", (tenant_id,)
+    ).fetchone()
     assert row is not None
     return int(row["s"])

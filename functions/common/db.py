@@ -106,15 +106,21 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
             " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {
-            row[0] if isinstance(row, tuple) else row["version"]: row[1] if isinstance(row, tuple) else row["checksum"]
+            row[0] if isinstance(row, tuple) else row["version"]: row[1]
+            if isinstance(row, tuple)
+            else row["checksum"]
             for row in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
         }
         for version, sql, checksum in _migration_files():
             if version in done:
                 if done[version] != checksum:
-                    raise ConfigError(f"migration {version} was changed after it was applied", code="migration_drift")
+                    raise ConfigError(
+                        f"migration {version} was changed after it was applied", code="migration_drift"
+                    )
                 continue
             conn.execute(sql)  # a whole file: several statements, no parameters
-            conn.execute("INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)", (version, checksum))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)", (version, checksum)
+            )
             applied.append(version)
     return applied

@@ -34,7 +34,9 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputRejected(str(exc), code="too_many_pixels") from exc
         except (OSError, SyntaxError, ValueError) as exc:  # a recognised header cut short or corrupt
-            raise InputRejected(f"the image data is truncated or corrupt: {exc}", code="truncated_image") from exc
+            raise InputRejected(
+                f"the image data is truncated or corrupt: {exc}", code="truncated_image"
+            ) from exc
         with image:
             fmt = image.format or "unknown"
             if fmt not in ALLOWED_FORMATS:
@@ -44,15 +46,20 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
                 )
             width, height = image.size
             if width < 64 or height < 64:
-                raise InputRejected(f"the image is {width}x{height}; at least 64x64 is needed", code="too_small")
+                raise InputRejected(
+                    f"the image is {width}x{height}; at least 64x64 is needed", code="too_small"
+                )
             if width * height > max_pixels:
                 raise InputRejected(
-                    f"the image has {width * height} pixels; the limit is {max_pixels}", code="too_many_pixels"
+                    f"the image has {width * height} pixels; the limit is {max_pixels}",
+                    code="too_many_pixels",
                 )
             try:
                 if fmt == "JPEG":
                     image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # fast full-file decode
                 image.load()
             except (OSError, SyntaxError, ValueError) as exc:
-                raise InputRejected(f"the image data is truncated or corrupt: {exc}", code="truncated_image") from exc
+                raise InputRejected(
+                    f"the image data is truncated or corrupt: {exc}", code="truncated_image"
+                ) from exc
             return ImageInfo(format=fmt, width=width, height=height)

@@ -40,7 +40,7 @@ def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> d
         "INSERT INTO jobs (id, tenant_id, mode, options, status, filename, source_bucket, source_key, stages)"
         " VALUES (%s, %s, %s, %s, 'awaiting_upload', %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
-        "                            'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))"
+        '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " RETURNING *",
         (job_id, tenant_id, request.mode, request.options.model_dump_json(), request.filename, bucket, key),
     ).fetchone()
@@ -60,7 +60,9 @@ def get(conn: Conn, tenant_id: str, job_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def list_page(conn: Conn, tenant_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+def list_page(
+    conn: Conn, tenant_id: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, keyset pagination on (created_at, id)."""
     params: list[Any] = [tenant_id]
     where = "tenant_id = %s"
@@ -87,13 +89,17 @@ def list_page(conn: Conn, tenant_id: str, limit: int, cursor: str | None) -> tup
 
 def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:
     """A job by id for the workflow (trusted system caller; the tenant comes from the job itself)."""
-    row = conn.execute("SELECT * FROM jobs WHERE id = %s" + (" FOR UPDATE" if lock else ""), (job_id,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM jobs WHERE id = %s" + (" FOR UPDATE" if lock else ""), (job_id,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"job {job_id} not found")
     return dict(row)
 
 
-def claim_upload(conn: Conn, job_id: str, tenant_id: str, version_id: str | None, execution_name: str) -> bool:
+def claim_upload(
+    conn: Conn, job_id: str, tenant_id: str, version_id: str | None, execution_name: str
+) -> bool:
     """Mark the job's upload received (``awaiting_upload → queued``) for this object version.
 
     Replays of the same version return True again (so a crashed start can be retried); a second, different
@@ -111,7 +117,9 @@ def claim_upload(conn: Conn, job_id: str, tenant_id: str, version_id: str | None
 
 
 def _now_text(conn: Conn) -> str:
-    row = conn.execute("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS t").fetchone()
+    row = conn.execute(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS t"
+    ).fetchone()
     assert row is not None
     return str(row["t"])
 
@@ -126,7 +134,9 @@ def transition(conn: Conn, job_id: str, status: str, **fields: Any) -> bool:
     if unknown:
         raise ValueError(f"cannot set job fields {sorted(unknown)}")
     sets = ["status = %(status)s", "updated_at = now()"]
-    sets.append("stages = stages || jsonb_build_object(%(status)s::text, COALESCE(stages->>%(status)s, %(now)s))")
+    sets.append(
+        "stages = stages || jsonb_build_object(%(status)s::text, COALESCE(stages->>%(status)s, %(now)s))"
+    )
     params: dict[str, Any] = {"status": status, "id": job_id, "final": list(_FINAL), "now": _now_text(conn)}
     for name, value in fields.items():
         sets.append(f"{name} = %({name})s")

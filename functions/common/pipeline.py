@@ -77,7 +77,9 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
     with db.transaction() as conn:
         job = jobs.load(conn, event.job_id)
     try:
-        data, size = storage.read_object(s3, event.bucket, event.key, event.version_id, config.upload_max_bytes())
+        data, size = storage.read_object(
+            s3, event.bucket, event.key, event.version_id, config.upload_max_bytes()
+        )
     except NotFound as exc:
         raise InputRejected(str(exc.message), code="upload_missing") from exc
     info = images.inspect(data, config.max_image_pixels())
@@ -137,7 +139,10 @@ def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dic
         InvocationTimeoutSeconds=min(event.timeout_seconds, 3600),
         RequestTTLSeconds=max(60, min(event.timeout_seconds, 21_600)),
     )
-    return {"inference_id": response.get("InferenceId", event.job_id), "output_location": response["OutputLocation"]}
+    return {
+        "inference_id": response.get("InferenceId", event.job_id),
+        "output_location": response["OutputLocation"],
+    }
 
 
 def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
@@ -164,7 +169,9 @@ def capture_credits(event: SettleInput) -> SettleResult:
         if hold.status == "captured":
             jobs.transition(conn, event.job_id, "succeeded")
         job = jobs.load(conn, event.job_id)
-    return SettleResult(job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"])
+    return SettleResult(
+        job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
+    )
 
 
 def release_credits(event: SettleInput) -> SettleResult:
@@ -175,7 +182,9 @@ def release_credits(event: SettleInput) -> SettleResult:
         if hold.status != "captured":  # a captured hold means the result was delivered: the job succeeded
             jobs.transition(conn, event.job_id, status, error_code=code, error_message=message[:1000])
         job = jobs.load(conn, event.job_id)
-    return SettleResult(job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"])
+    return SettleResult(
+        job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
+    )
 
 
 # ---- SageMaker async notification (SNS) → settle and resume the workflow --------------------------------------
@@ -204,7 +213,9 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
             if hold.status == "captured":
                 jobs.transition(conn, job_id, "succeeded", result_key=result_key)
         if hold.status != "captured":
-            logger.warning("late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status})
+            logger.warning(
+                "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}
+            )
         outcome = "succeeded" if hold.status == "captured" else "late"
         if token:
             _resume(sfn, token, success={"result_key": result_key, "output_location": output})
@@ -213,14 +224,18 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
     code = "inference_rejected" if "(4" in reason else "inference_failed"  # "Received client error (400) ..."
     cause = f"{code}: {reason}"
     release_credits(
-        SettleInput(job_id=job_id, tenant_id=str(job["tenant_id"]), error={"Error": "InferenceFailed", "Cause": cause})
+        SettleInput(
+            job_id=job_id, tenant_id=str(job["tenant_id"]), error={"Error": "InferenceFailed", "Cause": cause}
+        )
     )
     if token:
         _resume(sfn, token, failure=("InferenceFailed", cause))
     return "failed"
 
 
-def _resume(sfn: Any, token: str, *, success: dict[str, Any] | None = None, failure: tuple[str, str] | None = None) -> None:
+def _resume(
+    sfn: Any, token: str, *, success: dict[str, Any] | None = None, failure: tuple[str, str] | None = None
+) -> None:
     try:
         if failure is not None:
             sfn.send_task_failure(taskToken=token, error=failure[0], cause=failure[1][:32_000])

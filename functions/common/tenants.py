@@ -42,9 +42,14 @@ def ensure_user(conn: Conn, sub: str, email: str | None, welcome_credits: int) -
                 ).fetchone()
                 assert tenant is not None
                 conn.execute(
-                    "INSERT INTO users (sub, tenant_id, email) VALUES (%s, %s, %s)", (sub, tenant["id"], email)
+                    "INSERT INTO users (sub, tenant_id, email) VALUES (%s, %s, %s)",
+                    (sub, tenant["id"], email),
                 )
                 if welcome_credits > 0:
-                    credits.grant(conn, str(tenant["id"]), welcome_credits, f"welcome:{tenant['id']}", "welcome")
+                    credits.grant(
+                        conn, str(tenant["id"]), welcome_credits, f"welcome:{tenant['id']}", "welcome"
+                    )
                 row = {"sub": sub, "email": email, "tenant_id": tenant["id"], "kind": tenant["kind"]}
-    return Identity(user_id=row["sub"], email=row["email"], tenant_id=str(row["tenant_id"]), tenant_kind=row["kind"])
+    return Identity(
+        user_id=row["sub"], email=row["email"], tenant_id=str(row["tenant_id"]), tenant_kind=row["kind"]
+    )

@@ -15,4 +15,6 @@ from functions.common.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return pipeline.invoke_inference(aws.client("s3"), aws.client("sagemaker-runtime"), InvokeInput.model_validate(event))
+    return pipeline.invoke_inference(
+        aws.client("s3"), aws.client("sagemaker-runtime"), InvokeInput.model_validate(event)
+    )

@@ -25,4 +25,7 @@ def test_demo_produces_one_packshot_per_sample(tmp_path: Path, capsys: pytest.Ca
             assert image.size == (2000, 2000)
             assert image.getpixel((5, 5))[:3] == (255, 255, 255)  # clean white background
     printed = capsys.readouterr().out
-    assert f"credits: 10 before, {10 - len(samples)} after ({len(samples)} spent on {len(samples)} image(s))" in printed
+    assert (
+        f"credits: 10 before, {10 - len(samples)} after ({len(samples)} spent on {len(samples)} image(s))"
+        in printed
+    )

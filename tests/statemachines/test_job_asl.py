@@ -35,8 +35,9 @@ def fresh(stack: LocalStack) -> Iterator[LocalStack]:
 
 def garment_photo() -> bytes:
     image = Image.new("RGB", (480, 600), (214, 216, 219))
-    ImageDraw.Draw(image).polygon([(150, 120), (330, 120), (380, 200), (350, 520), (130, 520), (100, 200)],
-                                  fill=(30, 60, 140))
+    ImageDraw.Draw(image).polygon(
+        [(150, 120), (330, 120), (380, 200), (350, 520), (130, 520), (100, 200)], fill=(30, 60, 140)
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -49,8 +50,11 @@ def new_client(stack: LocalStack) -> ApiClient:
 
 def execution_for(stack: LocalStack, job_id: str) -> tuple[dict[str, Any], list[str]]:
     sfn = stack.client("stepfunctions")
-    found = [e for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
-             if e["name"].startswith(f"job-{job_id}-")]
+    found = [
+        e
+        for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+        if e["name"].startswith(f"job-{job_id}-")
+    ]
     assert len(found) == 1, found
     arn = found[0]["executionArn"]
     for _ in range(100):
@@ -65,7 +69,10 @@ def execution_for(stack: LocalStack, job_id: str) -> tuple[dict[str, Any], list[
 
 def ledger(tenant_id: str) -> tuple[list[str], int, int]:
     with db.transaction() as conn:
-        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant_id,))]
+        kinds = [
+            r["kind"]
+            for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant_id,))
+        ]
         return kinds, credits.balance(conn, tenant_id), credits.ledger_sum(conn, tenant_id)
 
 
@@ -83,8 +90,14 @@ def test_success_captures_credits(fresh: LocalStack) -> None:
     assert job["status"] == "succeeded", job
     described, entered = execution_for(fresh, job["id"])
     assert described["status"] == "SUCCEEDED"
-    assert entered == ["ValidateInput", "ReserveCredits", "RunInference", "CaptureCredits", "CheckCapture",
-                       "JobSucceeded"]
+    assert entered == [
+        "ValidateInput",
+        "ReserveCredits",
+        "RunInference",
+        "CaptureCredits",
+        "CheckCapture",
+        "JobSucceeded",
+    ]
     assert ledger(me["tenant_id"]) == (["grant", "reserve", "capture"], me["balance"] - 1, me["balance"] - 1)
     result = Image.open(io.BytesIO(client.download(job)))
     assert result.format == "PNG"
@@ -115,8 +128,9 @@ def test_on_model_without_weights_fails_clearly_and_costs_nothing(fresh: LocalSt
     assert ledger(me["tenant_id"])[1:] == (me["balance"], me["balance"])
 
 
-@pytest.mark.parametrize(("data", "code"), [(b"this is not an image", "not_an_image"),
-                                            (garment_photo()[:700], "truncated_image")])
+@pytest.mark.parametrize(
+    ("data", "code"), [(b"this is not an image", "not_an_image"), (garment_photo()[:700], "truncated_image")]
+)
 def test_bad_input_is_rejected_before_any_charge(fresh: LocalStack, data: bytes, code: str) -> None:
     client = new_client(fresh)
     me = client.me()
@@ -129,7 +143,9 @@ def test_bad_input_is_rejected_before_any_charge(fresh: LocalStack, data: bytes,
     assert ledger(me["tenant_id"]) == (["grant"], me["balance"], me["balance"])
 
 
-def test_insufficient_credits_rejects_without_charge(fresh: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_insufficient_credits_rejects_without_charge(
+    fresh: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SIGNUP_GRANT_CREDITS", "2")
     client = new_client(fresh)
     me = client.me()

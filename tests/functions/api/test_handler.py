@@ -28,8 +28,15 @@ def api_env(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch
     s3.create_bucket(Bucket=RESULTS)
 
 
-def call(method: str, path: str, *, sub: str = "user-a", body: Any = None, query: str = "",
-         claims: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+def call(
+    method: str,
+    path: str,
+    *,
+    sub: str = "user-a",
+    body: Any = None,
+    query: str = "",
+    claims: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
     event = copy.deepcopy(load_event("apigw_http_get_me.json"))
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
@@ -68,7 +75,9 @@ def test_missing_subject_is_unauthorized(api_env: None) -> None:
 
 def test_upload_is_a_presigned_post_for_the_tenant_prefix(api_env: None) -> None:
     _, me = call("GET", "/v1/me")
-    status, created = call("POST", "/v1/uploads", body={"filename": "../../My Shirt.JPG", "content_type": "image/jpeg"})
+    status, created = call(
+        "POST", "/v1/uploads", body={"filename": "../../My Shirt.JPG", "content_type": "image/jpeg"}
+    )
     assert status == 201
     fields = created["upload"]["fields"]
     assert fields["key"] == f"uploads/{me['tenant_id']}/{created['job_id']}/My_Shirt.JPG"
@@ -91,7 +100,9 @@ def test_upload_is_a_presigned_post_for_the_tenant_prefix(api_env: None) -> None
         {"filename": "///", "content_type": "image/jpeg"},
     ],
 )
-def test_bad_upload_requests_get_a_clear_error_and_create_nothing(api_env: None, body: dict[str, Any]) -> None:
+def test_bad_upload_requests_get_a_clear_error_and_create_nothing(
+    api_env: None, body: dict[str, Any]
+) -> None:
     status, error = call("POST", "/v1/uploads", body=body)
     assert status == 422
     assert error["error"]["code"] == "validation_error"
@@ -101,7 +112,9 @@ def test_bad_upload_requests_get_a_clear_error_and_create_nothing(api_env: None,
 
 
 def test_tenants_cannot_see_each_others_jobs(api_env: None) -> None:
-    _, created = call("POST", "/v1/uploads", sub="user-a", body={"filename": "a.jpg", "content_type": "image/jpeg"})
+    _, created = call(
+        "POST", "/v1/uploads", sub="user-a", body={"filename": "a.jpg", "content_type": "image/jpeg"}
+    )
     status, body = call("GET", f"/v1/jobs/{created['job_id']}", sub="user-b")
     assert status == 404
     assert body["error"]["code"] == "not_found"
@@ -112,8 +125,10 @@ def test_tenants_cannot_see_each_others_jobs(api_env: None) -> None:
 
 
 def test_job_list_paginates_newest_first(api_env: None) -> None:
-    ids = [call("POST", "/v1/uploads", body={"filename": f"{i}.jpg", "content_type": "image/jpeg"})[1]["job_id"]
-           for i in range(5)]
+    ids = [
+        call("POST", "/v1/uploads", body={"filename": f"{i}.jpg", "content_type": "image/jpeg"})[1]["job_id"]
+        for i in range(5)
+    ]
     seen: list[str] = []
     cursor = None
     while True:

@@ -49,9 +49,13 @@ def test_reserve_capture_once(conn: psycopg.Connection) -> None:
     assert credits.balance(conn, tenant) == 1
     assert credits.capture(conn, job).status == "captured"
     assert credits.capture(conn, job).status == "captured"
-    assert credits.release(conn, job, "late").status == "captured"  # a captured hold is never refunded by release
+    assert (
+        credits.release(conn, job, "late").status == "captured"
+    )  # a captured hold is never refunded by release
     assert credits.balance(conn, tenant) == 1
-    kinds = [r["kind"] for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant,))]
+    kinds = [
+        r["kind"] for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant,))
+    ]
     assert kinds == ["grant", "reserve", "capture"]
     assert_consistent(conn, tenant)
 

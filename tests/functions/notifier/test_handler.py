@@ -21,19 +21,28 @@ def job(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
     s3.create_bucket(Bucket=RESULTS)
     with db.transaction() as conn:
         who = ensure_user(conn, "sub-1", "a@example.com", 5)
-        row = jobs.create(conn, who.tenant_id, UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
-                          "modamoda-test-uploads")
+        row = jobs.create(
+            conn,
+            who.tenant_id,
+            UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
+            "modamoda-test-uploads",
+        )
         job_id = str(row["id"])
         jobs.transition(conn, job_id, "validated", cost=1)
         credits.reserve(conn, who.tenant_id, job_id, 1, 600)
         jobs.transition(conn, job_id, "processing", task_token="token-that-no-execution-waits-for")
-    s3.put_object(Bucket=RESULTS, Key=f"inference/output/{job_id}.out", Body=b"\x89PNG result", ContentType="image/png")
+    s3.put_object(
+        Bucket=RESULTS, Key=f"inference/output/{job_id}.out", Body=b"\x89PNG result", ContentType="image/png"
+    )
     return {"job": job_id, "tenant": who.tenant_id}
 
 
 def ledger_kinds(tenant: str) -> list[str]:
     with db.transaction() as conn:
-        return [r["kind"] for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant,))]
+        return [
+            r["kind"]
+            for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant,))
+        ]
 
 
 def state(job: dict[str, str]) -> tuple[str, int, int]:
@@ -48,7 +57,9 @@ def test_success_records_result_and_captures_once(job: dict[str, str]) -> None:
         assert handler.lambda_handler(event, FakeLambdaContext()) == {"outcomes": ["succeeded"]}
     assert state(job) == ("succeeded", 4, 4)
     assert ledger_kinds(job["tenant"]) == ["grant", "reserve", "capture"]
-    body = boto3.client("s3", region_name="us-east-1").get_object(Bucket=RESULTS, Key=f"results/{job['tenant']}/{job['job']}.png")
+    body = boto3.client("s3", region_name="us-east-1").get_object(
+        Bucket=RESULTS, Key=f"results/{job['tenant']}/{job['job']}.png"
+    )
     assert body["Body"].read() == b"\x89PNG result"
     assert body["ContentType"] == "image/png"
 
@@ -67,14 +78,18 @@ def test_failure_releases_once(job: dict[str, str]) -> None:
 
 def test_late_success_after_release_is_discarded(job: dict[str, str]) -> None:
     handler.lambda_handler(load_event("sns_async_inference_error.json", JOB=job["job"]), FakeLambdaContext())
-    outcome = handler.lambda_handler(load_event("sns_async_inference_success.json", JOB=job["job"]), FakeLambdaContext())
+    outcome = handler.lambda_handler(
+        load_event("sns_async_inference_success.json", JOB=job["job"]), FakeLambdaContext()
+    )
     assert outcome == {"outcomes": ["late"]}
     assert state(job) == ("failed", 5, 5)
     assert ledger_kinds(job["tenant"]) == ["grant", "reserve", "release"]
 
 
 def test_failure_after_success_changes_nothing(job: dict[str, str]) -> None:
-    handler.lambda_handler(load_event("sns_async_inference_success.json", JOB=job["job"]), FakeLambdaContext())
+    handler.lambda_handler(
+        load_event("sns_async_inference_success.json", JOB=job["job"]), FakeLambdaContext()
+    )
     handler.lambda_handler(load_event("sns_async_inference_error.json", JOB=job["job"]), FakeLambdaContext())
     assert state(job) == ("succeeded", 4, 4)
 

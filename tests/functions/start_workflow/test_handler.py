@@ -21,14 +21,19 @@ DEFINITION = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 
 @pytest.fixture
 def setup(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    arn = sfn.create_state_machine(name="job", definition=json.dumps(DEFINITION),
-                                   roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    arn = sfn.create_state_machine(
+        name="job", definition=json.dumps(DEFINITION), roleArn="arn:aws:iam::123456789012:role/x"
+    )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "900")
     with db.transaction() as conn:
         who = ensure_user(conn, "sub-1", "a@example.com", 5)
-        job = jobs.create(conn, who.tenant_id, UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
-                          "modamoda-test-uploads")
+        job = jobs.create(
+            conn,
+            who.tenant_id,
+            UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
+            "modamoda-test-uploads",
+        )
     return {"arn": arn, "tenant": who.tenant_id, "job": str(job["id"])}
 
 
@@ -45,7 +50,9 @@ def event_for(setup: dict[str, str], version: str | None = None, key: str | None
 
 
 def executions(arn: str) -> list[dict]:
-    return boto3.client("stepfunctions", region_name="us-east-1").list_executions(stateMachineArn=arn)["executions"]
+    return boto3.client("stepfunctions", region_name="us-east-1").list_executions(stateMachineArn=arn)[
+        "executions"
+    ]
 
 
 def test_upload_event_starts_one_execution_even_when_redelivered(setup: dict[str, str]) -> None:
@@ -57,7 +64,8 @@ def test_upload_event_starts_one_execution_even_when_redelivered(setup: dict[str
     assert started[0]["name"].startswith(f"job-{setup['job']}-")
     assert len(started[0]["name"]) <= 80
     execution = boto3.client("stepfunctions", region_name="us-east-1").describe_execution(
-        executionArn=started[0]["executionArn"])
+        executionArn=started[0]["executionArn"]
+    )
     payload = json.loads(execution["input"])
     assert payload["job_id"] == setup["job"]
     assert payload["tenant_id"] == setup["tenant"]
@@ -78,7 +86,9 @@ def test_objects_outside_the_upload_layout_are_ignored(setup: dict[str, str]) ->
     assert executions(setup["arn"]) == []
 
 
-def test_database_outage_reports_the_record_for_retry(setup: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_outage_reports_the_record_for_retry(
+    setup: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     db.reset()
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     # Every record failed: the whole batch goes back to the queue (and to its DLQ after maxReceiveCount).

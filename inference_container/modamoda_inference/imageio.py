@@ -1,0 +1,275 @@
+"""Safe decoding of untrusted input photos and clean encoding of results.
+
+Decoding: a format allow-list (JPEG, PNG, WebP, TIFF), a pixel limit with Pillow's decompression-bomb warning
+escalated to an error, a full ``load()`` so truncated files fail here and not later, EXIF orientation applied,
+and conversion to 8-bit RGB in sRGB (ICC profiles converted, CMYK / palette / 16-bit handled, transparency
+composited on white). Encoding: PNG, JPEG or WebP with no metadata at all (no EXIF, no ICC, no text chunks).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+
+from modamoda_inference.errors import InvalidImage
+
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF")
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_SIDE = 16
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error)
+_ZLIB_ERROR = zlib.error
+
+# Magic numbers of formats people send that we do not accept, to say which one it was.
+_KNOWN_UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"GIF8", "GIF"),
+    (0, b"BM", "BMP"),
+    (0, b"%PDF", "PDF"),
+    (0, b"8BPS", "PSD"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
+    (0, b"\xff\x0a", "JPEG XL"),
+    (0, b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (0, b"<svg", "SVG"),
+    (0, b"<?xml", "SVG/XML"),
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftyphevc", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypmsf1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+)
+
+
+def max_pixels_from_env() -> int:
+    """``MODAMODA_MAX_PIXELS`` (default 50 MP)."""
+    return int(os.environ.get("MODAMODA_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+# Pillow's own guard (warning above the limit, error above twice the limit) at our limit, process wide.
+Image.MAX_IMAGE_PIXELS = max_pixels_from_env()
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upright 8-bit sRGB RGB image plus what the source file was."""
+
+    image: Image.Image
+    source_format: str
+    source_mode: str
+    orientation: int
+    icc_converted: bool
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "format": self.source_format,
+            "mode": self.source_mode,
+            "width": self.image.width,
+            "height": self.image.height,
+            "orientation": self.orientation,
+            "icc_converted": self.icc_converted,
+        }
+
+
+def _supported_list() -> str:
+    return ", ".join("WebP" if f == "WEBP" else f for f in SUPPORTED_FORMATS)
+
+
+def _sniff_unsupported(data: bytes) -> str | None:
+    head = data[:32]
+    for offset, magic, name in _KNOWN_UNSUPPORTED:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def _unidentified_message(data: bytes) -> str:
+    name = _sniff_unsupported(data)
+    if name is not None:
+        return f"unsupported image format {name}; supported formats: {_supported_list()}"
+    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "the image file is corrupt: its header cannot be read"
+    return f"the input is not an image (or not one of the supported formats: {_supported_list()})"
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
+    """Decode untrusted bytes into an upright RGB sRGB image; every failure is :class:`InvalidImage`."""
+    limit = max_pixels_from_env() if max_pixels is None else max_pixels
+    if not data:
+        raise InvalidImage("the input is empty (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InvalidImage(f"the image is too large (decompression bomb guard): {exc}") from exc
+        except UnidentifiedImageError as exc:
+            raise InvalidImage(_unidentified_message(data)) from exc
+        except MemoryError:
+            raise
+        except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
+            raise InvalidImage(f"the image file is corrupt: {exc}") from exc
+
+        width, height = im.size
+        if width * height > limit:
+            raise InvalidImage(
+                f"the image is too large: {width}x{height} = {width * height / 1e6:.1f} MP, "
+                f"the limit is {limit / 1e6:.1f} MP"
+            )
+        if min(width, height) < MIN_SIDE:
+            raise InvalidImage(f"the image is too small: {width}x{height}, at least {MIN_SIDE} px a side")
+        source_format = str(im.format)
+        source_mode = im.mode
+        try:
+            im.seek(0)
+            im.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InvalidImage(f"the image is too large (decompression bomb guard): {exc}") from exc
+        except MemoryError:
+            raise
+        except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
+            raise InvalidImage(f"the image data is truncated or corrupt ({source_format}): {exc}") from exc
+
+    orientation = 1
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+        upright = ImageOps.exif_transpose(im)
+    except MemoryError:
+        raise
+    except Exception:  # a broken EXIF block must not sink an otherwise good photo
+        upright, orientation = im, 1
+    try:
+        rgb, icc_converted = _to_srgb(upright)
+    except MemoryError:
+        raise
+    except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
+        raise InvalidImage(f"the image cannot be converted to RGB (mode {source_mode}): {exc}") from exc
+    rgb.info = {}
+    return DecodedImage(
+        image=rgb,
+        source_format=source_format,
+        source_mode=source_mode,
+        orientation=orientation,
+        icc_converted=icc_converted,
+    )
+
+
+@lru_cache(maxsize=1)
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@lru_cache(maxsize=16)
+def _icc_transform(icc: bytes, in_mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A transform from the embedded profile to sRGB, or None when it is sRGB already or does not fit."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ValueError, TypeError):
+        return None
+    space = str(getattr(profile.profile, "xcolor_space", "")).strip().upper()
+    expected = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}.get(in_mode)
+    if expected is None or space != expected:
+        return None
+    description = str(getattr(profile.profile, "profile_description", "") or "")
+    if in_mode == "RGB" and description.lower().startswith("srgb"):
+        return None
+    try:
+        return ImageCms.buildTransform(
+            profile, _srgb_profile(), in_mode, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+
+
+def _high_bit_to_l(im: Image.Image) -> Image.Image:
+    arr = np.asarray(im)
+    if arr.dtype == np.uint16 or im.mode.startswith("I;16"):
+        out = (arr.astype(np.float32) / 257.0).round()
+    elif im.mode == "F":
+        f = arr.astype(np.float32)
+        out = f * 255.0 if float(np.nanmax(f)) <= 1.0 else f
+    else:  # "I": 32-bit integers, usually 16-bit data
+        out = arr.astype(np.float32) / 257.0 if int(arr.max()) > 255 else arr.astype(np.float32)
+    return Image.fromarray(np.nan_to_num(np.clip(out, 0, 255)).astype(np.uint8))
+
+
+def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
+    """Any Pillow mode → 8-bit RGB in sRGB, alpha composited on white. Returns (image, icc_converted)."""
+    icc = im.info.get("icc_profile")
+    mode = im.mode
+    alpha: Image.Image | None = None
+
+    if mode == "1":
+        im = im.convert("L")
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        im = _high_bit_to_l(im)
+    elif mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode in ("La", "RGBa"):
+        im = im.convert("LA" if mode == "La" else "RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        im = im.convert("RGBA" if "A" in mode else "RGB")
+
+    if im.mode in ("LA", "RGBA"):
+        alpha = im.getchannel("A")
+        im = im.convert("L" if im.mode == "LA" else "RGB")
+
+    icc_converted = False
+    transform = _icc_transform(icc, im.mode) if isinstance(icc, bytes) and icc else None
+    if transform is not None:
+        try:
+            im = ImageCms.applyTransform(im, transform) or im
+            icc_converted = True
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            icc_converted = False
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+
+    if alpha is not None:
+        a = np.asarray(alpha, dtype=np.float32)[..., None] / 255.0
+        if float(a.min()) < 1.0:
+            rgb = np.asarray(im, dtype=np.float32)
+            flat = rgb * a + 255.0 * (1.0 - a)
+            im = Image.fromarray(np.clip(flat + 0.5, 0, 255).astype(np.uint8))
+    return im, icc_converted
+
+
+def encode_image(image: Image.Image, output_format: str, quality: int = 92) -> bytes:
+    """Encode an RGB image as png / jpeg / webp with every metadata block stripped."""
+    fmt = output_format.lower()
+    if fmt not in CONTENT_TYPES:
+        raise ValueError(f"unsupported output format {output_format!r}")
+    clean = image if image.mode == "RGB" else image.convert("RGB")
+    clean = clean.copy()
+    clean.info = {}
+    buf = io.BytesIO()
+    if fmt == "png":
+        clean.save(buf, format="PNG", compress_level=3)
+    elif fmt == "jpeg":
+        clean.save(
+            buf,
+            format="JPEG",
+            quality=int(quality),
+            subsampling=0 if quality >= 90 else 2,
+            optimize=True,
+            progressive=True,
+        )
+    else:
+        clean.save(buf, format="WEBP", quality=int(quality), method=4)
+    return buf.getvalue()

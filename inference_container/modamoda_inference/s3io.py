@@ -1,0 +1,88 @@
+"""Read the input photo from S3 (the only place boto3 is used in the container).
+
+The client is created lazily with boto3's default configuration, so ``AWS_ENDPOINT_URL``, ``AWS_REGION`` and
+the usual credential chain apply; tests and the local runner may pass their own client.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from modamoda_inference.errors import InvalidImage, InvalidRequest, StorageError
+from modamoda_inference.schemas import parse_s3_uri
+
+DEFAULT_MAX_INPUT_BYTES = 100 * 1024 * 1024
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "404", "NotFound"})
+_BAD_ARGUMENT_CODES = frozenset({"InvalidArgument", "InvalidVersionId", "InvalidBucketName", "400"})
+
+
+def max_input_bytes_from_env() -> int:
+    return int(os.environ.get("MODAMODA_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES))
+
+
+class S3ImageSource:
+    """Fetches ``s3://bucket/key`` (optionally a given version) as bytes, with a size limit."""
+
+    def __init__(self, client: Any | None = None, *, max_bytes: int | None = None) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.max_bytes = max_input_bytes_from_env() if max_bytes is None else max_bytes
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    config = Config(
+                        retries={"mode": "standard", "max_attempts": 5},
+                        connect_timeout=10,
+                        read_timeout=60,
+                    )
+                    self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def fetch(self, uri: str, version_id: str | None = None) -> bytes:
+        """The object's bytes. Missing object → InvalidRequest; too big → InvalidImage; else StorageError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            bucket, key = parse_s3_uri(uri)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        where = f"{uri} (version {version_id})" if version_id else uri
+        kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            response = self.client.get_object(**kwargs)
+            length = int(response.get("ContentLength") or 0)
+            body = response["Body"]
+            try:
+                if length > self.max_bytes:
+                    raise InvalidImage(
+                        f"the input file is too large: {length / 1e6:.1f} MB, "
+                        f"the limit is {self.max_bytes / 1e6:.1f} MB"
+                    )
+                data = body.read(self.max_bytes + 1)
+            finally:
+                body.close()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in _MISSING_CODES:
+                raise InvalidRequest(f"the input object {where} does not exist") from exc
+            if code in _BAD_ARGUMENT_CODES:
+                raise InvalidRequest(
+                    f"the input object {where} cannot be read: {error.get('Message', code)}"
+                ) from exc
+            raise StorageError(f"cannot read {where} from S3: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {where} from S3: {exc}") from exc
+        if len(data) > self.max_bytes:
+            raise InvalidImage(f"the input file is too large: over {self.max_bytes / 1e6:.1f} MB")
+        return data
