@@ -159,17 +159,10 @@ class Inference(Construct):
         cfn_target.add_property_deletion_override("RoleARN")
         target.node.try_remove_child("Role")
 
-        dimensions = {"EndpointName": props.endpoint_name}
         target.scale_to_track_metric(
             "BacklogPerInstance",
             target_value=props.backlog_per_instance_target,
-            custom_metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="ApproximateBacklogSizePerInstance",
-                dimensions_map=dimensions,
-                statistic="Average",
-                period=Duration.minutes(1),
-            ),
+            custom_metric=endpoint_metric("ApproximateBacklogSizePerInstance", props.endpoint_name),
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(2),
         )
@@ -187,13 +180,7 @@ class Inference(Construct):
             self,
             "HasBacklogWithoutCapacityAlarm",
             alarm_description="Requests are queued while the endpoint has no instance: start one",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="HasBacklogWithoutCapacity",
-                dimensions_map=dimensions,
-                statistic="Average",
-                period=Duration.minutes(1),
-            ),
+            metric=endpoint_metric("HasBacklogWithoutCapacity", props.endpoint_name),
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
@@ -202,3 +189,14 @@ class Inference(Construct):
         self.backlog_without_capacity_alarm.add_alarm_action(
             cw_actions.ApplicationScalingAction(scale_from_zero)
         )
+
+
+def endpoint_metric(name: str, endpoint_name: str) -> cloudwatch.Metric:
+    """A per-endpoint SageMaker metric (dimension EndpointName only, as async-inference metrics are published)."""
+    return cloudwatch.Metric(
+        namespace="AWS/SageMaker",
+        metric_name=name,
+        dimensions_map={"EndpointName": endpoint_name},
+        statistic="Average",
+        period=Duration.minutes(1),
+    )

@@ -120,3 +120,20 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+def create_job(sub: str = "sub-1", welcome: int = 5, filename: str = "shirt.jpg") -> tuple[str, str]:
+    """A provisioned user's tenant and a new job awaiting its upload: (tenant_id, job_id)."""
+    from functions.common import db, jobs
+    from functions.common.models import UploadRequest
+    from functions.common.tenants import ensure_user
+
+    with db.transaction() as conn:
+        who = ensure_user(conn, sub, f"{sub}@example.com", welcome)
+        row = jobs.create(
+            conn,
+            who.tenant_id,
+            UploadRequest(filename=filename, content_type="image/jpeg"),
+            "modamoda-test-uploads",
+        )
+    return who.tenant_id, str(row["id"])

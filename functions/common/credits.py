@@ -96,38 +96,36 @@ def reserve(conn: Conn, tenant_id: str, job_id: str, amount: int, ttl_seconds: i
         return Hold(job_id, amount, "held")
 
 
-def capture(conn: Conn, job_id: str) -> Hold:
-    """Spend a held reservation. Idempotent; a released hold stays released (returned as is)."""
+def _settle(conn: Conn, job_id: str, outcome: Literal["captured", "released"], meta: dict[str, Any]) -> Hold:
+    """Settle a held reservation once: ``held → captured`` (spent) or ``held → released`` (returned)."""
     with conn.transaction():
         hold = get_hold(conn, job_id, lock=True)
         if hold is None or hold.status != "held":
             return hold or Hold(job_id, 0, "none")
         row = conn.execute(
-            "UPDATE holds SET status = 'captured', settled_at = now() WHERE job_id = %s RETURNING tenant_id",
-            (job_id,),
+            "UPDATE holds SET status = %s, settled_at = now() WHERE job_id = %s RETURNING tenant_id",
+            (outcome, job_id),
         ).fetchone()
         assert row is not None
-        _append(
-            conn, str(row["tenant_id"]), "capture", 0, f"capture:{job_id}", job_id, {"spent": hold.amount}
-        )
-        return Hold(job_id, hold.amount, "captured")
+        tenant_id = str(row["tenant_id"])
+        if outcome == "released":
+            conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (hold.amount, tenant_id))
+            _append(conn, tenant_id, "release", hold.amount, f"release:{job_id}", job_id, meta)
+        else:
+            _append(
+                conn, tenant_id, "capture", 0, f"capture:{job_id}", job_id, {**meta, "spent": hold.amount}
+            )
+        return Hold(job_id, hold.amount, outcome)
+
+
+def capture(conn: Conn, job_id: str) -> Hold:
+    """Spend a held reservation. Idempotent; a released hold stays released (returned as is)."""
+    return _settle(conn, job_id, "captured", {})
 
 
 def release(conn: Conn, job_id: str, reason: str) -> Hold:
     """Return a held reservation to the balance. Idempotent; a captured hold stays captured."""
-    with conn.transaction():
-        hold = get_hold(conn, job_id, lock=True)
-        if hold is None or hold.status != "held":
-            return hold or Hold(job_id, 0, "none")
-        row = conn.execute(
-            "UPDATE holds SET status = 'released', settled_at = now() WHERE job_id = %s RETURNING tenant_id",
-            (job_id,),
-        ).fetchone()
-        assert row is not None
-        tenant_id = str(row["tenant_id"])
-        conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (hold.amount, tenant_id))
-        _append(conn, tenant_id, "release", hold.amount, f"release:{job_id}", job_id, {"reason": reason})
-        return Hold(job_id, hold.amount, "released")
+    return _settle(conn, job_id, "released", {"reason": reason})
 
 
 def ledger_sum(conn: Conn, tenant_id: str) -> int:

@@ -20,21 +20,19 @@ class Identity:
     tenant_kind: str
 
 
+_FIND_USER = (
+    "SELECT u.sub, u.email, t.id AS tenant_id, t.kind FROM users u JOIN tenants t ON t.id = u.tenant_id"
+    " WHERE u.sub = %s"
+)
+
+
 def ensure_user(conn: Conn, sub: str, email: str | None, welcome_credits: int) -> Identity:
     """Return the caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free."""
-    row = conn.execute(
-        "SELECT u.sub, u.email, t.id AS tenant_id, t.kind FROM users u JOIN tenants t ON t.id = u.tenant_id"
-        " WHERE u.sub = %s",
-        (sub,),
-    ).fetchone()
+    row = conn.execute(_FIND_USER, (sub,)).fetchone()
     if row is None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"user:{sub}",))
-            row = conn.execute(
-                "SELECT u.sub, u.email, t.id AS tenant_id, t.kind FROM users u JOIN tenants t ON t.id = u.tenant_id"
-                " WHERE u.sub = %s",
-                (sub,),
-            ).fetchone()
+            row = conn.execute(_FIND_USER, (sub,)).fetchone()
             if row is None:
                 tenant = conn.execute(
                     "INSERT INTO tenants (kind, name) VALUES ('individual', %s) RETURNING id, kind",

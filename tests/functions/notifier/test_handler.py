@@ -6,10 +6,8 @@ import boto3
 import pytest
 
 from functions.common import credits, db, jobs
-from functions.common.models import UploadRequest
-from functions.common.tenants import ensure_user
 from functions.notifier import handler
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, create_job, load_event
 
 RESULTS = "modamoda-test-results"
 
@@ -19,22 +17,15 @@ def job(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RESULTS_BUCKET", RESULTS)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=RESULTS)
+    tenant_id, job_id = create_job()
     with db.transaction() as conn:
-        who = ensure_user(conn, "sub-1", "a@example.com", 5)
-        row = jobs.create(
-            conn,
-            who.tenant_id,
-            UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
-            "modamoda-test-uploads",
-        )
-        job_id = str(row["id"])
         jobs.transition(conn, job_id, "validated", cost=1)
-        credits.reserve(conn, who.tenant_id, job_id, 1, 600)
+        credits.reserve(conn, tenant_id, job_id, 1, 600)
         jobs.transition(conn, job_id, "processing", task_token="token-that-no-execution-waits-for")
     s3.put_object(
         Bucket=RESULTS, Key=f"inference/output/{job_id}.out", Body=b"\x89PNG result", ContentType="image/png"
     )
-    return {"job": job_id, "tenant": who.tenant_id}
+    return {"job": job_id, "tenant": tenant_id}
 
 
 def ledger_kinds(tenant: str) -> list[str]:

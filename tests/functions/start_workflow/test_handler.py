@@ -10,10 +10,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from functions.common import db, jobs
-from functions.common.models import UploadRequest
-from functions.common.tenants import ensure_user
 from functions.start_workflow import handler
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, create_job, load_event
 
 DEFINITION = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
 
@@ -26,15 +24,8 @@ def setup(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) 
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "900")
-    with db.transaction() as conn:
-        who = ensure_user(conn, "sub-1", "a@example.com", 5)
-        job = jobs.create(
-            conn,
-            who.tenant_id,
-            UploadRequest(filename="shirt.jpg", content_type="image/jpeg"),
-            "modamoda-test-uploads",
-        )
-    return {"arn": arn, "tenant": who.tenant_id, "job": str(job["id"])}
+    tenant_id, job_id = create_job()
+    return {"arn": arn, "tenant": tenant_id, "job": job_id}
 
 
 def event_for(setup: dict[str, str], version: str | None = None, key: str | None = None) -> dict:

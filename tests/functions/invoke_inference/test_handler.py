@@ -1,0 +1,76 @@
+"""invoke-inference: the request goes to S3, the job id is the InferenceId, the task token waits in the DB."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from functions.common import db, jobs
+from functions.invoke_inference import handler
+from tests.conftest import FakeLambdaContext, create_job
+
+RESULTS = "modamoda-test-results"
+
+
+@pytest.fixture
+def event(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS)
+    monkeypatch.setenv("INFERENCE_ENDPOINT_NAME", "modamoda-test-inference")
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=RESULTS)
+    tenant_id, job_id = create_job()
+    return {
+        "job_id": job_id,
+        "tenant_id": tenant_id,
+        "task_token": "t" * 1500,
+        "mode": "ghost",
+        "image": {
+            "bucket": "modamoda-test-uploads",
+            "key": f"uploads/{tenant_id}/{job_id}/shirt.jpg",
+            "version_id": "v1",
+            "format": "JPEG",
+            "width": 800,
+            "height": 1000,
+            "bytes": 1234,
+        },
+        "options": {"preset": "amazon", "background": "#F5F5F5", "output_format": "png"},
+        "timeout_seconds": 900,
+    }
+
+
+def test_request_written_and_submitted(event: dict) -> None:
+    calls: list[dict] = []
+
+    def capture(params: dict, **_: object) -> None:
+        calls.append(params)
+
+    boto3.DEFAULT_SESSION.events.register(
+        "provide-client-params.sagemaker-runtime.InvokeEndpointAsync", capture
+    )
+    result = handler.lambda_handler(event, FakeLambdaContext())
+    assert result["inference_id"]
+    assert calls[0]["InferenceId"] == event["job_id"]
+    assert calls[0]["EndpointName"] == "modamoda-test-inference"
+    assert calls[0]["InputLocation"] == f"s3://{RESULTS}/inference/input/{event['job_id']}.json"
+    assert calls[0]["InvocationTimeoutSeconds"] == 900
+    body = (
+        boto3.client("s3", region_name="us-east-1")
+        .get_object(Bucket=RESULTS, Key=f"inference/input/{event['job_id']}.json")["Body"]
+        .read()
+    )
+    request = json.loads(body)
+    assert request == {
+        "job_id": event["job_id"],
+        "mode": "ghost",
+        "image": {"s3_uri": f"s3://modamoda-test-uploads/{event['image']['key']}", "version_id": "v1"},
+        "options": event["options"],
+    }
+    with db.transaction() as conn:
+        row = jobs.load(conn, event["job_id"])
+    assert (row["status"], row["task_token"]) == ("processing", "t" * 1500)
+
+
+def test_oversized_task_token_is_refused(event: dict) -> None:
+    with pytest.raises(ValueError, match="task_token"):
+        handler.lambda_handler(event | {"task_token": "t" * 2049}, FakeLambdaContext())
