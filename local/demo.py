@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     started = time.perf_counter()
     print("Modamoda local demo: no AWS account, no GPU, no network")
-    with LocalStack(LocalSettings(log_level="DEBUG" if args.verbose else "WARNING")) as stack:
+    settings = LocalSettings(
+        log_level="DEBUG" if args.verbose else "WARNING",
+        container_port=args.container_port,
+        api_port=args.api_port,
+    )
+    with LocalStack(settings) as stack:
         boot = ", ".join(f"{k} {v:.2f}s" for k, v in stack.timer.marks.items())
         print(f"  local stack up in {time.perf_counter() - started:.1f}s ({boot})")
         print(f"  HTTP API {stack.api_url}  |  inference container {stack.container_url}")
@@ -110,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="square", choices=["square", "amazon", "shopify", "portrait_4_5"])
     parser.add_argument("--background", default="#FFFFFF")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--container-port", type=int, default=0, help="inference container port (0: any free)"
+    )
+    parser.add_argument("--api-port", type=int, default=0, help="local HTTP API port (0: any free)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # EMF off locally
