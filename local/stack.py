@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+from secrets import token_urlsafe as secrets_token
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ class LocalSettings:
     engines: tuple[str, ...] = ("studio",)
     log_level: str = "WARNING"
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    database_admin_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL") or None)
     pump_interval_seconds: float = 0.05
 
 
@@ -139,7 +141,7 @@ class LocalStack:
         aws.reset()
         db.reset()
         with self.timer.stage("migrations"):
-            db.apply_migrations(db.connection())
+            db.migrate()
         self._setenv(
             UPLOAD_BUCKET=UPLOAD_BUCKET,
             RESULTS_BUCKET=RESULTS_BUCKET,
@@ -205,31 +207,28 @@ class LocalStack:
 
     def _start_database(self) -> None:
         url = self.settings.database_url
-        if url:  # an external PostgreSQL given by DATABASE_URL: use a fresh schema-less database as is
-            self._setenv(DATABASE_URL=url)
+        if url:  # an external PostgreSQL: DATABASE_ADMIN_URL (owner) migrates, DATABASE_URL (modamoda_app) serves
+            self._setenv(DATABASE_URL=url, DATABASE_ADMIN_URL=self.settings.database_admin_url or url)
             return
         import pgserver
 
         assert self._tmp is not None
         self._pg = pgserver.get_server(self._tmp / "pg", cleanup_mode="delete")
         socket_dir = str(self._tmp / "pg")
-        # The cloud path: credentials from the Secrets Manager secret RDS generates (host, port, user, password).
-        secret = self.client("secretsmanager").create_secret(
-            Name="modamoda/local/database",
-            SecretString=json.dumps(
-                {
-                    "engine": "postgres",
-                    "host": socket_dir,
-                    "port": 5432,
-                    "username": "postgres",
-                    "password": "",
-                    "dbname": "postgres",
-                }
-            ),
+        # The cloud path: the owner's and the application role's credentials come from Secrets Manager secrets.
+        base = {"engine": "postgres", "host": socket_dir, "port": 5432, "dbname": "postgres"}
+        secrets = self.client("secretsmanager")
+        admin = secrets.create_secret(
+            Name="modamoda/local/database-admin", SecretString=json.dumps({**base, "username": "postgres", "password": ""})
         )
-        os.environ.pop("DATABASE_URL", None)
-        self._setenv(DB_SECRET_ARN=secret["ARN"], DB_SSLMODE="disable")
-        self._saved_env.setdefault("DATABASE_URL", None)
+        app = secrets.create_secret(
+            Name="modamoda/local/database-app",
+            SecretString=json.dumps({**base, "username": "modamoda_app", "password": secrets_token()}),
+        )
+        for key in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ.pop(key, None)
+        self._setenv(DB_ADMIN_SECRET_ARN=admin["ARN"], DB_SECRET_ARN=app["ARN"], DB_SSLMODE="disable")
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=REGION)

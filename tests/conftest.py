@@ -14,6 +14,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 EVENTS = Path(__file__).parent / "events"
+APP_PASSWORD = "app-test-password"  # noqa: S105 - local test database only
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,8 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A new, migrated database for this test; DATABASE_URL points at it."""
+def admin_url(pg_server_url: str) -> Iterator[str]:
+    """A new database migrated by its owner; dropped afterwards."""
     from functions.common import db
 
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -43,10 +44,9 @@ def database_url(pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     params = conninfo_to_dict(pg_server_url)
     params["dbname"] = name
     url = make_conninfo(**params)
-    monkeypatch.setenv("DATABASE_URL", url)
-    db.reset()
     with psycopg.connect(url, autocommit=True) as conn:
         db.apply_migrations(conn)
+        db.set_app_role_password(conn, APP_PASSWORD)
     try:
         yield url
     finally:
@@ -56,10 +56,25 @@ def database_url(pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 @pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection]:
+def database_url(admin_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The application's view of that database: role modamoda_app (row-level security applies)."""
+    from functions.common import db
+
+    params = conninfo_to_dict(admin_url)
+    params.update(user=db.APP_ROLE, password=APP_PASSWORD)
+    url = make_conninfo(**params)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATABASE_ADMIN_URL", admin_url)
+    db.reset()
+    return url
+
+
+@pytest.fixture
+def conn(database_url: str, admin_url: str) -> Iterator[psycopg.Connection]:
+    """An owner's (superuser) connection to the test database, for arranging and inspecting rows."""
     from psycopg.rows import dict_row
 
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
+    with psycopg.connect(admin_url, autocommit=True, row_factory=dict_row) as connection:
         yield connection
 
 
@@ -128,8 +143,8 @@ def create_job(sub: str = "sub-1", welcome: int = 5, filename: str = "shirt.jpg"
     from functions.common.models import UploadRequest
     from functions.common.tenants import ensure_user
 
-    with db.transaction() as conn:
-        who = ensure_user(conn, sub, f"{sub}@example.com", welcome)
+    who = ensure_user(sub, f"{sub}@example.com", welcome)
+    with db.transaction(who.tenant_id) as conn:
         row = jobs.create(
             conn,
             who.tenant_id,

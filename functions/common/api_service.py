@@ -15,14 +15,11 @@ def identity(claims: dict[str, Any]) -> tenants.Identity:
     if not sub or claims.get("token_use", "access") != "access":
         raise Unauthorized("an access token is required")
     email = claims.get("email") or claims.get("username")
-    with db.transaction() as conn:
-        return tenants.ensure_user(
-            conn, str(sub), email if isinstance(email, str) else None, config.signup_grant_credits()
-        )
+    return tenants.ensure_user(str(sub), email if isinstance(email, str) else None, config.signup_grant_credits())
 
 
 def me(who: tenants.Identity) -> Me:
-    with db.transaction() as conn:
+    with db.transaction(who.tenant_id) as conn:
         balance = credits.balance(conn, who.tenant_id)
     return Me(
         user_id=who.user_id,
@@ -35,7 +32,7 @@ def me(who: tenants.Identity) -> Me:
 
 def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> UploadResponse:
     bucket = config.upload_bucket()
-    with db.transaction() as conn:
+    with db.transaction(who.tenant_id) as conn:
         job = jobs.create(conn, who.tenant_id, request, bucket)
     ttl, max_bytes = config.upload_url_ttl_seconds(), config.upload_max_bytes()
     post = storage.presigned_post(s3, bucket, job["source_key"], request.content_type, max_bytes, ttl)
@@ -48,7 +45,7 @@ def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> Upl
 
 
 def get_job(s3: Any, who: tenants.Identity, job_id: str) -> JobView:
-    with db.transaction() as conn:
+    with db.transaction(who.tenant_id) as conn:
         job = jobs.get(conn, who.tenant_id, job_id)
     url = None
     if job["status"] == "succeeded" and job["result_key"]:
@@ -60,6 +57,6 @@ def get_job(s3: Any, who: tenants.Identity, job_id: str) -> JobView:
 
 
 def list_jobs(who: tenants.Identity, limit: int, cursor: str | None) -> JobPage:
-    with db.transaction() as conn:
+    with db.transaction(who.tenant_id) as conn:
         rows, next_cursor = jobs.list_page(conn, who.tenant_id, limit, cursor)
     return JobPage(items=[jobs.to_view(r) for r in rows], next_cursor=next_cursor)

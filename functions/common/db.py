@@ -1,7 +1,12 @@
-"""PostgreSQL access: one connection per Lambda container (or per local process), explicit transactions.
+"""PostgreSQL access: one connection per Lambda container (or thread), one tenant per transaction.
 
-The DSN comes from ``DATABASE_URL`` (local mode, tests) or from the RDS-generated Secrets Manager secret named by
-``DB_SECRET_ARN`` (cloud), with ``DB_HOST`` overriding the host (RDS Proxy endpoint).
+The application connects as ``modamoda_app`` (row-level security applies; see migrations/0002). Its DSN comes from
+``DATABASE_URL`` (local mode, tests) or from the Secrets Manager secret named by ``DB_SECRET_ARN`` (cloud: host,
+port, username, password, dbname), with ``DB_HOST`` overriding the host. Migrations run with the owner's
+credentials: ``DATABASE_ADMIN_URL`` or ``DB_ADMIN_SECRET_ARN``.
+
+Every transaction names its tenant with ``set_config('app.tenant_id', ..., true)`` (transaction-local); a
+transaction without a tenant sees no tenant rows at all.
 """
 
 from __future__ import annotations
@@ -9,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row
 
@@ -25,17 +33,34 @@ from functions.common.errors import ConfigError, TransientError
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_ID = 0x4D6F_6461  # "Moda": serialises concurrent migrators
 
+APP_ROLE = "modamoda_app"
+Conn = psycopg.Connection[DictRow]
 _local = threading.local()
+T = TypeVar("T")
 
 
-def dsn() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
+def _secret(arn: str) -> dict[str, Any]:
+    return dict(json.loads(aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]))
+
+
+def dsn(*, admin: bool = False) -> str:
+    url_var, secret_var = ("DATABASE_ADMIN_URL", "DB_ADMIN_SECRET_ARN") if admin else ("DATABASE_URL", "DB_SECRET_ARN")
+    url = os.environ.get(url_var, "").strip()
     if url:
         return url
-    secret_arn = os.environ.get("DB_SECRET_ARN", "").strip()
+    secret_arn = os.environ.get(secret_var, "").strip()
     if not secret_arn:
-        raise ConfigError("set DATABASE_URL or DB_SECRET_ARN to reach PostgreSQL", code="config_missing")
-    secret = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
+        raise ConfigError(f"set {url_var} or {secret_var} to reach PostgreSQL", code="config_missing")
+    return secret_dsn(_secret(secret_arn))
+
+
+def app_password() -> str | None:
+    """The application role's password, from its secret (None when DATABASE_URL is used)."""
+    arn = os.environ.get("DB_SECRET_ARN", "").strip()
+    return str(_secret(arn)["password"]) if arn else None
+
+
+def secret_dsn(secret: dict[str, Any]) -> str:
     return make_conninfo(
         host=os.environ.get("DB_HOST") or secret["host"],
         port=secret.get("port", 5432),
@@ -70,15 +95,50 @@ def reset() -> None:
 
 
 @contextmanager
-def transaction() -> Iterator[psycopg.Connection[DictRow]]:
-    """One database transaction; connection-level failures surface as ``TransientError`` (retryable)."""
+def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
+    """One transaction acting for ``tenant_id`` (None: system context, no tenant rows visible).
+
+    Connection-level failures surface as ``TransientError`` (retryable by the caller or Step Functions).
+    """
     conn = connection()
     try:
         with conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id or "",))
             yield conn
     except psycopg.OperationalError as exc:
-        reset()
+        if conn.broken or conn.closed:
+            reset()
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
+
+
+RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+
+
+def atomic(tenant_id: str | None, work: Callable[[psycopg.Connection[DictRow]], T], *, attempts: int = 5,
+           base_delay: float = 0.02, max_delay: float = 1.0) -> T:
+    """Run ``work`` in one transaction, retrying serialization failures and deadlocks with capped, fully
+    jittered exponential backoff; after ``attempts`` the failure surfaces as ``TransientError``."""
+    for attempt in range(attempts):
+        try:
+            with transaction(tenant_id) as conn:
+                return work(conn)
+        except RETRYABLE as exc:
+            if attempt == attempts - 1:
+                raise TransientError(f"gave up after {attempts} attempts: {exc}".strip()) from exc
+            time.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))  # noqa: S311 - jitter
+    raise AssertionError("unreachable")
+
+
+def system_lookup(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    """One row from a SECURITY DEFINER lookup function (``app_job_tenant`` etc.), outside any tenant."""
+    with transaction(None) as conn:
+        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return dict(row) if row is not None else None
+
+
+def set_app_role_password(conn: psycopg.Connection[Any], password: str) -> None:
+    """Let the application role log in with the password of its secret (run by the migrator)."""
+    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(APP_ROLE), sql.Literal(password)))
 
 
 def _migration_files() -> list[tuple[str, str, str]]:
@@ -123,4 +183,14 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
                 "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)", (version, checksum)
             )
             applied.append(version)
+    return applied
+
+
+def migrate() -> list[str]:
+    """Apply migrations with the owner's credentials and enable the application role's login."""
+    with psycopg.connect(dsn(admin=True), autocommit=True) as conn:
+        applied = apply_migrations(conn)
+        password = app_password()
+        if password:
+            set_app_role_password(conn, password)
     return applied

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from functions.common import config, credits, db, images, jobs, storage
@@ -47,7 +48,7 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
         return None
     tenant_id, job_id = parsed
     name = execution_name(job_id, bucket, key, version_id)
-    with db.transaction() as conn:
+    with db.transaction(tenant_id) as conn:
         claimed = jobs.claim_upload(conn, job_id, tenant_id, version_id, name)
     if not claimed:
         logger.info("upload already handled or unknown job", extra={"job_id": job_id, "key": key})
@@ -74,7 +75,7 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
 
 def validate_input(s3: Any, event: WorkflowInput) -> Validated:
     """Check the upload by content before anything is charged. Raises InputRejected with a precise code."""
-    with db.transaction() as conn:
+    with db.transaction(event.tenant_id) as conn:
         job = jobs.load(conn, event.job_id)
     try:
         data, size = storage.read_object(
@@ -93,7 +94,7 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
         bytes=size,
     )
     cost = cost_of(job["mode"])
-    with db.transaction() as conn:
+    with db.transaction(event.tenant_id) as conn:
         jobs.transition(conn, event.job_id, "validated", image=image.model_dump(), cost=cost)
     return Validated(
         job_id=event.job_id,
@@ -106,9 +107,11 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
 
 
 def reserve_credits(event: ReserveInput) -> dict[str, Any]:
-    with db.transaction() as conn:
+    def reserve(conn: db.Conn) -> tuple[credits.Hold, int]:
         hold = credits.reserve(conn, event.tenant_id, event.job_id, event.cost, event.hold_ttl_seconds)
-        balance = credits.balance(conn, event.tenant_id)
+        return hold, credits.balance(conn, event.tenant_id)
+
+    hold, balance = db.atomic(event.tenant_id, reserve)
     return {"job_id": event.job_id, "hold": hold.status, "amount": hold.amount, "balance": balance}
 
 
@@ -128,7 +131,7 @@ def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dic
     s3.put_object(
         Bucket=bucket, Key=input_key, Body=json.dumps(request).encode(), ContentType="application/json"
     )
-    with db.transaction() as conn:
+    with db.transaction(event.tenant_id) as conn:
         jobs.transition(conn, event.job_id, "processing", task_token=event.task_token)
     response = sagemaker_runtime.invoke_endpoint_async(
         EndpointName=config.inference_endpoint_name(),
@@ -162,29 +165,38 @@ def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
     return "failed", "internal_error", message or name
 
 
+def _settle(event: SettleInput, settle: Any) -> SettleResult:
+    def work(conn: db.Conn) -> SettleResult:
+        hold = settle(conn)
+        job = jobs.load(conn, event.job_id)
+        return SettleResult(job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"])
+
+    return db.atomic(event.tenant_id, work)
+
+
 def capture_credits(event: SettleInput) -> SettleResult:
     """After a successful inference: spend the hold (once) and mark the job succeeded."""
-    with db.transaction() as conn:
+
+    def capture(conn: db.Conn) -> credits.Hold:
         hold = credits.capture(conn, event.job_id)
         if hold.status == "captured":
             jobs.transition(conn, event.job_id, "succeeded")
-        job = jobs.load(conn, event.job_id)
-    return SettleResult(
-        job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
-    )
+        return hold
+
+    return _settle(event, capture)
 
 
 def release_credits(event: SettleInput) -> SettleResult:
     """On rejection, failure or timeout: return the hold (if any, once) and record why the job ended."""
     status, code, message = _outcome_of(event.error)
-    with db.transaction() as conn:
+
+    def release(conn: db.Conn) -> credits.Hold:
         hold = credits.release(conn, event.job_id, reason=code)
         if hold.status != "captured":  # a captured hold means the result was delivered: the job succeeded
             jobs.transition(conn, event.job_id, status, error_code=code, error_message=message[:1000])
-        job = jobs.load(conn, event.job_id)
-    return SettleResult(
-        job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
-    )
+        return hold
+
+    return _settle(event, release)
 
 
 # ---- SageMaker async notification (SNS) → settle and resume the workflow --------------------------------------
@@ -193,12 +205,12 @@ def release_credits(event: SettleInput) -> SettleResult:
 def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotification) -> str:
     """Record the result, settle credits and resume the waiting execution. Safe to replay."""
     job_id = note.inference_id
-    try:
-        with db.transaction() as conn:
-            job = jobs.load(conn, job_id)
-    except NotFound:
+    tenant_id = job_tenant(job_id)
+    if tenant_id is None:
         logger.warning("notification for an unknown job", extra={"inference_id": job_id})
         return "unknown_job"
+    with db.transaction(tenant_id) as conn:
+        job = jobs.load(conn, job_id)
     token = job["task_token"]
     if note.succeeded:
         output = note.response_parameters.output_location
@@ -208,10 +220,14 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
         result_key = f"results/{job['tenant_id']}/{job_id}.{RESULT_EXTENSIONS.get(content_type, 'bin')}"
         if job["status"] not in {"failed", "rejected"}:
             storage.copy(s3, output, config.results_bucket(), result_key, content_type)
-        with db.transaction() as conn:
+
+        def capture(conn: db.Conn) -> credits.Hold:
             hold = credits.capture(conn, job_id)
             if hold.status == "captured":
                 jobs.transition(conn, job_id, "succeeded", result_key=result_key)
+            return hold
+
+        hold = db.atomic(tenant_id, capture)
         if hold.status != "captured":
             logger.warning(
                 "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}
@@ -231,6 +247,16 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
     if token:
         _resume(sfn, token, failure=("InferenceFailed", cause))
     return "failed"
+
+
+def job_tenant(job_id: str) -> str | None:
+    """The tenant owning a job, looked up outside any tenant (``app_job_tenant``); None if there is no such job."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        return None
+    row = db.system_lookup("SELECT app_job_tenant(%s) AS tenant_id", (job_id,))
+    return str(row["tenant_id"]) if row and row["tenant_id"] else None
 
 
 def _resume(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
-import psycopg
-from psycopg.rows import DictRow
-
-from functions.common import credits
-
-Conn = psycopg.Connection[DictRow]
+from functions.common import credits, db
 
 
 @dataclass(frozen=True)
@@ -20,34 +17,26 @@ class Identity:
     tenant_kind: str
 
 
-_FIND_USER = (
-    "SELECT u.sub, u.email, t.id AS tenant_id, t.kind FROM users u JOIN tenants t ON t.id = u.tenant_id"
-    " WHERE u.sub = %s"
-)
+def _identity(sub: str, row: dict[str, Any]) -> Identity:
+    return Identity(user_id=sub, email=row["email"], tenant_id=str(row["tenant_id"]), tenant_kind=row["kind"])
 
 
-def ensure_user(conn: Conn, sub: str, email: str | None, welcome_credits: int) -> Identity:
-    """Return the caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free."""
-    row = conn.execute(_FIND_USER, (sub,)).fetchone()
-    if row is None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"user:{sub}",))
-            row = conn.execute(_FIND_USER, (sub,)).fetchone()
-            if row is None:
-                tenant = conn.execute(
-                    "INSERT INTO tenants (kind, name) VALUES ('individual', %s) RETURNING id, kind",
-                    (email or sub,),
-                ).fetchone()
-                assert tenant is not None
-                conn.execute(
-                    "INSERT INTO users (sub, tenant_id, email) VALUES (%s, %s, %s)",
-                    (sub, tenant["id"], email),
-                )
-                if welcome_credits > 0:
-                    credits.grant(
-                        conn, str(tenant["id"]), welcome_credits, f"welcome:{tenant['id']}", "welcome"
-                    )
-                row = {"sub": sub, "email": email, "tenant_id": tenant["id"], "kind": tenant["kind"]}
-    return Identity(
-        user_id=row["sub"], email=row["email"], tenant_id=str(row["tenant_id"]), tenant_kind=row["kind"]
-    )
+def ensure_user(sub: str, email: str | None, welcome_credits: int) -> Identity:
+    """The caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free and idempotent."""
+    found = db.system_lookup("SELECT * FROM app_user_identity(%s)", (sub,))
+    if found is not None:
+        return _identity(sub, found)
+    tenant_id = str(uuid.uuid4())
+
+    def provision(conn: db.Conn) -> dict[str, Any]:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"user:{sub}",))
+        existing = conn.execute("SELECT * FROM app_user_identity(%s)", (sub,)).fetchone()
+        if existing is not None:  # provisioned concurrently: our new tenant id is simply not used
+            return dict(existing)
+        conn.execute("INSERT INTO tenants (id, kind, name) VALUES (%s, 'individual', %s)", (tenant_id, email or sub))
+        conn.execute("INSERT INTO users (sub, tenant_id, email) VALUES (%s, %s, %s)", (sub, tenant_id, email))
+        if welcome_credits > 0:
+            credits.grant(conn, tenant_id, welcome_credits, f"welcome:{tenant_id}", "welcome")
+        return {"tenant_id": tenant_id, "kind": "individual", "email": email}
+
+    return _identity(sub, db.atomic(tenant_id, provision))

@@ -14,6 +14,6 @@ from functions.common.observability import logger
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("RequestType") == "Delete":
         return {"PhysicalResourceId": event.get("PhysicalResourceId", "modamoda-schema")}
-    applied = db.apply_migrations(db.connection())
+    applied = db.migrate()
     logger.info("migrations applied", extra={"applied": applied})
     return {"PhysicalResourceId": "modamoda-schema", "Data": {"Applied": ",".join(applied) or "none"}}

@@ -68,7 +68,7 @@ def execution_for(stack: LocalStack, job_id: str) -> tuple[dict[str, Any], list[
 
 
 def ledger(tenant_id: str) -> tuple[list[str], int, int]:
-    with db.transaction() as conn:
+    with db.transaction(tenant_id) as conn:
         kinds = [
             r["kind"]
             for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant_id,))

@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from functions.common import credits
+from functions.common import credits, db
 from functions.common.errors import InsufficientCredits
 
 
@@ -105,15 +105,14 @@ def test_concurrent_reservations_never_overdraw(conn: psycopg.Connection, databa
     barrier = threading.Barrier(len(job_ids))
 
     def worker(job_id: str) -> None:
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as own:
-            barrier.wait()
-            try:
-                credits.reserve(own, tenant, job_id, 1, 60)
-                outcomes.append("held")
-            except InsufficientCredits:
-                outcomes.append("refused")
+        barrier.wait()
+        try:
+            db.atomic(tenant, lambda own: credits.reserve(own, tenant, job_id, 1, 60))
+            outcomes.append("held")
+        except InsufficientCredits:
+            outcomes.append("refused")
+        finally:
+            db.reset()
 
     threads = [threading.Thread(target=worker, args=(j,)) for j in job_ids]
     for t in threads:

@@ -66,7 +66,7 @@ def test_request_written_and_submitted(event: dict) -> None:
         "image": {"s3_uri": f"s3://modamoda-test-uploads/{event['image']['key']}", "version_id": "v1"},
         "options": event["options"],
     }
-    with db.transaction() as conn:
+    with db.transaction(event["tenant_id"]) as conn:
         row = jobs.load(conn, event["job_id"])
     assert (row["status"], row["task_token"]) == ("processing", "t" * 1500)
 

@@ -18,7 +18,7 @@ def job(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=RESULTS)
     tenant_id, job_id = create_job()
-    with db.transaction() as conn:
+    with db.transaction(tenant_id) as conn:
         jobs.transition(conn, job_id, "validated", cost=1)
         credits.reserve(conn, tenant_id, job_id, 1, 600)
         jobs.transition(conn, job_id, "processing", task_token="token-that-no-execution-waits-for")
@@ -29,7 +29,7 @@ def job(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def ledger_kinds(tenant: str) -> list[str]:
-    with db.transaction() as conn:
+    with db.transaction(tenant) as conn:
         return [
             r["kind"]
             for r in conn.execute("SELECT kind FROM ledger WHERE tenant_id = %s ORDER BY id", (tenant,))
@@ -37,7 +37,7 @@ def ledger_kinds(tenant: str) -> list[str]:
 
 
 def state(job: dict[str, str]) -> tuple[str, int, int]:
-    with db.transaction() as conn:
+    with db.transaction(job["tenant"]) as conn:
         row = jobs.load(conn, job["job"])
         return row["status"], credits.balance(conn, job["tenant"]), credits.ledger_sum(conn, job["tenant"])
 
@@ -61,7 +61,7 @@ def test_failure_releases_once(job: dict[str, str]) -> None:
         assert handler.lambda_handler(event, FakeLambdaContext()) == {"outcomes": ["failed"]}
     assert state(job) == ("failed", 5, 5)
     assert ledger_kinds(job["tenant"]) == ["grant", "reserve", "release"]
-    with db.transaction() as conn:
+    with db.transaction(job["tenant"]) as conn:
         row = jobs.load(conn, job["job"])
     assert row["error_code"] == "inference_failed"
     assert "server error (500)" in row["error_message"]

@@ -61,7 +61,7 @@ def test_upload_event_starts_one_execution_even_when_redelivered(setup: dict[str
     assert payload["job_id"] == setup["job"]
     assert payload["tenant_id"] == setup["tenant"]
     assert payload["inference_timeout_seconds"] == 900
-    with db.transaction() as conn:
+    with db.transaction(setup["tenant"]) as conn:
         assert jobs.load(conn, setup["job"])["status"] == "queued"
 
 

@@ -57,7 +57,7 @@ def test_valid_image_is_priced_and_described(job: dict[str, str]) -> None:
         "bytes": len(jpeg()),
     }
     assert result["options"]["preset"] == "square"
-    with db.transaction() as conn:
+    with db.transaction(job["tenant"]) as conn:
         row = jobs.load(conn, job["job"])
     assert (row["status"], row["cost"], row["image"]["width"]) == ("validated", 1, 320)
 
