@@ -6,8 +6,9 @@ otherwise need (Secrets Manager, Step Functions, SNS, SageMaker runtime: ~$7/mon
 billing code must reach Stripe's API on the internet anyway. S3 goes through a free gateway endpoint.
 Production may add a second NAT gateway for AZ independence.
 
-Connections: functions use psycopg with the generated Secrets Manager secret (``DB_SECRET_ARN``: username,
-password, host, port, dbname) and ``DB_HOST`` (the cluster endpoint).
+Connections: functions connect as ``modamoda_app`` (row-level security applies, it owns nothing) with the
+generated ``AppSecret`` (``DB_SECRET_ARN``: username, password, host, port, dbname) and ``DB_HOST``; only the
+migration function reads the owner's secret (``DB_ADMIN_SECRET_ARN``) and gives the app role its password.
 There is no RDS Proxy yet: a proxy keeps connections open, which would stop the cluster from auto-pausing at
 0 ACU; add one (with IAM auth) when traffic makes connection storms likelier than idle hours.
 """
@@ -24,6 +25,9 @@ from constructs import Construct
 
 DATABASE_NAME = "modamoda"
 DATABASE_USER = "modamoda_admin"
+APP_USER = (
+    "modamoda_app"  # created by migrations/0002 (NOLOGIN); the migrator sets its password from AppSecret
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Database(Construct):
         # The secret carries dbname too: clients need nothing but the secret (DB_HOST may override the host).
         self.secret = rds.DatabaseSecret(self, "Secret", username=DATABASE_USER, dbname=DATABASE_NAME)
         self.secret.apply_removal_policy(RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY)
+        self.app_secret = rds.DatabaseSecret(self, "AppSecret", username=APP_USER, dbname=DATABASE_NAME)
+        self.app_secret.apply_removal_policy(RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY)
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
@@ -94,3 +100,4 @@ class Database(Construct):
             self.client_security_group, "Lambda functions reach PostgreSQL"
         )
         self.host = self.cluster.cluster_endpoint.hostname
+        self.app_secret = self.app_secret.attach(self.cluster)  # adds host, port and engine to the app secret

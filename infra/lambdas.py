@@ -152,12 +152,14 @@ class LambdaPackaging(Construct):
         timeout: Duration | None = None,
         memory_size: int = 512,
         database_access: bool = True,
+        database_admin: bool = False,
         description: str | None = None,
     ) -> lambda_.Function:
         """A Python 3.12 arm64 function, traced, with powertools settings and its own log group.
 
         With ``database_access`` it runs in the VPC's private subnets, joins the database client security
-        group, gets ``DB_SECRET_ARN`` and ``DB_HOST`` and may read the secret.
+        group, gets ``DB_SECRET_ARN`` (the application role's secret) and ``DB_HOST`` and may read that secret.
+        ``database_admin`` (the migrator only) also gets the owner's secret, ``DB_ADMIN_SECRET_ARN``.
         """
         env = {
             "POWERTOOLS_SERVICE_NAME": "modamoda",
@@ -170,9 +172,11 @@ class LambdaPackaging(Construct):
         vpc_options: dict[str, Any] = {}
         if database_access:
             env.update(
-                DB_SECRET_ARN=database.secret.secret_arn,
+                DB_SECRET_ARN=database.app_secret.secret_arn,
                 DB_HOST=database.host,
             )
+            if database_admin:
+                env["DB_ADMIN_SECRET_ARN"] = database.secret.secret_arn
             vpc_options = {
                 "vpc": database.vpc,
                 "vpc_subnets": database.client_subnets,
@@ -201,5 +205,7 @@ class LambdaPackaging(Construct):
             **vpc_options,
         )
         if database_access:
+            database.app_secret.grant_read(function)
+        if database_access and database_admin:
             database.secret.grant_read(function)
         return function

@@ -42,6 +42,7 @@ class Migrations(Construct):
             self,
             "Migrate",
             handler="functions.migrate.handler.lambda_handler",
+            database_admin=True,
             timeout=Duration.minutes(5),  # includes resuming a paused Aurora cluster
         )
         provider = cr.Provider(
@@ -65,3 +66,4 @@ class Migrations(Construct):
         # The writer instance and the secret (with its host attached) must exist before the migrator connects.
         self.resource.node.add_dependency(props.database.cluster)
         self.resource.node.add_dependency(props.database.secret)
+        self.resource.node.add_dependency(props.database.app_secret)

@@ -13,13 +13,13 @@ import re
 import shutil
 import sys
 import tempfile
-from secrets import token_urlsafe as secrets_token
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe as secrets_token
 from typing import Any
 
 import boto3
@@ -47,7 +47,9 @@ class LocalSettings:
     engines: tuple[str, ...] = ("studio",)
     log_level: str = "WARNING"
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
-    database_admin_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL") or None)
+    database_admin_url: str | None = field(
+        default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL") or None
+    )
     pump_interval_seconds: float = 0.05
 
 
@@ -207,7 +209,9 @@ class LocalStack:
 
     def _start_database(self) -> None:
         url = self.settings.database_url
-        if url:  # an external PostgreSQL: DATABASE_ADMIN_URL (owner) migrates, DATABASE_URL (modamoda_app) serves
+        if (
+            url
+        ):  # an external PostgreSQL: DATABASE_ADMIN_URL (owner) migrates, DATABASE_URL (modamoda_app) serves
             self._setenv(DATABASE_URL=url, DATABASE_ADMIN_URL=self.settings.database_admin_url or url)
             return
         import pgserver
@@ -219,7 +223,8 @@ class LocalStack:
         base = {"engine": "postgres", "host": socket_dir, "port": 5432, "dbname": "postgres"}
         secrets = self.client("secretsmanager")
         admin = secrets.create_secret(
-            Name="modamoda/local/database-admin", SecretString=json.dumps({**base, "username": "postgres", "password": ""})
+            Name="modamoda/local/database-admin",
+            SecretString=json.dumps({**base, "username": "postgres", "password": ""}),
         )
         app = secrets.create_secret(
             Name="modamoda/local/database-app",

@@ -14,7 +14,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 EVENTS = Path(__file__).parent / "events"
-APP_PASSWORD = "app-test-password"  # noqa: S105 - local test database only
+APP_PASSWORD = "app-test-password"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ def identity(claims: dict[str, Any]) -> tenants.Identity:
     if not sub or claims.get("token_use", "access") != "access":
         raise Unauthorized("an access token is required")
     email = claims.get("email") or claims.get("username")
-    return tenants.ensure_user(str(sub), email if isinstance(email, str) else None, config.signup_grant_credits())
+    return tenants.ensure_user(
+        str(sub), email if isinstance(email, str) else None, config.signup_grant_credits()
+    )
 
 
 def me(who: tenants.Identity) -> Me:

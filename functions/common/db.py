@@ -44,7 +44,9 @@ def _secret(arn: str) -> dict[str, Any]:
 
 
 def dsn(*, admin: bool = False) -> str:
-    url_var, secret_var = ("DATABASE_ADMIN_URL", "DB_ADMIN_SECRET_ARN") if admin else ("DATABASE_URL", "DB_SECRET_ARN")
+    url_var, secret_var = (
+        ("DATABASE_ADMIN_URL", "DB_ADMIN_SECRET_ARN") if admin else ("DATABASE_URL", "DB_SECRET_ARN")
+    )
     url = os.environ.get(url_var, "").strip()
     if url:
         return url
@@ -114,8 +116,14 @@ def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 
 
-def atomic(tenant_id: str | None, work: Callable[[psycopg.Connection[DictRow]], T], *, attempts: int = 5,
-           base_delay: float = 0.02, max_delay: float = 1.0) -> T:
+def atomic(
+    tenant_id: str | None,
+    work: Callable[[psycopg.Connection[DictRow]], T],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.02,
+    max_delay: float = 1.0,
+) -> T:
     """Run ``work`` in one transaction, retrying serialization failures and deadlocks with capped, fully
     jittered exponential backoff; after ``attempts`` the failure surfaces as ``TransientError``."""
     for attempt in range(attempts):
@@ -138,7 +146,11 @@ def system_lookup(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
 
 def set_app_role_password(conn: psycopg.Connection[Any], password: str) -> None:
     """Let the application role log in with the password of its secret (run by the migrator)."""
-    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(APP_ROLE), sql.Literal(password)))
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(APP_ROLE), sql.Literal(password)
+        )
+    )
 
 
 def _migration_files() -> list[tuple[str, str, str]]:

@@ -169,7 +169,9 @@ def _settle(event: SettleInput, settle: Any) -> SettleResult:
     def work(conn: db.Conn) -> SettleResult:
         hold = settle(conn)
         job = jobs.load(conn, event.job_id)
-        return SettleResult(job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"])
+        return SettleResult(
+            job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
+        )
 
     return db.atomic(event.tenant_id, work)
 

@@ -33,7 +33,9 @@ def ensure_user(sub: str, email: str | None, welcome_credits: int) -> Identity:
         existing = conn.execute("SELECT * FROM app_user_identity(%s)", (sub,)).fetchone()
         if existing is not None:  # provisioned concurrently: our new tenant id is simply not used
             return dict(existing)
-        conn.execute("INSERT INTO tenants (id, kind, name) VALUES (%s, 'individual', %s)", (tenant_id, email or sub))
+        conn.execute(
+            "INSERT INTO tenants (id, kind, name) VALUES (%s, 'individual', %s)", (tenant_id, email or sub)
+        )
         conn.execute("INSERT INTO users (sub, tenant_id, email) VALUES (%s, %s, %s)", (sub, tenant_id, email))
         if welcome_credits > 0:
             credits.grant(conn, tenant_id, welcome_credits, f"welcome:{tenant_id}", "welcome")

@@ -122,17 +122,38 @@ def test_aurora_serverless_v2_postgres_16_encrypted_with_generated_secret(synth:
     assert props["BackupRetentionPeriod"] >= 1
     (_, writer) = synth.one("AWS::RDS::DBInstance")
     assert writer["Properties"]["DBInstanceClass"] == "db.serverless"
-    (secret_id, secret) = synth.one("AWS::SecretsManager::Secret")
-    template = json.loads(secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
-    assert template["dbname"] == "modamoda"
-    (_, attachment) = synth.one("AWS::SecretsManager::SecretTargetAttachment")
-    assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
+    secrets = synth.of_type("AWS::SecretsManager::Secret")
+    users = {
+        json.loads(s["Properties"]["GenerateSecretString"]["SecretStringTemplate"])["username"]: secret_id
+        for secret_id, s in secrets.items()
+    }
+    assert set(users) == {
+        "modamoda_admin",
+        "modamoda_app",
+    }  # the owner, and the role row-level security binds
+    for secret in secrets.values():
+        assert (
+            json.loads(secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"])["dbname"]
+            == "modamoda"
+        )
+    attached = {
+        a["Properties"]["SecretId"]["Ref"]
+        for a in synth.of_type("AWS::SecretsManager::SecretTargetAttachment").values()
+    }
+    assert attached == set(users.values())
 
 
 def test_migrations_run_through_a_custom_resource_keyed_by_the_sql_files(synth: Synth) -> None:
     (_, resource) = synth.one("Custom::ModamodaMigrations")
     assert resource["Properties"]["MigrationsHash"] == migrations_hash()
     assert len(resource["Properties"]["MigrationsHash"]) == 64
+
+
+def test_only_the_migrator_holds_the_owner_secret(synth: Synth) -> None:
+    with_admin = {
+        h for h, p in synth.functions().items() if "DB_ADMIN_SECRET_ARN" in p["Environment"]["Variables"]
+    }
+    assert with_admin == {"functions.migrate.handler.lambda_handler"}
 
 
 # ---- Lambda functions --------------------------------------------------------------------------------------

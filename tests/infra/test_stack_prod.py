@@ -15,8 +15,9 @@ def test_prod_retains_data(prod_synth: Synth) -> None:
     for bucket in buckets.values():
         assert bucket["DeletionPolicy"] == "Retain"
     assert not prod_synth.of_type("Custom::S3AutoDeleteObjects")
-    (_, secret) = prod_synth.one("AWS::SecretsManager::Secret")
-    assert secret["DeletionPolicy"] == "Retain"
+    secrets = prod_synth.of_type("AWS::SecretsManager::Secret")
+    assert len(secrets) == 2
+    assert all(secret["DeletionPolicy"] == "Retain" for secret in secrets.values())
 
 
 def test_prod_database_is_protected_and_never_pauses(prod_synth: Synth) -> None:

@@ -31,7 +31,7 @@ def test_no_tenant_sees_nothing(two_tenants: dict) -> None:
 
 
 def test_each_tenant_sees_only_its_rows(two_tenants: dict) -> None:
-    tenant_a, job_a = two_tenants["a"]
+    tenant_a, _job_a = two_tenants["a"]
     tenant_b, job_b = two_tenants["b"]
     assert counts(tenant_a) == {"tenants": 1, "users": 1, "jobs": 1, "holds": 1, "ledger": 2}
     with db.transaction(tenant_a) as conn:
@@ -55,7 +55,7 @@ def test_each_tenant_sees_only_its_rows(two_tenants: dict) -> None:
 
 def test_forged_rows_for_another_tenant_are_refused(two_tenants: dict) -> None:
     tenant_a, _ = two_tenants["a"]
-    tenant_b, job_b = two_tenants["b"]
+    tenant_b, _job_b = two_tenants["b"]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
         with db.transaction(tenant_a) as conn:  # acting for A, writing a grant into B's ledger
             conn.execute(
@@ -95,12 +95,10 @@ def test_app_role_cannot_bypass_or_rewrite_history(
             (list(TABLES),),
         ).fetchall()
         assert {r["relname"] for r in forced} == set(TABLES)
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with db.transaction(tenant_a) as conn:
-            conn.execute("UPDATE ledger SET amount = 100")
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with db.transaction(tenant_a) as conn:
-            conn.execute("DELETE FROM jobs")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction(tenant_a) as conn:
+        conn.execute("UPDATE ledger SET amount = 100")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction(tenant_a) as conn:
+        conn.execute("DELETE FROM jobs")
 
 
 def test_system_lookups_reveal_only_the_owner(two_tenants: dict) -> None:
