@@ -21,6 +21,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 DATABASE_NAME = "modamoda"
@@ -74,8 +75,8 @@ class Database(Construct):
         # The secret carries dbname too: clients need nothing but the secret (DB_HOST may override the host).
         self.secret = rds.DatabaseSecret(self, "Secret", username=DATABASE_USER, dbname=DATABASE_NAME)
         self.secret.apply_removal_policy(RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY)
-        self.app_secret = rds.DatabaseSecret(self, "AppSecret", username=APP_USER, dbname=DATABASE_NAME)
-        self.app_secret.apply_removal_policy(RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY)
+        app_secret = rds.DatabaseSecret(self, "AppSecret", username=APP_USER, dbname=DATABASE_NAME)
+        app_secret.apply_removal_policy(RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY)
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
@@ -100,4 +101,4 @@ class Database(Construct):
             self.client_security_group, "Lambda functions reach PostgreSQL"
         )
         self.host = self.cluster.cluster_endpoint.hostname
-        self.app_secret = self.app_secret.attach(self.cluster)  # adds host, port and engine to the app secret
+        self.app_secret: secretsmanager.ISecret = app_secret.attach(self.cluster)  # adds host, port, engine

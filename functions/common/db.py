@@ -140,7 +140,7 @@ def atomic(
 def system_lookup(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
     """One row from a SECURITY DEFINER lookup function (``app_job_tenant`` etc.), outside any tenant."""
     with transaction(None) as conn:
-        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, params).fetchone()
     return dict(row) if row is not None else None
 
 
