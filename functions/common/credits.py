@@ -46,15 +46,54 @@ def _append(
     return row is not None
 
 
-def grant(conn: Conn, tenant_id: str, amount: int, key: str, reason: str) -> bool:
+def grant(conn: Conn, tenant_id: str, amount: int, key: str, reason: str, **meta: Any) -> bool:
     """Add credits once per ``key``. Returns False when that key was already granted."""
     if amount <= 0:
         raise ValueError("a grant must be positive")
+    return adjust(conn, tenant_id, amount, "grant", key, {"reason": reason, **meta}) != 0
+
+
+def adjust(
+    conn: Conn,
+    tenant_id: str,
+    amount: int,
+    kind: str,
+    key: str,
+    meta: dict[str, Any] | None = None,
+    *,
+    clamp: bool = False,
+) -> int:
+    """Append one signed ledger entry (grant, refund, dispute, expiry, adjustment) once per ``key``.
+
+    Returns the amount applied (0 when ``key`` was already used). A debit never overdraws: with ``clamp`` it is
+    limited to the balance and the shortfall is recorded in the entry's ``meta["unrecovered"]``; without it, a
+    debit larger than the balance raises InsufficientCredits and changes nothing.
+    """
+    if amount == 0:
+        raise ValueError("an adjustment must not be zero")
+    if kind in {"reserve", "capture", "release"}:
+        raise ValueError(f"{kind} entries belong to holds; use reserve/capture/release")
+    meta = dict(meta or {})
     with conn.transaction():
-        if not _append(conn, tenant_id, "grant", amount, key, None, {"reason": reason}):
-            return False
-        conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (amount, tenant_id))
-        return True
+        row = conn.execute("SELECT balance FROM tenants WHERE id = %s FOR UPDATE", (tenant_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"tenant {tenant_id} not found")
+        have = int(row["balance"])
+        applied = amount
+        if amount < 0 and -amount > have:
+            if not clamp:
+                raise InsufficientCredits(
+                    f"cannot remove {-amount} credit(s); the account has {have}",
+                    details={"required": -amount, "balance": have},
+                )
+            applied = -have
+            meta["unrecovered"] = -amount - have
+            meta["requested"] = amount
+        if not _append(conn, tenant_id, kind, applied, key, None, meta):
+            return 0
+        if applied:
+            conn.execute("UPDATE tenants SET balance = balance + %s WHERE id = %s", (applied, tenant_id))
+        return applied
 
 
 def get_hold(conn: Conn, job_id: str, *, lock: bool = False) -> Hold | None:
