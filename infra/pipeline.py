@@ -64,6 +64,7 @@ class Pipeline(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: PipelineProps) -> None:
         super().__init__(scope, construct_id)
         storage, inference, packaging = props.storage, props.inference, props.packaging
+        self._packaging = packaging
         uploads, results = storage.uploads, storage.results
         inference_timeout = str(props.inference_timeout_seconds)
 
@@ -145,6 +146,7 @@ class Pipeline(Construct):
 
         self._add_start(props)
         self._add_notifier(props)
+        self._add_sweeper()
 
     def _add_start(self, props: PipelineProps) -> None:
         """S3 Object Created (uploads/) → EventBridge → StartQueue → StartWorkflow (idempotent starts)."""
@@ -212,3 +214,20 @@ class Pipeline(Construct):
                     self.notifier, dead_letter_queue=self.notification_dead_letter_queue
                 )
             )
+
+    def _add_sweeper(self) -> None:
+        """Every 5 minutes: release credit holds past their deadline (lost executions, failed settlements)."""
+        self.sweeper = self._packaging.function(
+            self,
+            "Sweeper",
+            handler="functions.sweeper.handler.lambda_handler",
+            timeout=Duration.seconds(120),
+        )
+        self.state_machine.grant_task_response(self.sweeper)
+        self.sweep_rule = events.Rule(
+            self,
+            "SweepSchedule",
+            description="Release expired credit holds",
+            schedule=events.Schedule.rate(Duration.minutes(5)),
+            targets=[targets.LambdaFunction(self.sweeper, retry_attempts=2)],
+        )

@@ -137,11 +137,16 @@ def atomic(
     raise AssertionError("unreachable")
 
 
-def system_lookup(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
-    """One row from a SECURITY DEFINER lookup function (``app_job_tenant`` etc.), outside any tenant."""
+def system_rows(query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Rows from a SECURITY DEFINER lookup function (``app_job_tenant`` etc.), outside any tenant."""
     with transaction(None) as conn:
-        row = conn.execute(query, params).fetchone()
-    return dict(row) if row is not None else None
+        return [dict(row) for row in conn.execute(query, params).fetchall()]
+
+
+def system_lookup(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    """One row (or None) from a SECURITY DEFINER lookup function."""
+    rows = system_rows(query, params)
+    return rows[0] if rows else None
 
 
 def set_app_role_password(conn: psycopg.Connection[Any], password: str) -> None:

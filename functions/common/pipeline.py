@@ -26,6 +26,9 @@ from functions.common.observability import logger
 from functions.common.pricing import cost_of
 
 RESULT_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+HOLD_GRACE_SECONDS = (
+    900  # a hold outlives the inference timeout, so the workflow settles it before the sweeper
+)
 
 
 def execution_name(job_id: str, bucket: str, key: str, version_id: str | None) -> str:
@@ -108,7 +111,8 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
 
 def reserve_credits(event: ReserveInput) -> dict[str, Any]:
     def reserve(conn: db.Conn) -> tuple[credits.Hold, int]:
-        hold = credits.reserve(conn, event.tenant_id, event.job_id, event.cost, event.hold_ttl_seconds)
+        ttl = event.hold_ttl_seconds + HOLD_GRACE_SECONDS
+        hold = credits.reserve(conn, event.tenant_id, event.job_id, event.cost, ttl)
         return hold, credits.balance(conn, event.tenant_id)
 
     hold, balance = db.atomic(event.tenant_id, reserve)
@@ -199,6 +203,34 @@ def release_credits(event: SettleInput) -> SettleResult:
         return hold
 
     return _settle(event, release)
+
+
+def sweep_expired_holds(sfn: Any, limit: int = 200) -> dict[str, int]:
+    """Release holds past their deadline (a lost execution, a failed settlement) and end their jobs.
+
+    A still-waiting execution is told the inference failed, so it ends through its own (now no-op) release.
+    """
+    released = 0
+    expired = db.system_rows("SELECT job_id, tenant_id FROM app_expired_holds(%s)", (limit,))
+    for row in expired:
+        job_id, tenant_id = str(row["job_id"]), str(row["tenant_id"])
+        result = release_credits(
+            SettleInput(
+                job_id=job_id,
+                tenant_id=tenant_id,
+                error={
+                    "Error": "InferenceFailed",
+                    "Cause": "hold_expired: the job did not finish before its credit hold expired; nothing was charged",
+                },
+            )
+        )
+        if result.hold == "released":
+            released += 1
+            with db.transaction(tenant_id) as conn:
+                token = jobs.load(conn, job_id)["task_token"]
+            if token:
+                _resume(sfn, token, failure=("InferenceFailed", "hold_expired: the credit hold expired"))
+    return {"expired": len(expired), "released": released}
 
 
 # ---- SageMaker async notification (SNS) → settle and resume the workflow --------------------------------------

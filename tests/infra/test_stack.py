@@ -28,6 +28,7 @@ EXPECTED_HANDLERS = {
     "functions.release_credits.handler.lambda_handler",
     "functions.notifier.handler.lambda_handler",
     "functions.migrate.handler.lambda_handler",
+    "functions.sweeper.handler.lambda_handler",
 }
 
 
@@ -316,7 +317,7 @@ def test_state_machine_may_invoke_each_task_function(synth: Synth) -> None:
 
 
 def test_uploads_reach_start_workflow_through_eventbridge_and_sqs(synth: Synth) -> None:
-    (_, rule) = synth.one("AWS::Events::Rule")
+    (rule,) = [r for r in synth.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
@@ -500,3 +501,17 @@ def test_template_passes_cfn_lint(synth: Synth) -> None:
         config=ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=["W3005"]),
     )
     assert not matches, "\n".join(f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches)
+
+
+def test_expired_holds_are_swept_on_a_schedule(synth: Synth) -> None:
+    rules = [
+        r for r in synth.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
+    ]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
+    target = rules[0]["Properties"]["Targets"][0]
+    sweeper = next(
+        i
+        for i, f in synth.of_type("AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == "functions.sweeper.handler.lambda_handler"
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [sweeper, "Arn"]}

@@ -1,0 +1,38 @@
+"""The sweeper releases holds past their deadline once, ends their jobs, and leaves live holds alone."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from functions.common import credits, db, jobs
+from functions.sweeper import handler
+from tests.conftest import FakeLambdaContext, create_job
+
+
+@pytest.fixture
+def holds(mocked_aws: None, database_url: str, conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
+    made = {}
+    for name in ("stale", "live"):
+        tenant_id, job_id = create_job(sub=name)
+        with db.transaction(tenant_id) as tx:
+            jobs.transition(tx, job_id, "processing", cost=1, task_token=f"token-{name}")
+            credits.reserve(tx, tenant_id, job_id, 1, 3600)
+        made[name] = (tenant_id, job_id)
+    conn.execute("UPDATE holds SET expires_at = now() - interval '1 minute' WHERE job_id = %s", (made["stale"][1],))
+    return made
+
+
+def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[str, str]]) -> None:
+    assert handler.lambda_handler({}, FakeLambdaContext()) == {"expired": 1, "released": 1}
+    assert handler.lambda_handler({}, FakeLambdaContext()) == {"expired": 0, "released": 0}
+    tenant_id, job_id = holds["stale"]
+    with db.transaction(tenant_id) as conn:
+        job = jobs.load(conn, job_id)
+        assert (job["status"], job["error_code"]) == ("failed", "hold_expired")
+        assert credits.balance(conn, tenant_id) == credits.ledger_sum(conn, tenant_id) == 5
+    live_tenant, live_job = holds["live"]
+    with db.transaction(live_tenant) as conn:
+        assert jobs.load(conn, live_job)["status"] == "processing"
+        assert credits.get_hold(conn, live_job).status == "held"
+        assert credits.balance(conn, live_tenant) == 4
