@@ -96,6 +96,9 @@ def reset() -> None:
     _local.conn = None
 
 
+RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+
+
 @contextmanager
 def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
     """One transaction acting for ``tenant_id`` (None: system context, no tenant rows visible).
@@ -107,13 +110,13 @@ def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
         with conn.transaction():
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id or "",))
             yield conn
+    except RETRYABLE:  # OperationalError subclasses the caller retries (atomic); not an outage
+        raise
     except psycopg.OperationalError as exc:
         if conn.broken or conn.closed:
             reset()
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
 
-
-RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 
 
 def atomic(
