@@ -62,6 +62,7 @@ class Api(Construct):
                 "UPLOAD_URL_TTL_SECONDS": str(props.upload_url_ttl_seconds),
                 "RESULT_URL_TTL_SECONDS": str(props.result_url_ttl_seconds),
                 "SIGNUP_GRANT_CREDITS": str(props.signup_grant_credits),
+                "WEB_ORIGINS": props.web_origin,  # Checkout may only return to the PWA
             },
             timeout=Duration.seconds(29),  # the HTTP API integration limit
         )

@@ -8,6 +8,7 @@ from aws_cdk import App, CfnOutput, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra.api import Api, ApiProps
+from infra.billing import Billing, BillingProps
 from infra.config import StageConfig
 from infra.database import Database, DatabaseProps
 from infra.inference import Inference, InferenceProps
@@ -85,8 +86,18 @@ class ModamodaStack(Stack):
                 removal_policy=removal,
             ),
         )
+        self.billing = Billing(
+            self,
+            "Billing",
+            BillingProps(
+                packaging=self.packaging,
+                http_api=self.api.http_api,
+                api_function=self.api.function,
+                removal_policy=removal,
+            ),
+        )
         # Nothing should serve traffic before the schema exists.
-        for fn in (self.api.function, self.pipeline.start_workflow):
+        for fn in (self.api.function, self.pipeline.start_workflow, self.billing.function):
             fn.node.add_dependency(self.migrations)
 
         Tags.of(self).add("project", "modamoda")
@@ -103,6 +114,7 @@ class ModamodaStack(Stack):
             "ResultsBucketName": self.storage.results.bucket_name,
             "StateMachineArn": self.pipeline.state_machine.state_machine_arn,
             "InferenceEndpointName": self.inference.endpoint_name,
+            "StripeSecretArn": self.billing.secret.secret_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -9,9 +9,20 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import api_service, aws
+from functions.common import api_service, aws, billing
 from functions.common.errors import ModamodaError
-from functions.common.models import JobPage, JobView, Me, UploadRequest, UploadResponse
+from functions.common.models import (
+    CheckoutRequest,
+    CheckoutResponse,
+    CreditBalance,
+    CreditPackList,
+    JobPage,
+    JobView,
+    LedgerPage,
+    Me,
+    UploadRequest,
+    UploadResponse,
+)
 from functions.common.observability import logger, metrics, tracer
 from functions.common.tenants import Identity
 
@@ -55,6 +66,42 @@ def list_jobs(
 @tracer.capture_method
 def get_job(job_id: str) -> JobView:
     return api_service.get_job(aws.client("s3"), caller(), job_id)
+
+
+def stripe_client() -> Any:
+    """The Stripe API client (module-level so tests can swap in one with a fake HTTP client)."""
+    return billing.stripe_client()
+
+
+@app.get("/v1/credits")
+@tracer.capture_method
+def get_credits() -> CreditBalance:
+    return api_service.credit_balance(caller())
+
+
+@app.get("/v1/credits/ledger")
+@tracer.capture_method
+def list_ledger(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> LedgerPage:
+    return api_service.list_ledger(caller(), limit, cursor)
+
+
+@app.get("/v1/credits/packs")
+@tracer.capture_method
+def list_packs() -> CreditPackList:
+    return api_service.list_packs()
+
+
+@app.post("/v1/credits/checkout")
+@tracer.capture_method
+def create_checkout(request: Annotated[CheckoutRequest, Body()]) -> Response[CheckoutResponse]:
+    who = caller()
+    key = app.current_event.headers.get("idempotency-key") or None
+    created = api_service.checkout(stripe_client(), who, request, key[:255] if key else None)
+    metrics.add_metric(name="CheckoutsCreated", unit="Count", value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
 @app.exception_handler(ModamodaError)

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.common import config, credits, db, jobs, storage, tenants
+from functions.common import billing, config, credits, db, jobs, storage, tenants
 from functions.common.errors import Unauthorized
-from functions.common.models import JobPage, JobView, Me, PresignedPost, UploadRequest, UploadResponse
+from functions.common.models import (
+    CheckoutRequest,
+    CheckoutResponse,
+    CreditBalance,
+    CreditPackList,
+    JobPage,
+    JobView,
+    LedgerEntry,
+    LedgerPage,
+    Me,
+    PresignedPost,
+    UploadRequest,
+    UploadResponse,
+)
 
 
 def identity(claims: dict[str, Any]) -> tenants.Identity:
@@ -62,3 +75,40 @@ def list_jobs(who: tenants.Identity, limit: int, cursor: str | None) -> JobPage:
     with db.transaction(who.tenant_id) as conn:
         rows, next_cursor = jobs.list_page(conn, who.tenant_id, limit, cursor)
     return JobPage(items=[jobs.to_view(r) for r in rows], next_cursor=next_cursor)
+
+
+def credit_balance(who: tenants.Identity) -> CreditBalance:
+    with db.transaction(who.tenant_id) as conn:
+        return CreditBalance(
+            balance=credits.balance(conn, who.tenant_id), held=credits.held(conn, who.tenant_id)
+        )
+
+
+def list_ledger(who: tenants.Identity, limit: int, cursor: str | None) -> LedgerPage:
+    with db.transaction(who.tenant_id) as conn:
+        rows, next_cursor = credits.ledger_page(conn, who.tenant_id, limit, cursor)
+    items = [
+        LedgerEntry(
+            **{**r, "job_id": str(r["job_id"]) if r["job_id"] else None, "meta": dict(r["meta"] or {})}
+        )
+        for r in rows
+    ]
+    return LedgerPage(items=items, next_cursor=next_cursor)
+
+
+def list_packs() -> CreditPackList:
+    with db.transaction(None) as conn:
+        return CreditPackList(items=billing.list_packs(conn))
+
+
+def checkout(
+    stripe_client: Any, who: tenants.Identity, request: CheckoutRequest, idempotency_key: str | None = None
+) -> CheckoutResponse:
+    return billing.create_checkout(
+        stripe_client,
+        who,
+        request.pack_id,
+        request.success_url,
+        request.cancel_url,
+        idempotency_key=idempotency_key,
+    )

@@ -62,3 +62,9 @@ def inference_timeout_seconds() -> int:
 
 def max_image_pixels() -> int:
     return integer("MAX_IMAGE_PIXELS", 50_000_000)
+
+
+def web_origins() -> frozenset[str]:
+    """Origins of the PWA (``WEB_ORIGINS``, comma-separated); Checkout return URLs must be on one of them."""
+    raw = os.environ.get("WEB_ORIGINS", "")
+    return frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())

@@ -8,6 +8,7 @@ never overdraw. A hold is settled at most once: ``held → captured`` or ``held 
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common.errors import InsufficientCredits, NotFound
+from functions.common.errors import InputRejected, InsufficientCredits, NotFound
 
 Conn = psycopg.Connection[DictRow]
 HoldStatus = Literal["held", "captured", "released", "none"]
@@ -78,6 +79,8 @@ def adjust(
         row = conn.execute("SELECT balance FROM tenants WHERE id = %s FOR UPDATE", (tenant_id,)).fetchone()
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found")
+        if conn.execute("SELECT 1 FROM ledger WHERE idempotency_key = %s", (key,)).fetchone() is not None:
+            return 0  # a replay: applied before, whatever the balance is now
         have = int(row["balance"])
         applied = amount
         if amount < 0 and -amount > have:
@@ -113,13 +116,15 @@ def reserve(conn: Conn, tenant_id: str, job_id: str, amount: int, ttl_seconds: i
     with conn.transaction():
         created = conn.execute(
             "INSERT INTO holds (job_id, tenant_id, amount, status, expires_at)"
-            " VALUES (%s, %s, %s, 'held', now() + make_interval(secs => %s))"
+            " SELECT id, tenant_id, %s, 'held', now() + make_interval(secs => %s) FROM jobs"
+            " WHERE id = %s AND tenant_id = %s"
             " ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
-            (job_id, tenant_id, amount, ttl_seconds),
+            (amount, ttl_seconds, job_id, tenant_id),
         ).fetchone()
         if created is None:
             existing = get_hold(conn, job_id)
-            assert existing is not None
+            if existing is None:  # no such job for this tenant (or another tenant's hold: invisible)
+                raise NotFound(f"job {job_id} not found")
             return existing
         debited = conn.execute(
             "UPDATE tenants SET balance = balance - %s WHERE id = %s AND balance >= %s RETURNING balance",
@@ -173,3 +178,39 @@ def ledger_sum(conn: Conn, tenant_id: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row["s"])
+
+
+def held(conn: Conn, tenant_id: str) -> int:
+    """Credits reserved by jobs still in progress (already taken out of the balance)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(amount), 0) AS s FROM holds WHERE tenant_id = %s AND status = 'held'",
+        (tenant_id,),
+    ).fetchone()
+    assert row is not None
+    return int(row["s"])
+
+
+def ledger_page(
+    conn: Conn, tenant_id: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The tenant's ledger, newest first, keyset-paginated on the entry id (an opaque cursor)."""
+    params: list[Any] = [tenant_id]
+    where = "tenant_id = %s"
+    if cursor:
+        try:
+            (last_id,) = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            if not isinstance(last_id, int) or isinstance(last_id, bool):
+                raise TypeError("cursor id must be an integer")
+        except (ValueError, TypeError) as exc:
+            raise InputRejected("cursor is not valid", code="invalid_cursor") from exc
+        where += " AND id < %s"
+        params.append(last_id)
+    rows = conn.execute(
+        f"SELECT id, kind, amount, job_id, meta, created_at FROM ledger WHERE {where} ORDER BY id DESC LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
+    items = [dict(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = base64.urlsafe_b64encode(json.dumps([items[-1]["id"]]).encode()).decode()
+    return items, next_cursor

@@ -118,7 +118,6 @@ def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
 
 
-
 def atomic(
     tenant_id: str | None,
     work: Callable[[psycopg.Connection[DictRow]], T],

@@ -66,6 +66,20 @@ class Unauthorized(ModamodaError):
     http_status = 401
 
 
+class SignatureError(ModamodaError):
+    """A webhook whose signature is missing, does not match, or is outside the time tolerance. Changes nothing."""
+
+    code = "invalid_signature"
+    http_status = 400
+
+
+class PaymentProviderError(ModamodaError):
+    """The payment provider refused a request (bad parameters, authentication); retrying as is will not help."""
+
+    code = "payment_provider_error"
+    http_status = 502
+
+
 class TransientError(ModamodaError):
     """A dependency is unavailable (database, throttling); the caller should retry with backoff."""
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from functions.common import config
 
 Mode = Literal["ghost", "on-model"]
 JobStatus = Literal["awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected"]
@@ -185,3 +188,125 @@ class AsyncInferenceNotification(BaseModel):
     @property
     def succeeded(self) -> bool:
         return self.invocation_status.lower() == "completed"
+
+
+# ---- credits and billing (API bodies) ------------------------------------------------------------------------
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def return_url(value: str) -> str:
+    """A Checkout return URL: https, or http on localhost (local development); no credentials, no spaces."""
+    parts = urlsplit(value)
+    if any(ch.isspace() or ord(ch) < 32 for ch in value) or parts.username or parts.password:
+        raise ValueError("must be a plain URL without spaces or credentials")
+    secure = parts.scheme == "https" and bool(parts.hostname)
+    local = parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
+    if not (secure or local):
+        raise ValueError("must be an https:// URL (http:// only for localhost)")
+    allowed = config.web_origins()
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if allowed and origin not in allowed:  # no open redirect through Checkout
+        raise ValueError(f"must be on the application's origin ({', '.join(sorted(allowed))})")
+    return value
+
+
+class CreditBalance(Strict):
+    balance: int  # spendable now
+    held: int  # reserved by jobs in progress (captured on success, released on failure)
+
+
+class LedgerEntry(Strict):
+    id: int
+    kind: str
+    amount: int
+    job_id: str | None
+    meta: dict[str, Any]
+    created_at: datetime
+
+
+class LedgerPage(Strict):
+    items: list[LedgerEntry]
+    next_cursor: str | None
+
+
+class CreditPack(Strict):
+    id: str
+    name: str
+    credits: int
+    price_cents: int
+    currency: str
+
+
+class CreditPackList(Strict):
+    items: list[CreditPack]
+
+
+class CheckoutRequest(Strict):
+    pack_id: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    success_url: str = Field(min_length=1, max_length=2000)
+    cancel_url: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("success_url", "cancel_url")
+    @classmethod
+    def _return_url(cls, value: str) -> str:
+        return return_url(value)
+
+
+class CheckoutResponse(Strict):
+    checkout_url: str
+    session_id: str
+
+
+# ---- Stripe webhook events (the fields the billing code reads; everything else is allowed and ignored) ---------
+
+
+class _StripeObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StripeEventData(_StripeObject):
+    object: dict[str, Any]
+
+
+class StripeEvent(_StripeObject):
+    id: str = Field(pattern=r"^evt_")
+    object: Literal["event"]
+    type: str
+    created: int
+    livemode: bool = False
+    api_version: str | None = None
+    data: StripeEventData
+
+
+class StripeCheckoutSession(_StripeObject):
+    id: str = Field(pattern=r"^cs_")
+    object: Literal["checkout.session"]
+    mode: str | None = None
+    payment_status: str
+    payment_intent: str | None = None
+    client_reference_id: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    amount_total: int | None = None
+    currency: str | None = None
+
+
+class StripeCharge(_StripeObject):
+    id: str
+    object: Literal["charge"]
+    amount: int
+    amount_refunded: int = 0
+    refunded: bool = False
+    currency: str | None = None
+    payment_intent: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class StripeDispute(_StripeObject):
+    id: str
+    object: Literal["dispute"]
+    amount: int
+    charge: str
+    currency: str | None = None
+    status: str
+    payment_intent: str | None = None

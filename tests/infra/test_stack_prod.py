@@ -16,7 +16,7 @@ def test_prod_retains_data(prod_synth: Synth) -> None:
         assert bucket["DeletionPolicy"] == "Retain"
     assert not prod_synth.of_type("Custom::S3AutoDeleteObjects")
     secrets = prod_synth.of_type("AWS::SecretsManager::Secret")
-    assert len(secrets) == 2
+    assert len(secrets) == 3  # the database owner's and app role's, and the Stripe keys
     assert all(secret["DeletionPolicy"] == "Retain" for secret in secrets.values())
 
 

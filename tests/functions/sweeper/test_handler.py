@@ -19,13 +19,23 @@ def holds(mocked_aws: None, database_url: str, conn: psycopg.Connection) -> dict
             jobs.transition(tx, job_id, "processing", cost=1, task_token=f"token-{name}")
             credits.reserve(tx, tenant_id, job_id, 1, 3600)
         made[name] = (tenant_id, job_id)
-    conn.execute("UPDATE holds SET expires_at = now() - interval '1 minute' WHERE job_id = %s", (made["stale"][1],))
+    conn.execute(
+        "UPDATE holds SET expires_at = now() - interval '1 minute' WHERE job_id = %s", (made["stale"][1],)
+    )
     return made
 
 
 def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[str, str]]) -> None:
-    assert handler.lambda_handler({}, FakeLambdaContext()) == {"expired": 1, "released": 1}
-    assert handler.lambda_handler({}, FakeLambdaContext()) == {"expired": 0, "released": 0}
+    assert handler.lambda_handler({}, FakeLambdaContext()) == {
+        "expired": 1,
+        "released": 1,
+        "stripe_events_pruned": 0,
+    }
+    assert handler.lambda_handler({}, FakeLambdaContext()) == {
+        "expired": 0,
+        "released": 0,
+        "stripe_events_pruned": 0,
+    }
     tenant_id, job_id = holds["stale"]
     with db.transaction(tenant_id) as conn:
         job = jobs.load(conn, job_id)

@@ -1,0 +1,682 @@
+"""Credit packs bought with Stripe Checkout, and the Stripe webhook that turns payments into credits.
+
+Configuration: ``STRIPE_SECRET_ARN`` names a Secrets Manager secret ``{"api_key": "sk_...", "webhook_secret":
+"whsec_..."}``, read once per container; a missing or placeholder secret fails fast with ``ConfigError``.
+
+Checkout: ``create_checkout`` records a ``pending`` purchase and returns the hosted Checkout page. The tenant,
+pack, credits and our purchase id travel in the session's ``metadata`` and in the PaymentIntent's (Stripe copies
+those onto the charge), so every later object can be traced back to the purchase.
+
+Webhook: ``handle_webhook`` verifies the signature on the raw body (``stripe.Webhook.construct_event``, 300 s
+tolerance, and timestamps more than 300 s in the future are refused too), then processes each event once:
+``stripe_events`` holds one row per event id, claimed with insert-if-absent + ``FOR UPDATE`` in the same
+transaction as the ledger change, so a replayed or concurrently delivered event is a ``duplicate`` and an event
+whose earlier attempt failed (the transaction rolled back) is simply processed again.
+
+Money: the grant is keyed by the checkout session (``purchase:{session}``) so ``completed`` and
+``async_payment_succeeded`` grant once. Refunds are cumulative (``charge.amount_refunded``): the purchase keeps
+the largest refunded amount seen and the credits already taken back; the target is
+``floor(credits * amount_refunded / amount_total)`` and only the difference is debited, clamped at the balance
+(the shortfall is recorded as ``unrecovered``). A dispute debits its share of the purchase's credits while the
+funds are withdrawn (clamped likewise); ``won`` (or an inquiry closed without loss) restores exactly what was
+debited; ``lost`` takes nothing more. Closed statuses are final: a late ``created`` cannot reopen them.
+
+Out-of-order delivery: refunds and disputes are recorded against their purchase whatever its state, and their
+ledger effect is derived from that state (``_reconcile``) whenever the purchase is paid, right away or when the
+grant arrives later; so any order of the events ends in the same balance. The purchase is found by payment
+intent or charge (linked by earlier events), or, for a charge, by our metadata. A dispute for a payment intent
+that no processed event has linked to a purchase yet is answered with a transient error (HTTP 500), so Stripe
+retries it (for up to three days). Objects that are not ours (no Modamoda metadata) and unknown event types are
+acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import stripe
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from functions.common import aws, config, credits, db
+from functions.common.errors import (
+    ConfigError,
+    InputRejected,
+    ModamodaError,
+    NotFound,
+    PaymentProviderError,
+    SignatureError,
+    TransientError,
+)
+from functions.common.models import (
+    CheckoutResponse,
+    CreditPack,
+    StripeCharge,
+    StripeCheckoutSession,
+    StripeDispute,
+    StripeEvent,
+    return_url,
+)
+from functions.common.tenants import Identity
+
+TOLERANCE_SECONDS = 300
+PURCHASE_NAMESPACE = uuid.UUID("6c0b6f1e-3f0a-4c55-9d7e-6d6f64616d6f")
+_PLACEHOLDER = "REPLACE_ME"
+
+# Dispute statuses (https://docs.stripe.com/api/disputes/object#dispute_object-status).
+DISPUTE_FINAL = frozenset({"won", "lost", "warning_closed", "prevented"})
+DISPUTE_NO_LOSS = frozenset({"won", "warning_closed", "prevented"})  # nothing withdrawn in the end
+DISPUTE_INQUIRY = frozenset({"warning_needs_response", "warning_under_review"})  # no funds withdrawn yet
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    api_key: str
+    webhook_secret: str
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    event_id: str
+    type: str
+    status: str  # processed | duplicate | ignored
+    detail: str = ""
+
+
+_lock = threading.Lock()
+_configs: dict[str, StripeConfig] = {}
+_clients: dict[str, stripe.StripeClient] = {}
+
+
+def reset() -> None:
+    """Forget the cached secret and client (tests; a rotated secret reaches new containers anyway)."""
+    with _lock:
+        _configs.clear()
+        _clients.clear()
+
+
+def stripe_config() -> StripeConfig:
+    """The Stripe keys from the secret named by ``STRIPE_SECRET_ARN``, cached per container."""
+    arn = config.required("STRIPE_SECRET_ARN")
+    with _lock:
+        found = _configs.get(arn)
+    if found is not None:
+        return found
+    try:
+        raw = aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in {"ThrottlingException", "InternalServiceError", "InternalServiceErrorException"}:
+            raise TransientError(f"Stripe secret unavailable: {code}") from exc
+        raise ConfigError(f"cannot read the Stripe secret {arn}: {code}", code="config_missing") from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"Stripe secret unavailable: {exc}") from exc
+    try:
+        values = json.loads(raw)
+        api_key, webhook_secret = str(values["api_key"]).strip(), str(values["webhook_secret"]).strip()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            'the Stripe secret must be JSON {"api_key": "sk_...", "webhook_secret": "whsec_..."}',
+            code="config_missing",
+        ) from exc
+    if (
+        not api_key.startswith(("sk_", "rk_"))
+        or not webhook_secret.startswith("whsec_")
+        or _PLACEHOLDER in api_key
+        or _PLACEHOLDER in webhook_secret
+    ):
+        raise ConfigError(
+            f"the Stripe secret {arn} still holds placeholders: put the account's API key (sk_...) and the "
+            "webhook endpoint's signing secret (whsec_...) in it",
+            code="config_missing",
+        )
+    found = StripeConfig(api_key=api_key, webhook_secret=webhook_secret)
+    with _lock:
+        _configs[arn] = found
+    return found
+
+
+def stripe_client(http_client: stripe.HTTPClient | None = None) -> stripe.StripeClient:
+    """A Stripe API client with the configured key (cached per container unless an HTTP client is given)."""
+    api_key = stripe_config().api_key
+    if http_client is not None:
+        return stripe.StripeClient(api_key, http_client=http_client, max_network_retries=2)
+    with _lock:
+        found = _clients.get(api_key)
+        if found is None:
+            found = _clients[api_key] = stripe.StripeClient(api_key, max_network_retries=2)
+    return found
+
+
+# ---- packs and checkout ----------------------------------------------------------------------------------
+
+
+def list_packs(conn: db.Conn) -> list[CreditPack]:
+    rows = conn.execute(
+        "SELECT id, name, credits, price_cents, currency FROM credit_packs WHERE active ORDER BY sort, id"
+    ).fetchall()
+    return [CreditPack(**r) for r in rows]
+
+
+def get_pack(conn: db.Conn, pack_id: str) -> CreditPack:
+    row = conn.execute(
+        "SELECT id, name, credits, price_cents, currency FROM credit_packs WHERE id = %s AND active",
+        (pack_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no credit pack {pack_id!r}", code="pack_not_found")
+    return CreditPack(**row)
+
+
+def _checked_url(name: str, value: str) -> str:
+    try:
+        return return_url(value)
+    except ValueError as exc:
+        raise InputRejected(f"{name} {exc}", code="invalid_url", details={"field": name}) from exc
+
+
+def create_checkout(
+    client: stripe.StripeClient,
+    who: Identity,
+    pack_id: str,
+    success_url: str,
+    cancel_url: str,
+    *,
+    idempotency_key: str | None = None,
+) -> CheckoutResponse:
+    """A Stripe Checkout Session for one credit pack, and its ``pending`` purchase.
+
+    ``idempotency_key`` (the client's ``Idempotency-Key``) makes a retried request return the same session.
+    """
+    success_url = _checked_url("success_url", success_url)
+    cancel_url = _checked_url("cancel_url", cancel_url)
+    with db.transaction(who.tenant_id) as conn:
+        pack = get_pack(conn, pack_id)
+    purchase_id = (
+        uuid.uuid5(PURCHASE_NAMESPACE, f"{who.tenant_id}:{idempotency_key}")
+        if idempotency_key
+        else uuid.uuid4()
+    )
+    metadata = {
+        "tenant_id": who.tenant_id,
+        "purchase_id": str(purchase_id),
+        "pack_id": pack.id,
+        "credits": str(pack.credits),
+    }
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": pack.currency,
+                    "unit_amount": pack.price_cents,
+                    "product_data": {
+                        "name": f"Modamoda {pack.name}: {pack.credits} credits",
+                        "metadata": {"pack_id": pack.id},
+                    },
+                },
+            }
+        ],
+        "client_reference_id": who.tenant_id,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    if who.email and "@" in who.email:
+        params["customer_email"] = who.email
+    try:
+        session = client.v1.checkout.sessions.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": f"modamoda-checkout-{purchase_id}"},
+        )
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise TransientError(f"Stripe is unavailable: {exc.user_message or exc}") from exc
+    except stripe.StripeError as exc:
+        if isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500:
+            raise TransientError(f"Stripe is unavailable: {exc.user_message or exc}") from exc
+        raise PaymentProviderError(f"Stripe refused the checkout: {exc.user_message or exc}") from exc
+    if not session.url:
+        raise PaymentProviderError("Stripe returned a checkout session without a URL")
+
+    def record(conn: db.Conn) -> None:
+        conn.execute(
+            "INSERT INTO purchases (id, tenant_id, checkout_session, pack_id, credits, amount_total, currency)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (
+                purchase_id,
+                who.tenant_id,
+                session.id,
+                pack.id,
+                pack.credits,
+                session.amount_total or pack.price_cents,
+                session.currency or pack.currency,
+            ),
+        )
+
+    db.atomic(who.tenant_id, record)
+    return CheckoutResponse(checkout_url=session.url, session_id=session.id)
+
+
+# ---- webhook: verification ---------------------------------------------------------------------------------
+
+
+def _signed_at(header: str) -> int:
+    stamps = [item.split("=", 1)[1] for item in header.split(",") if item.strip().startswith("t=")]
+    try:
+        return int(stamps[0].strip())
+    except (IndexError, ValueError) as exc:
+        raise SignatureError("the Stripe-Signature header has no timestamp") from exc
+
+
+def verify(raw_body: bytes, signature_header: str | None, secret: str, now: float) -> StripeEvent:
+    """The event, if ``raw_body`` is signed with ``secret`` within ±300 s of ``now``; SignatureError otherwise."""
+    if not signature_header:
+        raise SignatureError("the Stripe-Signature header is missing")
+    signed_at = _signed_at(signature_header)
+    if abs(now - signed_at) > TOLERANCE_SECONDS:
+        raise SignatureError(
+            "the signature timestamp is outside the tolerance",
+            details={"tolerance_seconds": TOLERANCE_SECONDS, "skew_seconds": int(now - signed_at)},
+        )
+    try:
+        stripe.Webhook.construct_event(raw_body, signature_header, secret, tolerance=TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as exc:
+        raise SignatureError(f"the signature does not verify: {exc.user_message or exc}") from exc
+    except ValueError as exc:  # signed, but not a JSON Stripe event (not something Stripe sends)
+        raise ModamodaError("the body is not a Stripe event", code="invalid_payload") from exc
+    try:
+        return StripeEvent.model_validate_json(raw_body)
+    except ValidationError as exc:
+        raise ModamodaError("the body is not a Stripe event", code="invalid_payload") from exc
+
+
+# ---- webhook: event bookkeeping ----------------------------------------------------------------------------
+
+
+def _claim(conn: db.Conn, event: StripeEvent) -> bool:
+    """Insert-if-absent and lock the event's row; False when it was processed already (a duplicate)."""
+    conn.execute(
+        "INSERT INTO stripe_events (id, type, livemode, created) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (id) DO NOTHING",
+        (event.id, event.type, event.livemode, datetime.fromtimestamp(event.created, UTC)),
+    )
+    row = conn.execute(
+        "SELECT processed_at FROM stripe_events WHERE id = %s FOR UPDATE", (event.id,)
+    ).fetchone()
+    assert row is not None
+    return row["processed_at"] is None
+
+
+def _finish(conn: db.Conn, event: StripeEvent, outcome: str) -> None:
+    conn.execute(
+        "UPDATE stripe_events SET processed_at = now(), outcome = %s, attempts = attempts + 1, last_error = NULL"
+        " WHERE id = %s",
+        (outcome, event.id),
+    )
+
+
+def _record_failure(event: StripeEvent, error: BaseException) -> None:
+    """Note a failed attempt (best effort, its own transaction): the event stays unprocessed, so it runs again."""
+    try:
+        with db.transaction(None) as conn:
+            conn.execute(
+                "INSERT INTO stripe_events (id, type, livemode, created, attempts, outcome, last_error)"
+                " VALUES (%s, %s, %s, %s, 1, 'failed', %s)"
+                " ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1, outcome = 'failed',"
+                " last_error = EXCLUDED.last_error WHERE stripe_events.processed_at IS NULL",
+                (
+                    event.id,
+                    event.type,
+                    event.livemode,
+                    datetime.fromtimestamp(event.created, UTC),
+                    str(error)[:1000],
+                ),
+            )
+    except (ModamodaError, psycopg.Error):
+        pass
+
+
+def _once(
+    event: StripeEvent, tenant_id: str | None, work: Callable[[db.Conn], str], status: str
+) -> WebhookResult:
+    """Run ``work`` for the event exactly once, in one transaction with the event's row."""
+
+    def run(conn: db.Conn) -> tuple[str, str]:
+        if not _claim(conn, event):
+            return "duplicate", ""
+        detail = work(conn)
+        _finish(conn, event, f"{status}: {detail}" if detail else status)
+        return status, detail
+
+    result_status, detail = db.atomic(tenant_id, run)
+    return WebhookResult(event.id, event.type, result_status, detail)
+
+
+def _ignore(event: StripeEvent, reason: str) -> WebhookResult:
+    return _once(event, None, lambda _conn: reason, "ignored")
+
+
+def prune_events(before: datetime | None = None) -> int:
+    """Delete processed events received before ``before`` (never younger than 30 days). Returns the count."""
+    row = db.system_lookup("SELECT app_prune_stripe_events(%s) AS n", (before or datetime.now(UTC),))
+    return int(row["n"]) if row else 0
+
+
+# ---- webhook: purchases ------------------------------------------------------------------------------------
+
+
+def _uuid(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _lock_purchase(conn: db.Conn, purchase_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM purchases WHERE id = %s FOR UPDATE", (purchase_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def _purchase_for_session(conn: db.Conn, tenant_id: str, session: StripeCheckoutSession) -> dict[str, Any]:
+    """The session's purchase, locked; recreated from the session's metadata if checkout never recorded it."""
+    row = conn.execute(
+        "SELECT * FROM purchases WHERE checkout_session = %s FOR UPDATE", (session.id,)
+    ).fetchone()
+    if row is not None:
+        return dict(row)
+    meta = session.metadata
+    pack = conn.execute("SELECT id FROM credit_packs WHERE id = %s", (meta.get("pack_id"),)).fetchone()
+    purchase_id, credit_count = _uuid(meta.get("purchase_id")), meta.get("credits", "")
+    if pack is None or purchase_id is None or not credit_count.isdigit() or not session.amount_total:
+        raise ModamodaError(f"checkout session {session.id} has no usable metadata", code="invalid_payload")
+    conn.execute(
+        "INSERT INTO purchases (id, tenant_id, checkout_session, pack_id, credits, amount_total, currency)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+        (
+            purchase_id,
+            tenant_id,
+            session.id,
+            pack["id"],
+            int(credit_count),
+            session.amount_total,
+            session.currency or "usd",
+        ),
+    )
+    found = _lock_purchase(conn, purchase_id)
+    if found is None or found["checkout_session"] != session.id:
+        raise ModamodaError(
+            f"checkout session {session.id} does not match its purchase", code="invalid_payload"
+        )
+    return found
+
+
+def _grant(conn: db.Conn, purchase: dict[str, Any], event: StripeEvent) -> str:
+    """Pay a purchase: grant its credits once, then apply refunds/disputes that arrived before the payment."""
+    if purchase["status"] == "paid":
+        return "already granted"
+    tenant_id = str(purchase["tenant_id"])
+    credits.grant(
+        conn,
+        tenant_id,
+        int(purchase["credits"]),
+        f"purchase:{purchase['checkout_session']}",
+        "purchase",
+        purchase_id=str(purchase["id"]),
+        pack_id=purchase["pack_id"],
+        checkout_session=purchase["checkout_session"],
+        event_id=event.id,
+    )
+    conn.execute(
+        "UPDATE purchases SET status = 'paid', credits_granted = credits, paid_at = now(), updated_at = now()"
+        " WHERE id = %s",
+        (purchase["id"],),
+    )
+    purchase.update(status="paid", credits_granted=purchase["credits"])
+    _reconcile(conn, purchase)
+    return f"granted {purchase['credits']}"
+
+
+def _reconcile(conn: db.Conn, purchase: dict[str, Any]) -> None:
+    """Bring the ledger in line with the purchase's refunds and disputes (only once it is paid). Idempotent."""
+    if purchase["status"] != "paid":
+        return
+    tenant_id, session_id = str(purchase["tenant_id"]), purchase["checkout_session"]
+    total, pack_credits = int(purchase["amount_total"]), int(purchase["credits"])
+    target = pack_credits * min(int(purchase["amount_refunded"]), total) // total
+    already = int(purchase["credits_refunded"])
+    if target > already:
+        credits.adjust(
+            conn,
+            tenant_id,
+            -(target - already),
+            "refund",
+            f"refund:{session_id}:{target}",
+            {"purchase_id": str(purchase["id"]), "amount_refunded": int(purchase["amount_refunded"])},
+            clamp=True,
+        )
+        conn.execute(
+            "UPDATE purchases SET credits_refunded = %s, updated_at = now() WHERE id = %s",
+            (target, purchase["id"]),
+        )
+        purchase["credits_refunded"] = target
+    disputes = conn.execute(
+        "SELECT * FROM disputes WHERE purchase_id = %s ORDER BY id FOR UPDATE", (purchase["id"],)
+    ).fetchall()
+    for dispute in disputes:
+        _settle_dispute(conn, purchase, dict(dispute))
+
+
+def _settle_dispute(conn: db.Conn, purchase: dict[str, Any], dispute: dict[str, Any]) -> None:
+    tenant_id, status = str(purchase["tenant_id"]), dispute["status"]
+    if dispute["debited_at"] is None and status not in DISPUTE_NO_LOSS | DISPUTE_INQUIRY:
+        share = min(
+            int(purchase["credits"]),
+            int(purchase["credits"]) * int(dispute["amount"]) // int(purchase["amount_total"]),
+        )
+        applied = 0
+        if share > 0:
+            applied = -credits.adjust(
+                conn,
+                tenant_id,
+                -share,
+                "dispute",
+                f"dispute:{dispute['id']}",
+                {
+                    "purchase_id": str(purchase["id"]),
+                    "dispute_id": dispute["id"],
+                    "amount": dispute["amount"],
+                },
+                clamp=True,
+            )
+        conn.execute(
+            "UPDATE disputes SET credits_debited = %s, debited_at = now(), updated_at = now() WHERE id = %s",
+            (applied, dispute["id"]),
+        )
+        dispute.update(credits_debited=applied, debited_at=datetime.now(UTC))
+    if status in DISPUTE_NO_LOSS and dispute["debited_at"] is not None and dispute["restored_at"] is None:
+        restore = int(dispute["credits_debited"])
+        if restore > 0:
+            credits.adjust(
+                conn,
+                tenant_id,
+                restore,
+                "dispute",
+                f"dispute-restore:{dispute['id']}",
+                {"purchase_id": str(purchase["id"]), "dispute_id": dispute["id"], "status": status},
+            )
+        conn.execute(
+            "UPDATE disputes SET credits_restored = %s, restored_at = now(), updated_at = now() WHERE id = %s",
+            (restore, dispute["id"]),
+        )
+
+
+# ---- webhook: event handlers -------------------------------------------------------------------------------
+
+
+def _session_tenant(session: StripeCheckoutSession) -> str | None:
+    found = db.system_lookup("SELECT * FROM app_purchase_by_session(%s)", (session.id,))
+    if found is not None:
+        return str(found["tenant_id"])
+    return _uuid(session.metadata.get("tenant_id")) if session.metadata.get("purchase_id") else None
+
+
+def _on_session(event: StripeEvent) -> WebhookResult:
+    session = StripeCheckoutSession.model_validate(event.data.object)
+    tenant_id = _session_tenant(session)
+    if tenant_id is None:
+        return _ignore(event, "not a Modamoda checkout")
+
+    def work(conn: db.Conn) -> str:
+        purchase = _purchase_for_session(conn, tenant_id, session)
+        if session.payment_intent and not purchase["payment_intent"]:
+            conn.execute(
+                "UPDATE purchases SET payment_intent = %s, updated_at = now() WHERE id = %s",
+                (session.payment_intent, purchase["id"]),
+            )
+        if event.type == "checkout.session.async_payment_failed":
+            if purchase["status"] == "paid":
+                return "already paid"
+            conn.execute(
+                "UPDATE purchases SET status = 'failed', updated_at = now() WHERE id = %s", (purchase["id"],)
+            )
+            return "payment failed"
+        if event.type == "checkout.session.async_payment_succeeded" or session.payment_status == "paid":
+            return _grant(conn, purchase, event)
+        return f"awaiting payment ({session.payment_status})"
+
+    return _once(event, tenant_id, work, "processed")
+
+
+def _payment_purchase(
+    payment_intent: str | None, charge_id: str | None, metadata: dict[str, str]
+) -> tuple[str, str] | None:
+    """(tenant, purchase) of a payment: linked by an earlier event, or named by our metadata on the charge."""
+    if payment_intent or charge_id:
+        found = db.system_lookup("SELECT * FROM app_purchase_by_payment(%s, %s)", (payment_intent, charge_id))
+        if found is not None:
+            return str(found["tenant_id"]), str(found["purchase_id"])
+    tenant_id, purchase_id = _uuid(metadata.get("tenant_id")), _uuid(metadata.get("purchase_id"))
+    return (tenant_id, purchase_id) if tenant_id and purchase_id else None
+
+
+def _link(conn: db.Conn, purchase: dict[str, Any], payment_intent: str | None, charge_id: str | None) -> None:
+    conn.execute(
+        "UPDATE purchases SET payment_intent = COALESCE(payment_intent, %s), charge_id = COALESCE(charge_id, %s),"
+        " updated_at = now() WHERE id = %s",
+        (payment_intent, charge_id, purchase["id"]),
+    )
+
+
+def _on_charge_refunded(event: StripeEvent) -> WebhookResult:
+    charge = StripeCharge.model_validate(event.data.object)
+    found = _payment_purchase(charge.payment_intent, charge.id, charge.metadata)
+    if found is None:
+        return _ignore(event, "not a Modamoda payment")
+    tenant_id, purchase_id = found
+
+    def work(conn: db.Conn) -> str:
+        purchase = _lock_purchase(conn, purchase_id)
+        if purchase is None:
+            raise TransientError(f"purchase {purchase_id} is not recorded yet", code="purchase_unknown")
+        _link(conn, purchase, charge.payment_intent, charge.id)
+        refunded = max(
+            int(purchase["amount_refunded"]), min(charge.amount_refunded, int(purchase["amount_total"]))
+        )
+        conn.execute(
+            "UPDATE purchases SET amount_refunded = %s, updated_at = now() WHERE id = %s",
+            (refunded, purchase_id),
+        )
+        purchase["amount_refunded"] = refunded
+        _reconcile(conn, purchase)
+        return f"refunded {refunded} of {purchase['amount_total']}" + (
+            "" if purchase["status"] == "paid" else " (applies once paid)"
+        )
+
+    return _once(event, tenant_id, work, "processed")
+
+
+def _on_dispute(event: StripeEvent) -> WebhookResult:
+    dispute = StripeDispute.model_validate(event.data.object)
+    found = _payment_purchase(dispute.payment_intent, dispute.charge, {})
+    if found is None:
+        # No metadata on disputes: the purchase is found only once an earlier event linked this payment.
+        raise TransientError(
+            f"no purchase is linked to {dispute.payment_intent or dispute.charge} yet; Stripe will retry",
+            code="purchase_unknown",
+        )
+    tenant_id, purchase_id = found
+
+    def work(conn: db.Conn) -> str:
+        purchase = _lock_purchase(conn, purchase_id)
+        if purchase is None:
+            raise TransientError(f"purchase {purchase_id} is not recorded yet", code="purchase_unknown")
+        _link(conn, purchase, dispute.payment_intent, dispute.charge)
+        conn.execute(
+            "INSERT INTO disputes (id, tenant_id, purchase_id, charge_id, amount, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET"
+            "  status = CASE WHEN disputes.status = ANY(%s) THEN disputes.status ELSE EXCLUDED.status END,"
+            "  amount = CASE WHEN disputes.debited_at IS NULL THEN EXCLUDED.amount ELSE disputes.amount END,"
+            "  updated_at = now()",
+            (
+                dispute.id,
+                tenant_id,
+                purchase_id,
+                dispute.charge,
+                dispute.amount,
+                dispute.status,
+                list(DISPUTE_FINAL),
+            ),
+        )
+        _reconcile(conn, purchase)
+        row = conn.execute(
+            "SELECT status, credits_debited, credits_restored FROM disputes WHERE id = %s", (dispute.id,)
+        ).fetchone()
+        assert row is not None
+        return (
+            f"dispute {row['status']}: debited {row['credits_debited']}, restored {row['credits_restored']}"
+            + ("" if purchase["status"] == "paid" else " (applies once paid)")
+        )
+
+    return _once(event, tenant_id, work, "processed")
+
+
+HANDLERS: dict[str, Callable[[StripeEvent], WebhookResult]] = {
+    "checkout.session.completed": _on_session,
+    "checkout.session.async_payment_succeeded": _on_session,
+    "checkout.session.async_payment_failed": _on_session,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute,
+    "charge.dispute.updated": _on_dispute,
+    "charge.dispute.funds_withdrawn": _on_dispute,
+    "charge.dispute.funds_reinstated": _on_dispute,
+    "charge.dispute.closed": _on_dispute,
+}
+
+
+def handle_webhook(raw_body: bytes, signature_header: str | None, now: float | None = None) -> WebhookResult:
+    """Verify and process one Stripe webhook delivery. Raises SignatureError (nothing changed) when the body is
+    not signed by our endpoint's secret within the tolerance, TransientError when Stripe should retry."""
+    secret = stripe_config().webhook_secret
+    event = verify(raw_body, signature_header, secret, time.time() if now is None else now)
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return _ignore(event, "event type not handled")
+    try:
+        return handler(event)
+    except ValidationError as exc:
+        _record_failure(event, exc)
+        raise ModamodaError(f"{event.type} has an unexpected shape", code="invalid_payload") from exc
+    except Exception as exc:
+        _record_failure(event, exc)
+        raise

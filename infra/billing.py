@@ -1,0 +1,66 @@
+"""Billing: the Stripe secret, the webhook Lambda and its public route, and Stripe access for the Api Lambda.
+
+The secret is created with placeholders; the operator puts the account's keys in it after the first deploy:
+``{"api_key": "sk_live_...", "webhook_secret": "whsec_..."}`` (see README: Billing). Until then both Lambdas
+fail fast with a clear ``config_missing`` error (the webhook answers 500, so Stripe keeps retrying).
+
+``POST /v1/billing/stripe/webhook`` has no JWT authorizer: Stripe cannot present a Cognito token; every delivery
+is authenticated by its signature instead. API Gateway picks the most specific route, so this exact path wins
+over the authorised ``/v1/{proxy+}`` routes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, SecretValue
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.lambdas import LambdaPackaging
+
+WEBHOOK_PATH = "/v1/billing/stripe/webhook"
+BILLING_HANDLER = "functions.billing.handler.lambda_handler"
+SECRET_PLACEHOLDER = {"api_key": "sk_REPLACE_ME", "webhook_secret": "whsec_REPLACE_ME"}
+
+
+@dataclass(frozen=True)
+class BillingProps:
+    packaging: LambdaPackaging
+    http_api: apigw.HttpApi
+    api_function: lambda_.Function  # creates Checkout Sessions: needs the API key
+    removal_policy: RemovalPolicy
+
+
+class Billing(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: BillingProps) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "StripeSecret",
+            description='Stripe keys for Modamoda: {"api_key": "sk_...", "webhook_secret": "whsec_..."}',
+            secret_string_value=SecretValue.unsafe_plain_text(json.dumps(SECRET_PLACEHOLDER)),
+            removal_policy=props.removal_policy,
+        )
+        self.function = props.packaging.function(
+            self,
+            "StripeWebhook",
+            handler=BILLING_HANDLER,
+            environment={"STRIPE_SECRET_ARN": self.secret.secret_arn},
+            timeout=Duration.seconds(29),  # the HTTP API integration limit
+        )
+        self.secret.grant_read(self.function)
+
+        props.api_function.add_environment("STRIPE_SECRET_ARN", self.secret.secret_arn)
+        self.secret.grant_read(props.api_function)
+
+        self.routes = props.http_api.add_routes(
+            path=WEBHOOK_PATH,
+            methods=[apigw.HttpMethod.POST],
+            integration=integrations.HttpLambdaIntegration("StripeWebhookIntegration", self.function),
+            authorizer=apigw.HttpNoneAuthorizer(),
+        )
