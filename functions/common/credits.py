@@ -8,7 +8,6 @@ never overdraw. A hold is settled at most once: ``held → captured`` or ``held 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,7 +15,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common.errors import InputRejected, InsufficientCredits, NotFound
+from functions.common.errors import InsufficientCredits, NotFound
+from functions.common.pagination import decode_cursor, page
 
 Conn = psycopg.Connection[DictRow]
 HoldStatus = Literal["held", "captured", "released", "none"]
@@ -194,23 +194,20 @@ def ledger_page(
     conn: Conn, tenant_id: str, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The tenant's ledger, newest first, keyset-paginated on the entry id (an opaque cursor)."""
+
+    def parse(values: list[Any]) -> tuple[int]:
+        (last_id,) = values
+        if not isinstance(last_id, int) or isinstance(last_id, bool):
+            raise TypeError("cursor id must be an integer")
+        return (last_id,)
+
     params: list[Any] = [tenant_id]
     where = "tenant_id = %s"
     if cursor:
-        try:
-            (last_id,) = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            if not isinstance(last_id, int) or isinstance(last_id, bool):
-                raise TypeError("cursor id must be an integer")
-        except (ValueError, TypeError) as exc:
-            raise InputRejected("cursor is not valid", code="invalid_cursor") from exc
+        params += decode_cursor(cursor, parse)
         where += " AND id < %s"
-        params.append(last_id)
     rows = conn.execute(
         f"SELECT id, kind, amount, job_id, meta, created_at FROM ledger WHERE {where} ORDER BY id DESC LIMIT %s",
         (*params, limit + 1),
     ).fetchall()
-    items = [dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = base64.urlsafe_b64encode(json.dumps([items[-1]["id"]]).encode()).decode()
-    return items, next_cursor
+    return page(rows, limit, lambda last: (last["id"],))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
@@ -11,8 +10,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common.errors import InputRejected, NotFound
+from functions.common.errors import NotFound
 from functions.common.models import FINAL_STATUSES, JobError, JobView, UploadRequest
+from functions.common.pagination import decode_cursor, page
 
 Conn = psycopg.Connection[DictRow]
 _FINAL = tuple(FINAL_STATUSES)
@@ -67,24 +67,16 @@ def list_page(
     params: list[Any] = [tenant_id]
     where = "tenant_id = %s"
     if cursor:
-        try:
-            created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            params += [datetime.fromisoformat(created), str(uuid.UUID(last_id))]
-        except (ValueError, TypeError) as exc:
-            raise InputRejected("cursor is not valid", code="invalid_cursor") from exc
+        created, last_id = decode_cursor(
+            cursor, lambda v: (datetime.fromisoformat(v[0]), str(uuid.UUID(v[1])))
+        )
+        params += [created, last_id]
         where += " AND (created_at, id) < (%s, %s)"
     rows = conn.execute(
         f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
         (*params, limit + 1),
     ).fetchall()
-    items = [dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = base64.urlsafe_b64encode(
-            json.dumps([last["created_at"].isoformat(), str(last["id"])]).encode()
-        ).decode()
-    return items, next_cursor
+    return page(rows, limit, lambda last: (last["created_at"].isoformat(), str(last["id"])))
 
 
 def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:

@@ -40,22 +40,13 @@ from hypothesis.stateful import (
 
 from functions.common import credits, db
 from functions.common.errors import InsufficientCredits
+from tests.functions.common.test_credits import make_job
 
 DEBIT_KINDS = ("refund", "dispute", "expiry", "adjustment")
 
 
 def new_tenant(conn: psycopg.Connection) -> str:
     return str(conn.execute("INSERT INTO tenants (name) VALUES ('prop') RETURNING id").fetchone()["id"])
-
-
-def new_job(conn: psycopg.Connection, tenant_id: str) -> str:
-    job_id = str(uuid.uuid4())
-    conn.execute(
-        "INSERT INTO jobs (id, tenant_id, mode, status, filename, source_bucket, source_key)"
-        " VALUES (%s, %s, 'ghost', 'queued', 'a.jpg', 'b', %s)",
-        (job_id, tenant_id, f"uploads/{tenant_id}/{job_id}/a.jpg"),
-    )
-    return job_id
 
 
 def as_app(tenant_id: str, work: Callable[[db.Conn], Any]) -> Any:
@@ -276,9 +267,9 @@ class CreditsMachine(RuleBasedStateMachine):
     # holds ------------------------------------------------------------------------------------------------
 
     @rule(target=jobs, t=st.integers(0, 2), amount=st.integers(1, 6))
-    def reserve_new_job(self, t: int, amount: int) -> JobModel:
+    def reserve_make_job(self, t: int, amount: int) -> JobModel:
         tenant = self.tenant(t)
-        job = JobModel(new_job(self.owner, tenant.id), tenant)
+        job = JobModel(make_job(self.owner, tenant.id), tenant)
         self.all_jobs.append(job)
         self.reserve(job, amount)
         return job
@@ -398,7 +389,7 @@ def test_concurrent_operations_keep_the_invariants(
     for tenant, start in zip(tenants, seed, strict=True):
         if start:
             credits.grant(conn, tenant.id, start, f"seed:{prefix}:{tenant.id}", "seed")
-    jobs = [[JobModel(new_job(conn, t.id), t) for _ in range(JOBS)] for t in tenants]
+    jobs = [[JobModel(make_job(conn, t.id), t) for _ in range(JOBS)] for t in tenants]
     results: list[tuple[tuple[str, int, int, int], Any]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(threads)
