@@ -39,9 +39,9 @@ synth: venv
 	@command -v node >/dev/null 2>&1 || { echo "node is required for CDK synthesis"; exit 1; }
 	$(PY) -m infra.synth $(or $(SYNTH_ARGS),--no-bundling)
 
+# cdk.json runs app.py: it builds the arm64 Lambda layer without Docker and cdk-nag validates the synthesis.
 deploy: venv
-	$(PY) -m infra.synth --bundling -c stage=$(or $(STAGE),dev)
-	npx --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening $(CDK_ARGS)
+	npx --yes aws-cdk@2 deploy -c stage=$(or $(STAGE),dev) --require-approval broadening $(CDK_ARGS)
 
 clean:
 	rm -rf $(VENV) cdk.out out .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,25 @@
-"""The public API: a Cognito user pool for the PWA, an HTTP API with a JWT authorizer, the Api Lambda."""
+"""The public API: a Cognito user pool for the PWA, an HTTP API with a JWT authorizer, the Api Lambda.
+
+Authorization: every route but ``GET /v1/health`` and the Stripe webhook needs a Cognito **access token** of the
+web client (the authorizer checks issuer, ``client_id`` and expiry) carrying one of the route's scopes. HTTP API
+JWT authorizers accept a token that has *any* listed scope:
+
+* ``modamoda/api``: the resource server's scope, granted by the hosted sign-in (authorization code + PKCE).
+  Tokens the hosted UI issues without it (only ``openid email``) are refused.
+* ``aws.cognito.signin.user.admin``: the only scope of tokens from direct sign-in (SRP, ``InitiateAuth``),
+  which a first-party PWA with its own sign-in form uses. Accepting it adds no other client: the audience is
+  still only the web client. Context ``accept_signin_scope=false`` drops it, so that only hosted-UI tokens
+  pass (when the PWA signs in with code + PKCE).
+
+No machine-to-machine (client-credentials) client is created: a shared client would put every shop in one
+identity, and per-shop clients are made at run time, which a fixed authorizer audience cannot list. Shops'
+machines use the per-tenant drop folder instead.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -14,10 +31,14 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.lambdas import LambdaPackaging
-from infra.storage import DROP_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX, Storage
+from infra.nag import acknowledge
+from infra.storage import OBJECT_WRITE, RESULTS_PREFIX, UPLOADS_PREFIX, Storage, grant_objects
 
 RESOURCE_SERVER_ID = "modamoda"
 API_SCOPE = "api"
+API_SCOPE_FULL = f"{RESOURCE_SERVER_ID}/{API_SCOPE}"
+SIGNIN_SCOPE = "aws.cognito.signin.user.admin"
+HEALTH_PATH = "/v1/health"
 # Every method but OPTIONS: API Gateway answers CORS preflights itself; they must never meet the authorizer.
 API_METHODS = [
     apigw.HttpMethod.GET,
@@ -34,8 +55,9 @@ class ApiProps:
     storage: Storage
     packaging: LambdaPackaging
     stage: str
-    web_origin: str
+    web_origins: Sequence[str]
     removal_policy: RemovalPolicy
+    accept_signin_scope: bool = True
     upload_max_bytes: int = 25 * 1024 * 1024
     upload_url_ttl_seconds: int = 300
     result_url_ttl_seconds: int = 900
@@ -62,14 +84,26 @@ class Api(Construct):
                 "UPLOAD_URL_TTL_SECONDS": str(props.upload_url_ttl_seconds),
                 "RESULT_URL_TTL_SECONDS": str(props.result_url_ttl_seconds),
                 "SIGNUP_GRANT_CREDITS": str(props.signup_grant_credits),
-                "WEB_ORIGINS": props.web_origin,  # Checkout may only return to the PWA
+                "DROP_BUCKET": storage.drop.bucket_name,
+                "WEB_ORIGINS": ",".join(props.web_origins),  # Checkout may only return to the PWA
             },
             timeout=Duration.seconds(29),  # the HTTP API integration limit
         )
         # Pre-signed POST uploads and pre-signed GET downloads are signed with this function's credentials.
-        storage.uploads.grant_put(self.function, f"{UPLOADS_PREFIX}*")
-        storage.uploads.grant_put(self.function, f"{DROP_PREFIX}*")
-        storage.results.grant_read(self.function, f"{RESULTS_PREFIX}*")
+        grant_objects(
+            self.function,
+            storage.uploads,
+            UPLOADS_PREFIX,
+            OBJECT_WRITE,
+            why="signs each upload's POST policy for the exact key it chose (uploads/{tenant}/{job}/...)",
+        )
+        grant_objects(
+            self.function,
+            storage.results,
+            RESULTS_PREFIX,
+            ("s3:GetObject",),
+            why="signs download URLs for the caller's own results (results/{tenant}/...)",
+        )
 
         self._add_http_api(props)
 
@@ -99,6 +133,17 @@ class Api(Construct):
             deletion_protection=props.removal_policy == RemovalPolicy.RETAIN,
             removal_policy=props.removal_policy,
         )
+        acknowledge(
+            self.user_pool,
+            "COG2",
+            "shoppers and shop staff sign up themselves; TOTP MFA is offered (optional) rather than forced",
+        )
+        acknowledge(
+            self.user_pool,
+            "COG8",
+            "the Essentials plan: the Plus plan's threat protection is billed per monthly active user; "
+            "passwords are long, sign-up is e-mail verified and the API is throttled",
+        )
         self.api_scope = cognito.ResourceServerScope(
             scope_name=API_SCOPE, scope_description="Use the Modamoda API"
         )
@@ -107,7 +152,6 @@ class Api(Construct):
             identifier=RESOURCE_SERVER_ID,
             scopes=[self.api_scope],
         )
-        origin = props.web_origin
         self.client = self.user_pool.add_client(
             "WebClient",
             # A public client (browser PWA): no secret; authorization code with PKCE, or SRP/password sign-in.
@@ -120,8 +164,8 @@ class Api(Construct):
                     cognito.OAuthScope.EMAIL,
                     cognito.OAuthScope.resource_server(self.resource_server, self.api_scope),
                 ],
-                callback_urls=[f"{origin}/", f"{origin}/auth/callback"],
-                logout_urls=[f"{origin}/"],
+                callback_urls=[url for o in props.web_origins for url in (f"{o}/", f"{o}/auth/callback")],
+                logout_urls=[f"{o}/" for o in props.web_origins],
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
@@ -145,7 +189,7 @@ class Api(Construct):
             description="Modamoda API",
             create_default_stage=False,
             cors_preflight=apigw.CorsPreflightOptions(
-                allow_origins=[props.web_origin],
+                allow_origins=list(props.web_origins),
                 allow_methods=[apigw.CorsHttpMethod.ANY],
                 allow_headers=["authorization", "content-type", "idempotency-key"],
                 max_age=Duration.hours(1),
@@ -192,18 +236,19 @@ class Api(Construct):
             jwt_audience=[self.client.user_pool_client_id],
         )
         integration = integrations.HttpLambdaIntegration("ApiIntegration", self.function)
-        self.http_api.add_routes(
-            path="/v1/health",
+        for route in self.http_api.add_routes(
+            path=HEALTH_PATH,
             methods=[apigw.HttpMethod.GET],
             integration=integration,
             authorizer=apigw.HttpNoneAuthorizer(),
-        )
-        # No authorization scopes yet: tokens from USER_PASSWORD_AUTH/SRP sign-in only carry
-        # "aws.cognito.signin.user.admin"; require "modamoda/api" once the PWA signs in with code + PKCE.
+        ):
+            acknowledge(route, "APIG4", "liveness probe: answers a constant, reads no data")
+        self.scopes = [API_SCOPE_FULL, *([SIGNIN_SCOPE] if props.accept_signin_scope else [])]
         self.http_api.add_routes(
             path="/v1/{proxy+}",
             methods=API_METHODS,
             integration=integration,
             authorizer=self.authorizer,
+            authorization_scopes=self.scopes,
         )
         self.url = self.stage.url

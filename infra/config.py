@@ -15,6 +15,9 @@ FUNCTIONS_DIR = PROJECT_ROOT / "functions"
 MIGRATIONS_DIR = FUNCTIONS_DIR / "common" / "migrations"
 STATE_MACHINE_FILE = PROJECT_ROOT / "statemachines" / "job.asl.json"
 INFERENCE_CONTAINER_DIR = PROJECT_ROOT / "inference_container"
+WEB_DIR = PROJECT_ROOT / "web"
+# The PWA's development server (vite); a non-prod stage accepts it as a browser origin besides CloudFront.
+LOCAL_DEV_ORIGIN = "http://localhost:5173"
 
 # Standard CDK context key: the stacks whose assets are bundled; ``[]`` skips all bundling (tests, fast synth)
 BUNDLING_STACKS_KEY = "aws:cdk:bundling-stacks"
@@ -26,15 +29,38 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
+def _flag(value: Any) -> bool:
+    """A boolean from context: JSON ``true``/``false`` (cdk.json) or the strings ``-c key=true`` passes."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 @dataclass(frozen=True)
 class StageConfig:
-    """Everything that differs between deployments of the one stack."""
+    """Everything that differs between deployments of the one stack (CDK context keys of the same names).
+
+    * ``web_origin``: the PWA's origin for CORS, Cognito callbacks and Checkout return URLs. Unset (the default),
+      it is the stack's own CloudFront URL (plus ``LOCAL_DEV_ORIGIN`` outside prod).
+    * ``rds_proxy``: put an RDS Proxy between the functions and Aurora; defaults to on in prod only.
+    * ``alarm_email``: subscribe this address to the alarm topic (a confirmation mail is sent).
+    * ``accept_signin_scope``: the API also accepts access tokens of direct (SRP) sign-in, whose only scope is
+      ``aws.cognito.signin.user.admin``; ``false`` requires the ``modamoda/api`` scope (hosted UI, code + PKCE).
+    """
 
     stage: str = "dev"
-    web_origin: str = "http://localhost:5173"
+    web_origin: str | None = None
     inference_instance_type: str = "ml.g5.xlarge"
     inference_max_instances: int = 2
     log_level: str = "INFO"
+    rds_proxy: bool = False
+    alarm_email: str | None = None
+    accept_signin_scope: bool = True
 
     @property
     def is_prod(self) -> bool:
@@ -57,10 +83,17 @@ class StageConfig:
         stage = str(get("stage", cls.stage))
         if not stage.replace("-", "").isalnum() or not stage.islower():
             raise ValueError(f"context 'stage' must be lower-case letters, digits and '-', got {stage!r}")
+        web_origin = get("web_origin", None)
+        alarm_email = get("alarm_email", None)
+        if alarm_email is not None and "@" not in str(alarm_email):
+            raise ValueError(f"context 'alarm_email' must be an e-mail address, got {alarm_email!r}")
         return cls(
             stage=stage,
-            web_origin=str(get("web_origin", cls.web_origin)).rstrip("/"),
+            web_origin=None if web_origin is None else str(web_origin).rstrip("/"),
             inference_instance_type=str(get("inference_instance_type", cls.inference_instance_type)),
             inference_max_instances=int(get("inference_max_instances", cls.inference_max_instances)),
             log_level=str(get("log_level", cls.log_level)).upper(),
+            rds_proxy=_flag(get("rds_proxy", stage == "prod")),
+            alarm_email=None if alarm_email is None else str(alarm_email),
+            accept_signin_scope=_flag(get("accept_signin_scope", cls.accept_signin_scope)),
         )

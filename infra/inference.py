@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -20,7 +20,17 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import INFERENCE_CONTAINER_DIR
-from infra.storage import INFERENCE_FAILURE_PREFIX, INFERENCE_OUTPUT_PREFIX, INFERENCE_PREFIX, Storage
+from infra.nag import acknowledge, acknowledge_wildcard
+from infra.storage import (
+    DROP_PREFIX,
+    INFERENCE_FAILURE_PREFIX,
+    INFERENCE_INPUT_PREFIX,
+    INFERENCE_OUTPUT_PREFIX,
+    OBJECT_READ,
+    UPLOADS_PREFIX,
+    Storage,
+    grant_objects,
+)
 
 VARIANT_NAME = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -63,36 +73,7 @@ class Inference(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker async endpoint: pull the image, read inputs, write outputs, notify",
         )
-        self.image.repository.grant_pull(self.role)
-        storage.uploads.grant_read(self.role)
-        storage.results.grant_read_write(self.role, f"{INFERENCE_PREFIX}*")
-        self.success_topic.grant_publish(self.role)
-        self.error_topic.grant_publish(self.role)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}},
-            )
-        )
+        self._grant_execution_role(props)
 
         model = sagemaker.CfnModel(
             self,
@@ -140,6 +121,58 @@ class Inference(Construct):
         )
 
         self._add_auto_scaling(props)
+
+    def _grant_execution_role(self, props: InferenceProps) -> None:
+        """Least privilege for the endpoint: its image, the photos it reads, its I/O prefixes, its two topics,
+        its own log group."""
+        storage, role = props.storage, self.role
+        self.image.repository.grant_pull(role)
+        # The request document, and the photo it names (read by the container itself, by version).
+        grant_objects(role, storage.results, INFERENCE_INPUT_PREFIX, OBJECT_READ, why="each job's request")
+        grant_objects(role, storage.uploads, UPLOADS_PREFIX, OBJECT_READ, why="the photo each request names")
+        grant_objects(role, storage.drop, DROP_PREFIX, OBJECT_READ, why="the photo each bulk request names")
+        for prefix in (INFERENCE_OUTPUT_PREFIX, INFERENCE_FAILURE_PREFIX):
+            grant_objects(
+                role,
+                storage.results,
+                prefix,
+                ("s3:PutObject", "s3:AbortMultipartUpload"),
+                why="SageMaker writes each response (or failure) under its own key",
+            )
+        self.success_topic.grant_publish(role)
+        self.error_topic.grant_publish(role)
+        log_group = (
+            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/"
+            f"{props.endpoint_name}"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:DescribeLogStreams"], resources=[log_group]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[f"{log_group}:log-stream:*"]
+            )
+        )
+        acknowledge_wildcard(
+            role,
+            f"{log_group}:log-stream:*",
+            "the streams of the endpoint's own log group (one per instance)",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}},
+            )
+        )
+        acknowledge(
+            role,
+            "IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions (the "
+            "latter is limited to the SageMaker and Modamoda namespaces by condition)",
+        )
 
     def _add_auto_scaling(self, props: InferenceProps) -> None:
         target = appscaling.ScalableTarget(

@@ -5,6 +5,9 @@
 * Layer: ``functions/requirements.txt`` installed for Lambda's Python 3.12 on arm64 with pip's cross-platform
   wheel selection (``--platform ... --only-binary=:all:``). Bundling is local (no Docker) and is skipped like
   any CDK bundling when the context ``aws:cdk:bundling-stacks`` is ``[]``.
+* Role: one per function, with write access to its own log group only (not the managed basic-execution policy,
+  which may write to any log group); functions in the VPC add AWS's ENI policy; every other permission is a
+  grant in the construct that owns the function.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from aws_cdk import (
     ILocalBundling,
     RemovalPolicy,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import FUNCTIONS_DIR, PROJECT_ROOT
 from infra.database import Database
+from infra.nag import LAMBDA_VPC_ROLE, acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -158,8 +163,9 @@ class LambdaPackaging(Construct):
         """A Python 3.12 arm64 function, traced, with powertools settings and its own log group.
 
         With ``database_access`` it runs in the VPC's private subnets, joins the database client security
-        group, gets ``DB_SECRET_ARN`` (the application role's secret) and ``DB_HOST`` and may read that secret.
-        ``database_admin`` (the migrator only) also gets the owner's secret, ``DB_ADMIN_SECRET_ARN``.
+        group, gets ``DB_SECRET_ARN`` (the application role's secret) and ``DB_HOST`` (the RDS Proxy's endpoint
+        when there is one) and may read that secret. ``database_admin`` (the migrator only) also gets the owner's
+        secret, ``DB_ADMIN_SECRET_ARN``, and connects to the cluster itself.
         """
         env = {
             "POWERTOOLS_SERVICE_NAME": "modamoda",
@@ -173,7 +179,7 @@ class LambdaPackaging(Construct):
         if database_access:
             env.update(
                 DB_SECRET_ARN=database.app_secret.secret_arn,
-                DB_HOST=database.host,
+                DB_HOST=database.cluster_host if database_admin else database.host,
             )
             if database_admin:
                 env["DB_ADMIN_SECRET_ARN"] = database.secret.secret_arn
@@ -188,9 +194,27 @@ class LambdaPackaging(Construct):
             retention=self.props.log_retention,
             removal_policy=self.props.removal_policy,
         )
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Lambda {construct_id}: {handler}",
+        )
+        log_group.grant_write(role)
+        if database_access:
+            role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            )
+            acknowledge(
+                role,
+                f"IAM4[{LAMBDA_VPC_ROLE}]",
+                "Lambda needs it to manage the function's network interfaces in the VPC; those EC2 actions "
+                "cannot be scoped to resources, and AWS maintains this policy for exactly this purpose",
+            )
         function = lambda_.Function(
             scope,
             construct_id,
+            role=role,
             code=self.code,
             handler=handler,
             runtime=RUNTIME,
@@ -203,6 +227,19 @@ class LambdaPackaging(Construct):
             log_group=log_group,
             description=description or handler,
             **vpc_options,
+        )
+        acknowledge(
+            role,
+            "IAM5[Resource::*]",
+            "active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
+            "permissions (tests/infra assert that X-Ray is the only '*' on function roles)",
+        )
+        acknowledge(
+            function,
+            "L1",
+            f"pinned to {RUNTIME.name}: the dependency layer is built for cp{LAMBDA_PYTHON_VERSION.replace('.', '')} "
+            "arm64 wheels and tested on it; supported by Lambda until 2028; moving on is a deliberate change "
+            "of RUNTIME and LAMBDA_PYTHON_VERSION together",
         )
         if database_access:
             database.app_secret.grant_read(function)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.config import MIGRATIONS_DIR
 from infra.database import Database
 from infra.lambdas import LambdaPackaging
+from infra.nag import CDK_HANDLER_REASON, LAMBDA_BASIC_ROLE, acknowledge, acknowledge_wildcard
 
 
 def migrations_hash(directory: Path = MIGRATIONS_DIR) -> str:
@@ -53,8 +54,15 @@ class Migrations(Construct):
                 self,
                 "ProviderLogs",
                 retention=logs.RetentionDays.ONE_MONTH,
-                removal_policy=RemovalPolicy.DESTROY,
+                removal_policy=props.packaging.props.removal_policy,
             ),
+        )
+        framework = provider.node.find_child("framework-onEvent")
+        acknowledge(framework, f"IAM4[{LAMBDA_BASIC_ROLE}]", CDK_HANDLER_REASON)
+        acknowledge_wildcard(
+            framework,
+            f"{self.function.function_arn}:*",
+            f"the provider framework invokes the migrate function (any version); {CDK_HANDLER_REASON}",
         )
         self.resource = CustomResource(
             self,

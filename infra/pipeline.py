@@ -1,5 +1,19 @@
 """The job workflow: upload event → start queue → StartWorkflow → Step Functions (from ``statemachines/``) →
 task Lambdas → SageMaker async inference → SNS → Notifier (resumes the execution with its task token).
+
+At-least-once everywhere, so every hop is idempotent or has a place where failures wait:
+
+* S3 "Object Created" (uploads and drop buckets) → EventBridge rules → ``StartQueue`` (SQS). A rule that cannot
+  deliver puts the event in ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to
+  ``StartDeadLetterQueue``. StartWorkflow names the execution after the object version (``ExecutionAlreadyExists``
+  is success) and reports partial batch failures.
+* The state machine is the file ``statemachines/job.asl.json``; CDK only substitutes the task functions' ARNs.
+  Every task has a timeout, every retry backs off with full jitter and stops; executions are traced and logged.
+* SNS → Notifier: a delivery SNS cannot make, or an invocation Lambda fails after its retries, lands in
+  ``NotificationDeadLetterQueue``. A lost notification ends in the inference task's timeout, which releases.
+* The sweeper (every 5 minutes) releases holds past their deadline; undeliverable schedule events go to
+  ``EventsDeadLetterQueue``.
+Alarms on every dead-letter queue are in ``infra/observability.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +25,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -21,18 +37,22 @@ from constructs import Construct
 from infra.config import STATE_MACHINE_FILE
 from infra.inference import Inference
 from infra.lambdas import LambdaPackaging
+from infra.nag import acknowledge
 from infra.storage import (
     DROP_PREFIX,
-    INFERENCE_FAILURE_PREFIX,
     INFERENCE_INPUT_PREFIX,
     INFERENCE_OUTPUT_PREFIX,
+    OBJECT_READ,
+    OBJECT_WRITE,
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
     Storage,
+    grant_objects,
 )
 
 UPLOAD_MAX_BYTES = 25 * 1024 * 1024
 START_WORKFLOW_TIMEOUT = Duration.seconds(30)
+DEAD_LETTER_RETENTION = Duration.days(14)
 
 # Task Lambdas of the state machine: CDK id → (handler, substitution key in the ASL file).
 TASK_HANDLERS = {
@@ -49,6 +69,34 @@ def substitution_key(task: str) -> str:
     return f"{task}FunctionArn"
 
 
+def queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention_period: Duration,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """An SQS queue that refuses plain HTTP and is encrypted at rest (SSE-SQS: usable by EventBridge and SNS)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        enforce_ssl=True,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        retention_period=retention_period,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
+    )
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, what: str) -> sqs.Queue:
+    dlq = queue(scope, construct_id, retention_period=DEAD_LETTER_RETENTION)
+    acknowledge(
+        dlq, "SQS3", f"this queue is itself a dead-letter queue ({what}); it is alarmed, not redriven"
+    )
+    return dlq
+
+
 @dataclass(frozen=True)
 class PipelineProps:
     storage: Storage
@@ -56,6 +104,9 @@ class PipelineProps:
     packaging: LambdaPackaging
     removal_policy: RemovalPolicy
     inference_timeout_seconds: int = 3600
+    sweep_interval_minutes: int = 5
+    """How often expired holds are released. Each sweep opens a database connection, so it also decides whether
+    an idle dev cluster can pause (min 0 ACU, pause after 5 idle minutes): dev sweeps hourly."""
     upload_max_bytes: int = UPLOAD_MAX_BYTES
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
 
@@ -64,6 +115,11 @@ class Pipeline(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: PipelineProps) -> None:
         super().__init__(scope, construct_id)
         storage, inference, packaging = props.storage, props.inference, props.packaging
+        self.events_dead_letter_queue = dead_letter_queue(
+            self,
+            "EventsDeadLetterQueue",
+            "events EventBridge could not deliver to the start queue or the sweeper",
+        )
         self._packaging = packaging
         uploads, results = storage.uploads, storage.results
         inference_timeout = str(props.inference_timeout_seconds)
@@ -74,13 +130,25 @@ class Pipeline(Construct):
             handler=TASK_HANDLERS["ValidateInput"],
             environment={
                 "UPLOAD_BUCKET": uploads.bucket_name,
+                "DROP_BUCKET": storage.drop.bucket_name,
                 "UPLOAD_MAX_BYTES": str(props.upload_max_bytes),
             },
             timeout=Duration.seconds(60),
             memory_size=1536,  # decodes the image with Pillow to check it
         )
-        uploads.grant_read(self.validate_input, f"{UPLOADS_PREFIX}*")
-        uploads.grant_read(self.validate_input, f"{DROP_PREFIX}*")
+        # Reads the object version named by the event; s3:ListBucket makes a missing key a 404 (upload_missing)
+        # rather than a 403.
+        for bucket, prefix in ((uploads, UPLOADS_PREFIX), (storage.drop, DROP_PREFIX)):
+            grant_objects(
+                self.validate_input,
+                bucket,
+                prefix,
+                OBJECT_READ,
+                why="checks each upload of any tenant by content",
+            )
+            self.validate_input.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+            )
 
         self.reserve_credits = packaging.function(
             self, "ReserveCredits", handler=TASK_HANDLERS["ReserveCredits"]
@@ -99,9 +167,13 @@ class Pipeline(Construct):
         self.invoke_inference.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:InvokeEndpointAsync"], resources=[inference.endpoint_arn])
         )
-        uploads.grant_read(self.invoke_inference, f"{UPLOADS_PREFIX}*")
-        uploads.grant_read(self.invoke_inference, f"{DROP_PREFIX}*")
-        results.grant_put(self.invoke_inference, f"{INFERENCE_INPUT_PREFIX}*")
+        grant_objects(
+            self.invoke_inference,
+            results,
+            INFERENCE_INPUT_PREFIX,
+            OBJECT_WRITE,
+            why="writes the request document of each job (inference/input/{job}.json)",
+        )
 
         self.capture_credits = packaging.function(
             self,
@@ -130,6 +202,8 @@ class Pipeline(Construct):
             },
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
+            # Every state transition is logged (ALL), without inputs and outputs: those hold task tokens and
+            # tenant data; the job row in PostgreSQL has the details.
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(
                     self,
@@ -137,44 +211,46 @@ class Pipeline(Construct):
                     retention=props.log_retention,
                     removal_policy=props.removal_policy,
                 ),
-                level=sfn.LogLevel.ERROR,
+                level=sfn.LogLevel.ALL,
                 include_execution_data=False,
             ),
         )
-        for fn in self.task_functions.values():
-            fn.grant_invoke(self.state_machine)
+        # Exactly the five unqualified function ARNs the definition names (grant_invoke would add ARN:*).
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[fn.function_arn for fn in self.task_functions.values()],
+            )
+        )
+        acknowledge(
+            self.state_machine,
+            "IAM5[Resource::*]",
+            "X-Ray tracing and CloudWatch Logs delivery (logs:CreateLogDelivery, ...) have no resource-level "
+            "permissions",
+        )
 
         self._add_start(props)
         self._add_notifier(props)
-        self._add_sweeper()
+        self._add_sweeper(props)
 
     def _add_start(self, props: PipelineProps) -> None:
-        """S3 Object Created (uploads/) → EventBridge → StartQueue → StartWorkflow (idempotent starts)."""
-        uploads = props.storage.uploads
-        self.start_dead_letter_queue = sqs.Queue(
-            self, "StartDeadLetterQueue", retention_period=Duration.days(14), enforce_ssl=True
+        """S3 Object Created (uploads/, drop/) → EventBridge → StartQueue → StartWorkflow (idempotent starts)."""
+        storage = props.storage
+        self.start_dead_letter_queue = dead_letter_queue(
+            self, "StartDeadLetterQueue", "start messages StartWorkflow failed five times"
         )
-        self.start_queue = sqs.Queue(
+        self.start_queue = queue(
             self,
             "StartQueue",
             visibility_timeout=Duration.seconds(START_WORKFLOW_TIMEOUT.to_seconds() * 6),
             retention_period=Duration.days(4),
-            enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.start_dead_letter_queue, max_receive_count=5),
         )
-        self.upload_rule = events.Rule(
-            self,
-            "UploadCreatedRule",
-            description="Uploads of the PWA start a job",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [uploads.bucket_name]},
-                    "object": {"key": [{"prefix": UPLOADS_PREFIX}]},
-                },
-            ),
-            targets=[targets.SqsQueue(self.start_queue)],
+        self.upload_rule = self._object_created_rule(
+            "UploadCreatedRule", "Uploads of the PWA start a job", storage.uploads, UPLOADS_PREFIX
+        )
+        self.drop_rule = self._object_created_rule(
+            "DropCreatedRule", "Files in the bulk drop folder start jobs", storage.drop, DROP_PREFIX
         )
         self.start_workflow = props.packaging.function(
             self,
@@ -183,12 +259,36 @@ class Pipeline(Construct):
             environment={
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
                 "INFERENCE_TIMEOUT_SECONDS": str(props.inference_timeout_seconds),
+                "UPLOAD_BUCKET": storage.uploads.bucket_name,
+                "DROP_BUCKET": storage.drop.bucket_name,
             },
             timeout=START_WORKFLOW_TIMEOUT,
         )
         self.state_machine.grant_start_execution(self.start_workflow)
         self.start_workflow.add_event_source(
             event_sources.SqsEventSource(self.start_queue, batch_size=10, report_batch_item_failures=True)
+        )
+
+    def _object_created_rule(
+        self, construct_id: str, description: str, bucket: s3.IBucket, prefix: str
+    ) -> events.Rule:
+        return events.Rule(
+            self,
+            construct_id,
+            description=description,
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": prefix}]}},
+            ),
+            targets=[
+                targets.SqsQueue(
+                    self.start_queue,
+                    dead_letter_queue=self.events_dead_letter_queue,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
         )
 
     def _add_notifier(self, props: PipelineProps) -> None:
@@ -202,11 +302,30 @@ class Pipeline(Construct):
             timeout=Duration.seconds(60),
         )
         self.state_machine.grant_task_response(self.notifier)
-        results.grant_read(self.notifier, f"{INFERENCE_OUTPUT_PREFIX}*")
-        results.grant_read(self.notifier, f"{INFERENCE_FAILURE_PREFIX}*")
-        results.grant_put(self.notifier, f"{RESULTS_PREFIX}*")
-        self.notification_dead_letter_queue = sqs.Queue(
-            self, "NotificationDeadLetterQueue", retention_period=Duration.days(14), enforce_ssl=True
+        grant_objects(
+            self.notifier,
+            results,
+            INFERENCE_OUTPUT_PREFIX,
+            ("s3:GetObject",),
+            why="copies each job's inference output (the copy's source)",
+        )
+        grant_objects(
+            self.notifier,
+            results,
+            RESULTS_PREFIX,
+            OBJECT_WRITE,
+            why="stores each job's result under results/{tenant}/",
+        )
+        self.notification_dead_letter_queue = dead_letter_queue(
+            self,
+            "NotificationDeadLetterQueue",
+            "SNS notifications that could not be delivered to, or were not handled by, the notifier",
+        )
+        # SNS invokes the notifier asynchronously: after Lambda's own retries a failed event goes to the queue.
+        self.notifier.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.notification_dead_letter_queue),
         )
         for topic in (inference.success_topic, inference.error_topic):
             topic.add_subscription(
@@ -215,8 +334,8 @@ class Pipeline(Construct):
                 )
             )
 
-    def _add_sweeper(self) -> None:
-        """Every 5 minutes: release credit holds past their deadline (lost executions, failed settlements)."""
+    def _add_sweeper(self, props: PipelineProps) -> None:
+        """On a schedule: release credit holds past their deadline (lost executions, failed settlements)."""
         self.sweeper = self._packaging.function(
             self,
             "Sweeper",
@@ -228,6 +347,13 @@ class Pipeline(Construct):
             self,
             "SweepSchedule",
             description="Release expired credit holds",
-            schedule=events.Schedule.rate(Duration.minutes(5)),
-            targets=[targets.LambdaFunction(self.sweeper, retry_attempts=2)],
+            schedule=events.Schedule.rate(Duration.minutes(props.sweep_interval_minutes)),
+            targets=[
+                targets.LambdaFunction(
+                    self.sweeper,
+                    retry_attempts=2,
+                    max_event_age=Duration.minutes(5),  # the next run is due by then
+                    dead_letter_queue=self.events_dead_letter_queue,
+                )
+            ],
         )

@@ -9,13 +9,16 @@ from constructs import Construct
 
 from infra.api import Api, ApiProps
 from infra.billing import Billing, BillingProps
-from infra.config import StageConfig
+from infra.config import LOCAL_DEV_ORIGIN, StageConfig
 from infra.database import Database, DatabaseProps
 from infra.inference import Inference, InferenceProps
 from infra.lambdas import LambdaPackaging, LambdaPackagingProps
 from infra.migrations import Migrations, MigrationsProps
+from infra.nag import acknowledge_cdk_internals
+from infra.observability import Observability, ObservabilityProps
 from infra.pipeline import Pipeline, PipelineProps
 from infra.storage import Storage, StorageProps
+from infra.web import Web, WebProps
 
 
 class ModamodaStack(Stack):
@@ -32,13 +35,18 @@ class ModamodaStack(Stack):
         self.config = config
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
 
-        self.storage = Storage(
-            self, "Storage", StorageProps(web_origin=config.web_origin, retain=config.is_prod)
-        )
+        self.storage = Storage(self, "Storage", StorageProps(retain=config.is_prod))
+        self.web = Web(self, "Web", WebProps(storage=self.storage, retain=config.is_prod))
+        self.web_origins = self._web_origins(config)
+        self.storage.allow_browser_origins(self.web_origins)
         self.database = Database(
             self,
             "Database",
-            DatabaseProps(is_prod=config.is_prod, min_capacity=0.5 if config.is_prod else 0),
+            DatabaseProps(
+                is_prod=config.is_prod,
+                min_capacity=0.5 if config.is_prod else 0,
+                rds_proxy=config.rds_proxy,
+            ),
         )
         self.packaging = LambdaPackaging(
             self,
@@ -55,6 +63,7 @@ class ModamodaStack(Stack):
             "Migrations",
             MigrationsProps(database=self.database, packaging=self.packaging),
         )
+        self.database.add_secret_rotation(after=self.migrations.resource)
         self.inference = Inference(
             self,
             "Inference",
@@ -73,6 +82,7 @@ class ModamodaStack(Stack):
                 inference=self.inference,
                 packaging=self.packaging,
                 removal_policy=removal,
+                sweep_interval_minutes=5 if config.is_prod else 60,
             ),
         )
         self.api = Api(
@@ -82,8 +92,9 @@ class ModamodaStack(Stack):
                 storage=self.storage,
                 packaging=self.packaging,
                 stage=config.stage,
-                web_origin=config.web_origin,
+                web_origins=self.web_origins,
                 removal_policy=removal,
+                accept_signin_scope=config.accept_signin_scope,
             ),
         )
         self.billing = Billing(
@@ -100,21 +111,63 @@ class ModamodaStack(Stack):
         for fn in (self.api.function, self.pipeline.start_workflow, self.billing.function):
             fn.node.add_dependency(self.migrations)
 
-        Tags.of(self).add("project", "modamoda")
-        Tags.of(self).add("stage", config.stage)
+        pipeline = self.pipeline
+        self.observability = Observability(
+            self,
+            "Observability",
+            ObservabilityProps(
+                stage=config.stage,
+                functions={
+                    "Api": self.api.function,
+                    "StripeWebhook": self.billing.function,
+                    "StartWorkflow": pipeline.start_workflow,
+                    **pipeline.task_functions,
+                    "Notifier": pipeline.notifier,
+                    "Sweeper": pipeline.sweeper,
+                    "Migrate": self.migrations.function,
+                },
+                dead_letter_queues={
+                    "StartDeadLetterQueue": pipeline.start_dead_letter_queue,
+                    "NotificationDeadLetterQueue": pipeline.notification_dead_letter_queue,
+                    "EventsDeadLetterQueue": pipeline.events_dead_letter_queue,
+                },
+                state_machine=pipeline.state_machine,
+                endpoint_name=self.inference.endpoint_name,
+                http_api=self.api.http_api,
+                cluster=self.database.cluster,
+                alarm_email=config.alarm_email,
+            ),
+        )
+        acknowledge_cdk_internals(self)
+
+        # The CloudFormation schema of proxy target groups has no Tags, although CDK's L1 offers them.
+        untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+        Tags.of(self).add("project", "modamoda", exclude_resource_types=untaggable)
+        Tags.of(self).add("stage", config.stage, exclude_resource_types=untaggable)
         self._outputs()
+
+    def _web_origins(self, config: StageConfig) -> list[str]:
+        """The PWA's origins: ``web_origin`` if given; else this stack's CloudFront URL (and the local dev server
+        outside prod)."""
+        if config.web_origin:
+            return [config.web_origin]
+        return [self.web.url] if config.is_prod else [self.web.url, LOCAL_DEV_ORIGIN]
 
     def _outputs(self) -> None:
         outputs = {
+            "WebUrl": self.web.url,
             "ApiUrl": self.api.url,
             "UserPoolId": self.api.user_pool.user_pool_id,
             "UserPoolClientId": self.api.client.user_pool_client_id,
             "UserPoolDomain": self.api.domain.base_url(),
             "UploadsBucketName": self.storage.uploads.bucket_name,
+            "DropBucketName": self.storage.drop.bucket_name,
             "ResultsBucketName": self.storage.results.bucket_name,
             "StateMachineArn": self.pipeline.state_machine.state_machine_arn,
             "InferenceEndpointName": self.inference.endpoint_name,
             "StripeSecretArn": self.billing.secret.secret_arn,
+            "AlarmTopicArn": self.observability.topic.topic_arn,
+            "DashboardName": self.observability.dashboard.dashboard_name,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

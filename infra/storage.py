@@ -1,21 +1,32 @@
-"""S3: the uploads bucket (PWA uploads, bulk drop folder) and the results bucket (results, inference I/O).
+"""S3: the uploads bucket (PWA uploads), the drop bucket (bulk drop folder), the results bucket (results and the
+SageMaker async I/O) and the access-log bucket that records requests to all of them (and CloudFront's).
 
-Key layout (tenant isolation by prefix; IAM grants are scoped to these prefixes):
+Key layout (tenant isolation by prefix; IAM grants are scoped to these prefixes, see ``grant_objects``):
 
-* uploads: ``uploads/{tenant_id}/{job_id}/{filename}`` (pre-signed POST from the PWA) and
-  ``drop/{tenant_id}/...`` (bulk drop folder)
+* uploads: ``uploads/{tenant_id}/{job_id}/{filename}`` (pre-signed POST from the PWA)
+* drop: ``drop/{tenant_id}/{batch_id}/{filename}`` (bulk). Its "Object Created" events go to the same start
+  queue as uploads; handling them (batches) belongs to the bulk feature, until then the start function skips them.
 * results: ``results/{tenant_id}/...`` and the SageMaker async contract under ``inference/input/``,
   ``inference/output/``, ``inference/failure/``.
+
+Every bucket: public access blocked, TLS 1.2+ only (bucket policy), SSE-S3 encryption, server access logs.
+Versioning where S3 events start work (uploads, drop): the execution name includes the object version, so an
+overwritten key is a new, distinct event. Lifecycle rules abort stale multipart uploads, expire old versions and
+the transient inference I/O. CORS admits only the PWA's origins (``allow_browser_origins``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from infra.nag import acknowledge, acknowledge_wildcard
 
 UPLOADS_PREFIX = "uploads/"
 DROP_PREFIX = "drop/"
@@ -25,54 +36,80 @@ INFERENCE_INPUT_PREFIX = "inference/input/"
 INFERENCE_OUTPUT_PREFIX = "inference/output/"
 INFERENCE_FAILURE_PREFIX = "inference/failure/"
 
+OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion")
+OBJECT_WRITE = ("s3:PutObject",)
+
 
 @dataclass(frozen=True)
 class StorageProps:
-    web_origin: str
     retain: bool
     """Keep buckets and objects when the stack is deleted (prod); otherwise destroy them with the stack."""
     inference_io_expiry_days: int = 7
     noncurrent_version_expiry_days: int = 30
+    access_log_expiry_days: int = 90
 
 
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: StorageProps) -> None:
         super().__init__(scope, construct_id)
-        abort_multipart = s3.LifecycleRule(
-            id="AbortIncompleteMultipartUploads", abort_incomplete_multipart_upload_after=Duration.days(1)
-        )
-
-        self.uploads = _private_bucket(
+        self.access_logs = s3.Bucket(
             self,
-            "UploadsBucket",
-            retain=props.retain,
-            versioned=True,
-            # S3 "Object Created" events go to EventBridge, where a rule feeds the start queue (see Pipeline).
-            event_bridge_enabled=True,
+            "AccessLogsBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            # CloudFront standard logs are delivered with an ACL, so ACLs stay possible (owner preferred).
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery supports SSE-S3 only
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            removal_policy=RemovalPolicy.RETAIN if props.retain else RemovalPolicy.DESTROY,
+            auto_delete_objects=not props.retain,
             lifecycle_rules=[
-                abort_multipart,
                 s3.LifecycleRule(
-                    id="ExpireNoncurrentVersions",
-                    noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiry_days),
-                    expired_object_delete_marker=True,
-                ),
-            ],
-            # Browser uploads use pre-signed POST (form upload) from the PWA origin.
-            cors=[
-                s3.CorsRule(
-                    allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.PUT],
-                    allowed_origins=[props.web_origin],
-                    allowed_headers=["*"],
-                    exposed_headers=["ETag"],
-                    max_age=3000,
+                    id="ExpireAccessLogs", expiration=Duration.days(props.access_log_expiry_days)
                 )
             ],
         )
+        acknowledge(
+            self.access_logs,
+            "S1",
+            "this is the access-log bucket; logging its own requests into itself would loop",
+        )
 
-        self.results = _private_bucket(
+        abort_multipart = s3.LifecycleRule(
+            id="AbortIncompleteMultipartUploads", abort_incomplete_multipart_upload_after=Duration.days(1)
+        )
+        expire_noncurrent = s3.LifecycleRule(
+            id="ExpireNoncurrentVersions",
+            noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiry_days),
+            expired_object_delete_marker=True,
+        )
+        self.uploads = private_bucket(
+            self,
+            "UploadsBucket",
+            access_logs=self.access_logs,
+            retain=props.retain,
+            log_prefix="s3/uploads/",
+            versioned=True,
+            # S3 "Object Created" events go to EventBridge, where a rule feeds the start queue (see Pipeline).
+            event_bridge_enabled=True,
+            lifecycle_rules=[abort_multipart, expire_noncurrent],
+        )
+        self.drop = private_bucket(
+            self,
+            "DropBucket",
+            access_logs=self.access_logs,
+            retain=props.retain,
+            log_prefix="s3/drop/",
+            versioned=True,
+            event_bridge_enabled=True,
+            lifecycle_rules=[abort_multipart, expire_noncurrent],
+        )
+        self.results = private_bucket(
             self,
             "ResultsBucket",
+            access_logs=self.access_logs,
             retain=props.retain,
+            log_prefix="s3/results/",
             lifecycle_rules=[
                 abort_multipart,
                 s3.LifecycleRule(
@@ -81,20 +118,37 @@ class Storage(Construct):
                     expiration=Duration.days(props.inference_io_expiry_days),
                 ),
             ],
-            # The PWA fetches results through pre-signed GET URLs.
-            cors=[
-                s3.CorsRule(
-                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-                    allowed_origins=[props.web_origin],
-                    allowed_headers=["*"],
-                    max_age=3000,
-                )
-            ],
+        )
+
+    def allow_browser_origins(self, origins: Sequence[str]) -> None:
+        """CORS for the PWA: pre-signed POST uploads (uploads, drop) and pre-signed GET downloads (results)."""
+        for bucket in (self.uploads, self.drop):
+            bucket.add_cors_rule(
+                allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.PUT],
+                allowed_origins=list(origins),
+                allowed_headers=["*"],
+                exposed_headers=["ETag"],
+                max_age=3000,
+            )
+        self.results.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+            allowed_origins=list(origins),
+            allowed_headers=["*"],
+            max_age=3000,
         )
 
 
-def _private_bucket(scope: Construct, construct_id: str, *, retain: bool, **props: Any) -> s3.Bucket:
-    """A bucket that is never public, only reachable over TLS 1.2+, encrypted at rest, owner-enforced."""
+def private_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retain: bool,
+    access_logs: s3.IBucket,
+    log_prefix: str,
+    **props: Any,
+) -> s3.Bucket:
+    """A bucket that is never public, only reachable over TLS 1.2+, encrypted at rest, owner-enforced, with
+    server access logs under ``log_prefix`` in ``access_logs``."""
     return s3.Bucket(
         scope,
         construct_id,
@@ -105,5 +159,28 @@ def _private_bucket(scope: Construct, construct_id: str, *, retain: bool, **prop
         minimum_tls_version=1.2,
         removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         auto_delete_objects=not retain,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=log_prefix,
         **props,
     )
+
+
+def grant_objects(
+    grantee: iam.IGrantable,
+    bucket: s3.IBucket,
+    prefix: str,
+    actions: Sequence[str],
+    *,
+    why: str,
+    scope: Construct | None = None,
+) -> None:
+    """Allow exactly ``actions`` on the objects under ``prefix`` of ``bucket`` (no action wildcards).
+
+    The key below the prefix (tenant, job, file) is only known per request, so the resource ends in ``*``: that
+    one IAM5 finding is acknowledged on ``scope`` (default: the grantee's role) with ``why``.
+    """
+    objects = bucket.arn_for_objects(f"{prefix}*")
+    iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[objects])
+    target = scope if scope is not None else grantee.grant_principal
+    assert isinstance(target, Construct)
+    acknowledge_wildcard(target, objects, f"objects under {prefix} only: {why}")

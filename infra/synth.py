@@ -17,6 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 
 from infra.config import BUNDLING_STACKS_KEY, PROJECT_ROOT, cdk_json_context
+from infra.nag import add_checks
 from infra.stack import build
 
 
@@ -39,6 +40,7 @@ def synth(outdir: Path, *, bundling: bool, context: dict[str, Any] | None = None
         merged[BUNDLING_STACKS_KEY] = []
     app = cdk.App(outdir=str(outdir), context=merged)
     build(app)
+    add_checks(app)  # like app.py: unacknowledged cdk-nag findings fail the synthesis
     return app.synth()
 
 

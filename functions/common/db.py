@@ -81,7 +81,8 @@ def connection() -> psycopg.Connection[DictRow]:
     if conn is not None and not conn.closed and not conn.broken:
         return conn
     try:
-        conn = psycopg.connect(dsn(), autocommit=True, row_factory=dict_row)
+        # No server-side prepared statements: behind RDS Proxy they would pin each session to one connection.
+        conn = psycopg.connect(dsn(), autocommit=True, row_factory=dict_row, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
     _local.conn = conn

@@ -210,6 +210,13 @@ def sweep_expired_holds(sfn: Any, limit: int = 200) -> dict[str, int]:
 
     A still-waiting execution is told the inference failed, so it ends through its own (now no-op) release.
     """
+    try:
+        return _sweep(sfn, limit)
+    finally:
+        db.reset()  # hold no idle connection between runs: an idle Aurora Serverless v2 cluster can pause
+
+
+def _sweep(sfn: Any, limit: int) -> dict[str, int]:
     released = 0
     expired = db.system_rows("SELECT job_id, tenant_id FROM app_expired_holds(%s)", (limit,))
     for row in expired:

@@ -6,15 +6,35 @@ import pytest
 
 from tests.infra.synthesis import Synth, synthesize
 
+PROD_ACCOUNT = "123456789012"
+PROD_REGION = "eu-west-1"
+
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default (dev) stage."""
+    """The default (dev) stage, environment-agnostic, context from cdk.json only."""
     return synthesize(tmp_path_factory.mktemp("cdk.out.dev"))
 
 
 @pytest.fixture(scope="session")
 def prod_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The prod stage in a concrete account and region (as ``cdk deploy`` synthesises it), with the options an
+    operator sets: the PWA's own domain, an alarm e-mail, only hosted-UI tokens (strings, as ``-c`` passes them)."""
+    import aws_cdk as cdk
+
     return synthesize(
-        tmp_path_factory.mktemp("cdk.out.prod"), {"stage": "prod", "web_origin": "https://app.example"}
+        tmp_path_factory.mktemp("cdk.out.prod"),
+        {
+            "stage": "prod",
+            "web_origin": "https://app.example",
+            "alarm_email": "ops@example.com",
+            "accept_signin_scope": "false",
+            # what the CDK CLI's lookup would cache in cdk.context.json
+            f"availability-zones:account={PROD_ACCOUNT}:region={PROD_REGION}": [
+                f"{PROD_REGION}a",
+                f"{PROD_REGION}b",
+                f"{PROD_REGION}c",
+            ],
+        },
+        env=cdk.Environment(account=PROD_ACCOUNT, region=PROD_REGION),
     )

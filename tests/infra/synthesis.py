@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import infra  # noqa: F401  (quiet jsii's Node version banner before aws_cdk starts it)
 from infra.config import BUNDLING_STACKS_KEY, cdk_json_context
 
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+# logical id prefix → the bucket's role
+BUCKETS = {
+    "StorageAccessLogsBucket": "access_logs",
+    "StorageUploadsBucket": "uploads",
+    "StorageDropBucket": "drop",
+    "StorageResultsBucket": "results",
+    "WebBucket": "web",
+}
+
 
 @dataclass
 class Synth:
     template: dict[str, Any]
     outdir: Path
+    nag_findings: list[str] = field(default_factory=list)
+    """cdk-nag AwsSolutions findings (errors and warnings) that no acknowledgment covers."""
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -39,11 +52,26 @@ class Synth:
     def function_id(self, handler: str) -> str:
         return str(self.functions()[handler]["LogicalId"])
 
+    def function_role(self, function_handler: str) -> str:
+        return str(self.functions()[function_handler]["Role"]["Fn::GetAtt"][0])
+
     def policy_statements(self, function_handler: str) -> list[dict[str, Any]]:
-        role = self.functions()[function_handler]["Role"]["Fn::GetAtt"][0]
+        return self.role_statements(self.function_role(function_handler))
+
+    def bucket_ids(self) -> dict[str, str]:
+        """The buckets by role (access_logs, uploads, drop, results, web) → logical id."""
+        found: dict[str, str] = {}
+        for lid in self.of_type("AWS::S3::Bucket"):
+            (role,) = [role for prefix, role in BUCKETS.items() if lid.startswith(prefix)]
+            found[role] = lid
+        assert found.keys() == set(BUCKETS.values()), sorted(found)
+        return found
+
+    def role_statements(self, role_id: str) -> list[dict[str, Any]]:
+        """Every statement of the policies attached to the role with logical id ``role_id``."""
         statements: list[dict[str, Any]] = []
         for res in self.of_type("AWS::IAM::Policy").values():
-            if {"Ref": role} in res["Properties"]["Roles"]:
+            if {"Ref": role_id} in res["Properties"]["Roles"]:
                 statements += res["Properties"]["PolicyDocument"]["Statement"]
         return statements
 
@@ -56,17 +84,31 @@ class Synth:
         return actions
 
 
-def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
-    """Synthesise the app as the CDK CLI would (cdk.json context), with all asset bundling skipped."""
+def synthesize(outdir: Path, context: dict[str, Any] | None = None, *, env: Any = None) -> Synth:
+    """Synthesise the app as ``app.py`` does (cdk.json context, cdk-nag as a validation plugin), with all asset
+    bundling skipped. ``env`` defaults to environment-agnostic (no lookups, no credentials needed).
+
+    The AwsSolutions pack first runs directly on the construct tree, so that its findings can be listed by a
+    test; only when there are none is it also registered as the plugin (which would fail the synthesis)."""
     import aws_cdk as cdk
     from aws_cdk.cx_api import SynthesisMessageLevel
+    from cdk_nag import AwsSolutionsChecks
 
+    from infra.nag import add_checks
     from infra.stack import build
 
     app = cdk.App(
         outdir=str(outdir), context={**cdk_json_context(), **(context or {}), BUNDLING_STACKS_KEY: []}
     )
-    stack = build(app, env=cdk.Environment())  # environment-agnostic: no lookups, no credentials
+    stack = build(app, env=env if env is not None else cdk.Environment())
+    report = AwsSolutionsChecks().validate_scope(app)
+    nag_findings = [
+        f"{violation.severity} {violation.rule_name} at {resource.construct_path}: {violation.description}"
+        for violation in report.violations
+        for resource in violation.violating_resources
+    ]
+    if not nag_findings:
+        add_checks(app)
     assembly = app.synth()
     artifact = assembly.get_stack_by_name(stack.stack_name)
     problems = [
@@ -75,4 +117,32 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
         if message.level in {SynthesisMessageLevel.WARNING, SynthesisMessageLevel.ERROR}
     ]
     assert not problems, problems
-    return Synth(template=artifact.template, outdir=outdir)
+    return Synth(template=artifact.template, outdir=outdir, nag_findings=nag_findings)
+
+
+def render(value: Any) -> str:
+    """A CloudFormation value as comparable text: literal strings stay, intrinsics become stable tokens."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref":
+            return f"<<Ref:{arg}>>"
+        if name == "Fn::GetAtt":
+            return f"<<GetAtt:{'.'.join(arg) if isinstance(arg, list) else arg}>>"
+        if name == "Fn::Join":
+            separator, parts = arg
+            return str(separator).join(render(part) for part in parts)
+        if name == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            return PLACEHOLDER.sub(
+                lambda m: (
+                    render(variables[m.group(1)]) if m.group(1) in variables else f"<<Ref:{m.group(1)}>>"
+                ),
+                text,
+            )
+    raise AssertionError(f"unexpected CloudFormation value {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -100,6 +100,11 @@ def test_stage_config_from_context() -> None:
     assert default.endpoint_name == "modamoda-dev-inference"
     assert not default.is_prod
 
+    assert default.web_origin is None  # the stack's CloudFront URL
+    assert default.rds_proxy is False
+    assert default.accept_signin_scope is True
+    assert default.alarm_email is None
+
     prod = StageConfig.from_context(
         cdk.App(
             context={"stage": "prod", "inference_max_instances": "4", "web_origin": "https://app.example/"}
@@ -108,6 +113,29 @@ def test_stage_config_from_context() -> None:
     assert prod.is_prod
     assert prod.inference_max_instances == 4
     assert prod.web_origin == "https://app.example"
+    assert prod.rds_proxy is True  # on by default in prod
+
+    custom = StageConfig.from_context(
+        cdk.App(
+            context={
+                "stage": "prod",
+                "rds_proxy": "false",
+                "accept_signin_scope": False,
+                "alarm_email": "ops@example.com",
+            }
+        ).node
+    )
+    assert (custom.rds_proxy, custom.accept_signin_scope, custom.alarm_email) == (
+        False,
+        False,
+        "ops@example.com",
+    )
+    assert StageConfig.from_context(cdk.App(context={"rds_proxy": "true"}).node).rds_proxy is True
+
+    with pytest.raises(ValueError, match="true or false"):
+        StageConfig.from_context(cdk.App(context={"rds_proxy": "maybe"}).node)
+    with pytest.raises(ValueError, match="alarm_email"):
+        StageConfig.from_context(cdk.App(context={"alarm_email": "not-an-address"}).node)
 
     with pytest.raises(ValueError, match="stage"):
         StageConfig.from_context(cdk.App(context={"stage": "Prod_1"}).node)

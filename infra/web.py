@@ -1,0 +1,178 @@
+"""PWA hosting: a private S3 bucket behind CloudFront (origin access control), security headers, SPA fallback.
+
+The bucket is never public: only this distribution may read it (OAC, SigV4-signed origin requests). CloudFront
+redirects HTTP to HTTPS, adds HSTS, a content security policy, ``nosniff``, ``DENY`` framing and a strict
+referrer policy to every response, and answers unknown paths with ``/index.html`` (client-side routing).
+
+Content: ``web/dist`` (the PWA's build) when it exists, otherwise the placeholder page in ``web/public``;
+``BucketDeployment`` uploads it on every deploy and invalidates the distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from infra.config import WEB_DIR
+from infra.nag import acknowledge, acknowledge_wildcard
+from infra.storage import Storage, private_bucket
+
+
+def web_source(web_dir: Path = WEB_DIR) -> Path:
+    """The directory to publish: the PWA build (``dist``) if there is one, else the placeholder (``public``)."""
+    dist = web_dir / "dist"
+    return dist if (dist / "index.html").is_file() else web_dir / "public"
+
+
+def content_security_policy() -> str:
+    """Same-origin code only; the PWA may call this region's API Gateway, Cognito and S3 (pre-signed URLs)."""
+    region, suffix = Aws.REGION, Aws.URL_SUFFIX
+    aws_endpoints = " ".join(
+        [
+            f"https://*.execute-api.{region}.{suffix}",
+            f"https://cognito-idp.{region}.{suffix}",
+            f"https://*.auth.{region}.amazoncognito.com",
+            f"https://*.s3.{suffix}",
+            f"https://*.s3.{region}.{suffix}",
+        ]
+    )
+    s3_images = f"https://*.s3.{suffix} https://*.s3.{region}.{suffix}"
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src 'self' data: blob: {s3_images}",
+            f"connect-src 'self' {aws_endpoints}",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            "worker-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'none'",
+            f"form-action 'self' https://*.auth.{region}.amazoncognito.com https://checkout.stripe.com",
+            "upgrade-insecure-requests",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class WebProps:
+    storage: Storage
+    retain: bool
+    source: Path | None = None
+    """Directory to publish; default ``web_source()``."""
+
+
+class Web(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: WebProps) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = private_bucket(
+            self,
+            "Bucket",
+            retain=props.retain,
+            access_logs=props.storage.access_logs,
+            log_prefix="s3/web/",
+        )
+
+        self.security_headers = cloudfront.ResponseHeadersPolicy(
+            self,
+            "SecurityHeaders",
+            comment="Modamoda PWA: HSTS, CSP, nosniff, no framing, strict referrer",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(730), include_subdomains=True, override=True
+                ),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=content_security_policy(), override=True
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                    override=True,
+                ),
+                xss_protection=cloudfront.ResponseHeadersXSSProtection(
+                    protection=True, mode_block=True, override=True
+                ),
+            ),
+        )
+        # The SPA's routes are not objects: S3 answers 403 (OAC without list) or 404; serve the app shell.
+        spa_fallback = [
+            cloudfront.ErrorResponse(
+                http_status=status,
+                response_http_status=200,
+                response_page_path="/index.html",
+                ttl=Duration.seconds(0),
+            )
+            for status in (403, 404)
+        ]
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="Modamoda PWA",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                response_headers_policy=self.security_headers,
+                compress=True,
+            ),
+            default_root_object="index.html",
+            error_responses=spa_fallback,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            enable_logging=True,
+            log_bucket=props.storage.access_logs,
+            log_file_prefix="cloudfront/",
+        )
+        acknowledge(
+            self.distribution,
+            "CFR1",
+            "the PWA is sold worldwide; there is no country to block",
+        )
+        acknowledge(
+            self.distribution,
+            "CFR2",
+            "static files only (no forms or server code behind CloudFront); the API has its own throttling; "
+            "a WAF web ACL (~$5/month + rules) can be attached when traffic warrants it",
+        )
+        acknowledge(
+            self.distribution,
+            "CFR4",
+            "the default *.cloudfront.net certificate cannot pin a minimum TLS version; viewers get TLS 1.2+ with "
+            "a custom domain and ACM certificate, which the operator adds (no domain is assumed here)",
+        )
+        self.url = f"https://{self.distribution.distribution_domain_name}"
+
+        self.deployment = s3deploy.BucketDeployment(
+            self,
+            "Content",
+            sources=[s3deploy.Source.asset(str(props.source or web_source()))],
+            destination_bucket=self.bucket,
+            distribution=self.distribution,
+            distribution_paths=["/*"],
+            prune=True,
+            memory_limit=256,
+            log_group=logs.LogGroup(
+                self,
+                "ContentLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=RemovalPolicy.RETAIN if props.retain else RemovalPolicy.DESTROY,
+            ),
+        )
+        acknowledge_wildcard(
+            self.deployment.handler_role,
+            self.bucket.arn_for_objects("*"),
+            "the deployment replaces the PWA's files (any key) in the web bucket; a handler aws-cdk-lib maintains",
+        )

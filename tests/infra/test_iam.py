@@ -1,0 +1,122 @@
+"""Least privilege: exact actions (no wildcards) on the project's roles, S3 access by key prefix, each function
+writing only its own log group, and a SageMaker role that reaches only its image, I/O prefixes and topics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra.synthesis import Synth, as_list, render
+
+pytestmark = pytest.mark.synth
+
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _s3_grants(synth: Synth, statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(action, bucket role, key pattern) of the S3 object statements, e.g. ("s3:GetObject", "results", "results/*")."""
+    roles = {lid: role for role, lid in synth.bucket_ids().items()}
+    grants = set()
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            if not action.startswith("s3:"):
+                continue
+            for resource in as_list(statement["Resource"]):
+                text = render(resource)
+                bucket_id = text.removeprefix("<<GetAtt:").split(".Arn>>")[0]
+                key = text.split(".Arn>>", 1)[1].lstrip("/")
+                grants.add((action, roles[bucket_id], key))
+    return grants
+
+
+def _project_roles(synth: Synth) -> dict[str, str]:
+    """Logical ids of the roles this project writes policies for: the functions', SageMaker's, the state machine's."""
+    roles = {handler: synth.function_role(handler) for handler in synth.functions()}
+    (_, machine) = synth.one("AWS::StepFunctions::StateMachine")
+    roles["state machine"] = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    (_, model) = synth.one("AWS::SageMaker::Model")
+    roles["sagemaker"] = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    return roles
+
+
+def test_project_roles_name_exact_actions(synth: Synth) -> None:
+    for name, role in _project_roles(synth).items():
+        for statement in synth.role_statements(role):
+            if statement["Effect"] == "Allow":
+                wildcards = [a for a in as_list(statement["Action"]) if "*" in a]
+                assert not wildcards, (name, wildcards)
+
+
+def test_function_roles_use_star_only_for_xray_and_write_only_their_own_logs(synth: Synth) -> None:
+    for handler, function in synth.functions().items():
+        role_id = synth.function_role(handler)
+        role = synth.resources[role_id]["Properties"]
+        managed = json.dumps(role.get("ManagedPolicyArns", []))
+        assert "AWSLambdaBasicExecutionRole" not in managed, handler
+        assert "AWSLambdaVPCAccessExecutionRole" in managed, handler  # every function runs in the VPC
+        statements = synth.role_statements(role_id)
+        stars = [s for s in statements if "*" in as_list(s["Resource"])]
+        assert all(set(as_list(s["Action"])) <= XRAY for s in stars), (handler, stars)
+        logs = [s for s in statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+        log_group = function["LoggingConfig"]["LogGroup"]["Ref"]
+        assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [log_group, "Arn"]}], handler
+
+
+EXPECTED_S3 = {
+    "functions.api.handler.lambda_handler": {
+        ("s3:PutObject", "uploads", "uploads/*"),  # signs pre-signed POSTs
+        ("s3:GetObject", "results", "results/*"),  # signs pre-signed GETs
+    },
+    "functions.validate_input.handler.lambda_handler": {
+        ("s3:GetObject", "uploads", "uploads/*"),
+        ("s3:GetObjectVersion", "uploads", "uploads/*"),
+        ("s3:GetObject", "drop", "drop/*"),
+        ("s3:GetObjectVersion", "drop", "drop/*"),
+        ("s3:ListBucket", "uploads", ""),  # a missing key is a 404, not a 403
+        ("s3:ListBucket", "drop", ""),
+    },
+    "functions.invoke_inference.handler.lambda_handler": {("s3:PutObject", "results", "inference/input/*")},
+    "functions.notifier.handler.lambda_handler": {
+        ("s3:GetObject", "results", "inference/output/*"),
+        ("s3:PutObject", "results", "results/*"),
+    },
+}
+
+
+def test_s3_access_is_scoped_to_key_prefixes(synth: Synth) -> None:
+    for handler in synth.functions():
+        grants = _s3_grants(synth, synth.policy_statements(handler))
+        assert grants == EXPECTED_S3.get(handler, set()), handler
+
+
+def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> None:
+    role = _project_roles(synth)["sagemaker"]
+    statements = synth.role_statements(role)
+    assert _s3_grants(synth, statements) == {
+        ("s3:GetObject", "results", "inference/input/*"),
+        ("s3:GetObjectVersion", "results", "inference/input/*"),
+        ("s3:GetObject", "uploads", "uploads/*"),
+        ("s3:GetObjectVersion", "uploads", "uploads/*"),
+        ("s3:GetObject", "drop", "drop/*"),
+        ("s3:GetObjectVersion", "drop", "drop/*"),
+        ("s3:PutObject", "results", "inference/output/*"),
+        ("s3:AbortMultipartUpload", "results", "inference/output/*"),
+        ("s3:PutObject", "results", "inference/failure/*"),
+        ("s3:AbortMultipartUpload", "results", "inference/failure/*"),
+    }
+    (publish,) = [s for s in statements if s["Action"] == "sns:Publish"]
+    topics = {r["Ref"] for r in publish["Resource"]}
+    assert {t.split("Topic")[0] for t in topics} == {"InferenceSuccess", "InferenceError"}
+    stars = [s for s in statements if s["Resource"] == "*"]
+    assert {a for s in stars for a in as_list(s["Action"])} == {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+    }
+    (metrics,) = [s for s in stars if s["Action"] == "cloudwatch:PutMetricData"]
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}}
+    logs = [render(s["Resource"]) for s in statements if as_list(s["Action"])[0].startswith("logs:")]
+    assert all("log-group:/aws/sagemaker/Endpoints/modamoda-dev-inference" in r for r in logs), logs
+    (pull,) = [s for s in statements if "ecr:BatchGetImage" in as_list(s["Action"])]
+    assert ":repository/" in render(pull["Resource"])
