@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import api_service, aws, billing
+from functions.common import api_service, aws, billing, catalogs
 from functions.common.errors import ModamodaError
 from functions.common.models import (
     CheckoutRequest,
@@ -37,6 +37,18 @@ def caller() -> Identity:
 @app.get("/v1/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.get("/v1/catalog/poses")
+def pose_catalog() -> dict[str, Any]:
+    """The pose library for on-model images (versioned; ``default`` is used when a job names none)."""
+    return catalogs.load("poses")
+
+
+@app.get("/v1/catalog/backgrounds")
+def background_catalog() -> dict[str, Any]:
+    """The background library (use ``"background": "library:<id>"`` in job options)."""
+    return catalogs.load("backgrounds")
 
 
 @app.get("/v1/me")

@@ -6,11 +6,14 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from functions.common.errors import InputRejected
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+# The same allow-list as the inference container: AVIF by Pillow's own plugin, HEIC/HEIF by pillow-heif.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF", "TIFF")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,22 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from functions.common import config
+from functions.common import catalogs, config
 
 Mode = Literal["ghost", "on-model"]
 JobStatus = Literal["awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected"})
-ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/tiff")
+ALLOWED_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/tiff",
+    "image/avif",
+    "image/heic",
+    "image/heif",
+)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -22,19 +30,68 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_HEX = r"^#[0-9A-Fa-f]{6}$"
+
+
 class JobOptions(Strict):
-    preset: Literal["square", "amazon", "shopify", "portrait_4_5"] = "square"
-    background: str = Field(default="#FFFFFF", pattern=r"^#[0-9A-Fa-f]{6}$")
-    output_format: Literal["png", "jpeg", "webp"] = "png"
-    pose_id: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9_-]+$")
+    """What the customer chooses for a job; passed to the inference container as its ``options``."""
+
+    preset: Literal["square", "amazon", "zalando", "shopify", "portrait_4_5"] = "square"
+    background: str | None = Field(default=None, description='"#RRGGBB", "transparent" or "library:<id>"')
+    output_format: Literal["png", "jpeg", "webp", "avif"] = "png"
+    quality: int = Field(default=92, ge=1, le=100)
+    shadow: Literal["none", "contact", "drop"] = "contact"
+    mannequin: str = Field(
+        default="none", description='"none", "auto" (sampled) or the mannequin\'s "#RRGGBB"'
+    )
+    hollow: bool = True
+    pose_id: str | None = Field(default=None, max_length=64)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    size: int | None = Field(default=None, ge=512, le=2048, multiple_of=64)
+    steps: int | None = Field(default=None, ge=1, le=80)
+    upscale: bool = False
+
+    @field_validator("background")
+    @classmethod
+    def _background(cls, value: str | None) -> str | None:
+        if value is None or value == "transparent" or re.fullmatch(_HEX, value):
+            return value
+        if value.startswith("library:"):
+            if value.removeprefix("library:") not in catalogs.ids("backgrounds"):
+                raise ValueError(f"unknown background; choose one of GET /v1/catalog/backgrounds ({value})")
+            return value
+        raise ValueError('must be "#RRGGBB", "transparent" or "library:<id>"')
+
+    @field_validator("mannequin")
+    @classmethod
+    def _mannequin(cls, value: str) -> str:
+        if value in {"none", "auto"} or re.fullmatch(_HEX, value):
+            return value
+        raise ValueError('must be "none", "auto" or "#RRGGBB"')
+
+    @field_validator("pose_id")
+    @classmethod
+    def _pose(cls, value: str | None) -> str | None:
+        if value is not None and value not in catalogs.ids("poses"):
+            raise ValueError(f"unknown pose; choose one of GET /v1/catalog/poses ({value})")
+        return value
 
 
 class UploadRequest(Strict):
     filename: str = Field(min_length=1, max_length=255)
-    content_type: Literal["image/jpeg", "image/png", "image/webp", "image/tiff"]
+    content_type: Literal[
+        "image/jpeg", "image/png", "image/webp", "image/tiff", "image/avif", "image/heic", "image/heif"
+    ]
     mode: Mode = "ghost"
     options: JobOptions = JobOptions()
+
+    @model_validator(mode="after")
+    def _on_model_has_a_pose(self) -> UploadRequest:
+        if self.mode == "on-model" and self.options.pose_id is None:
+            return self.model_copy(
+                update={"options": self.options.model_copy(update={"pose_id": catalogs.default_pose()})}
+            )
+        return self
 
     @field_validator("filename")
     @classmethod

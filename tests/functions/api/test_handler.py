@@ -8,7 +8,6 @@ import json
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
 from functions.api import handler
@@ -16,16 +15,6 @@ from tests.conftest import FakeLambdaContext, load_event
 
 UPLOADS = "modamoda-test-uploads"
 RESULTS = "modamoda-test-results"
-
-
-@pytest.fixture
-def api_env(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UPLOAD_BUCKET", UPLOADS)
-    monkeypatch.setenv("RESULTS_BUCKET", RESULTS)
-    monkeypatch.setenv("SIGNUP_GRANT_CREDITS", "10")
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=UPLOADS)
-    s3.create_bucket(Bucket=RESULTS)
 
 
 def call(

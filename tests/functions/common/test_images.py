@@ -18,7 +18,7 @@ def encoded(fmt: str, size: tuple[int, int] = (200, 300), mode: str = "RGB") -> 
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
 def test_allowed_formats_pass(fmt: str) -> None:
     info = inspect(encoded(fmt), 50_000_000)
     assert (info.format, info.width, info.height) == (fmt, 200, 300)

@@ -14,7 +14,8 @@ def test_return_urls_without_configured_origins(url: str, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize(
-    "url", ["http://shop.example/x", "javascript:alert(1)", "https://user:pw@shop.example/", "https://a b.example/"]
+    "url",
+    ["http://shop.example/x", "javascript:alert(1)", "https://user:pw@shop.example/", "https://a b.example/"],
 )
 def test_unsafe_return_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="must be"):
@@ -23,7 +24,9 @@ def test_unsafe_return_urls_are_refused(url: str) -> None:
 
 def test_return_urls_must_be_on_the_pwa_origin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_ORIGINS", "https://app.modamoda.example, http://localhost:5173")
-    assert return_url("https://app.modamoda.example/credits/done") == "https://app.modamoda.example/credits/done"
+    assert (
+        return_url("https://app.modamoda.example/credits/done") == "https://app.modamoda.example/credits/done"
+    )
     assert return_url("http://localhost:5173/credits") == "http://localhost:5173/credits"
     with pytest.raises(ValueError, match="application's origin"):
         return_url("https://evil.example/phish")
