@@ -65,7 +65,9 @@ class JwtAuthorizer:
         if audience not in self.audiences:
             raise PermissionError("token audience is not allowed")
         scopes = str(claims.get("scope", "")).split()
-        if self.required_scopes and not set(scopes) & set(self.required_scopes):  # API Gateway: any one suffices
+        if self.required_scopes and not set(scopes) & set(
+            self.required_scopes
+        ):  # API Gateway: any one suffices
             raise PermissionError("token lacks the required scope")
         return claims
 

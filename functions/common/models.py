@@ -62,6 +62,12 @@ class JobOptions(Strict):
             return value
         raise ValueError('must be "#RRGGBB", "transparent" or "library:<id>"')
 
+    @model_validator(mode="after")
+    def _transparency_needs_alpha(self) -> JobOptions:
+        if self.background == "transparent" and self.output_format == "jpeg":
+            raise ValueError("a transparent background needs png, webp or avif output")
+        return self
+
     @field_validator("mannequin")
     @classmethod
     def _mannequin(cls, value: str) -> str:

@@ -1,9 +1,11 @@
 """Safe decoding of untrusted input photos and clean encoding of results.
 
-Decoding: a format allow-list (JPEG, PNG, WebP, TIFF), a pixel limit with Pillow's decompression-bomb warning
-escalated to an error, a full ``load()`` so truncated files fail here and not later, EXIF orientation applied,
-and conversion to 8-bit RGB in sRGB (ICC profiles converted, CMYK / palette / 16-bit handled, transparency
-composited on white). Encoding: PNG, JPEG or WebP with no metadata at all (no EXIF, no ICC, no text chunks).
+Decoding: a format allow-list by content (JPEG, PNG, WebP, AVIF, HEIC/HEIF via pillow-heif, TIFF), a pixel limit
+with Pillow's decompression-bomb warning escalated to an error, a full ``load()`` so truncated files fail here
+and not later, EXIF orientation applied, and conversion to 8-bit RGB in sRGB (ICC profiles converted, HEIF
+``nclx`` wide-gamut primaries such as Display P3 converted, CMYK / palette / 16-bit handled, transparency
+composited on white). Encoding: PNG, JPEG, WebP or AVIF (RGB, or RGBA for a transparent background) with no
+metadata at all (no EXIF, no ICC, no XMP, no text chunks).
 """
 
 from __future__ import annotations
@@ -17,18 +19,49 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from modamoda_inference.errors import InvalidImage
 
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF")
+# HEIC/HEIF through pillow-heif (libheif); AVIF through Pillow's own plugin (libavif). No thumbnails or depth
+# maps are decoded: only the primary image.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF", "TIFF")
+# What the input may be, by content type (for the API's upload policy): the same allow-list.
+INPUT_CONTENT_TYPES: dict[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/avif": "AVIF",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
+    "image/tiff": "TIFF",
+}
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
-CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+}
+ALPHA_FORMATS: frozenset[str] = frozenset({"png", "webp", "avif"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error)
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    KeyError,
+    RuntimeError,
+    struct.error,
+)
 _ZLIB_ERROR = zlib.error
 
 # Magic numbers of formats people send that we do not accept, to say which one it was.
@@ -42,12 +75,25 @@ _KNOWN_UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
     (0, b"<svg", "SVG"),
     (0, b"<?xml", "SVG/XML"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftyphevc", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypmsf1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
+    (0, b"II*\x00\x10\x00", "BigTIFF"),
+    (0, b"MM\x00+", "BigTIFF"),
+    (4, b"ftypcrx ", "Canon RAW"),
+)
+# Headers of the supported formats: such a file that cannot be opened is corrupt, not unsupported.
+_SUPPORTED_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"\xff\xd8\xff"),
+    (0, b"\x89PNG\r\n\x1a\n"),
+    (0, b"II*\x00"),
+    (0, b"MM\x00*"),
+    (4, b"ftypheic"),
+    (4, b"ftypheix"),
+    (4, b"ftyphevc"),
+    (4, b"ftypheim"),
+    (4, b"ftypheis"),
+    (4, b"ftypmif1"),
+    (4, b"ftypmsf1"),
+    (4, b"ftypavif"),
+    (4, b"ftypavis"),
 )
 
 
@@ -69,6 +115,7 @@ class DecodedImage:
     source_mode: str
     orientation: int
     icc_converted: bool
+    colour: str = "sRGB"  # where the sRGB pixels came from: "sRGB", "ICC", or "nclx <primaries>"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -82,11 +129,13 @@ class DecodedImage:
             "height": self.image.height,
             "orientation": self.orientation,
             "icc_converted": self.icc_converted,
+            "colour": self.colour,
         }
 
 
 def _supported_list() -> str:
-    return ", ".join("WebP" if f == "WEBP" else f for f in SUPPORTED_FORMATS)
+    names = {"WEBP": "WebP", "HEIF": "HEIC/HEIF"}
+    return ", ".join(names.get(f, f) for f in SUPPORTED_FORMATS)
 
 
 def _sniff_unsupported(data: bytes) -> str | None:
@@ -101,7 +150,9 @@ def _unidentified_message(data: bytes) -> str:
     name = _sniff_unsupported(data)
     if name is not None:
         return f"unsupported image format {name}; supported formats: {_supported_list()}"
-    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n":
+    head = data[:32]
+    riff_webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if riff_webp or any(head[o : o + len(m)] == m for o, m in _SUPPORTED_MAGIC):
         return "the image file is corrupt: its header cannot be read"
     return f"the input is not an image (or not one of the supported formats: {_supported_list()})"
 
@@ -145,6 +196,7 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
             raise InvalidImage(f"the image data is truncated or corrupt ({source_format}): {exc}") from exc
 
     orientation = 1
+    nclx = im.info.get("nclx_profile")
     try:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
         upright = ImageOps.exif_transpose(im)
@@ -154,6 +206,11 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
         upright, orientation = im, 1
     try:
         rgb, icc_converted = _to_srgb(upright)
+        colour = "ICC" if icc_converted else "sRGB"
+        if not icc_converted and isinstance(nclx, dict):
+            rgb, converted = nclx_to_srgb(rgb, nclx)
+            if converted:
+                colour = f"nclx {converted}"
     except MemoryError:
         raise
     except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
@@ -165,7 +222,61 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
         source_mode=source_mode,
         orientation=orientation,
         icc_converted=icc_converted,
+        colour=colour,
     )
+
+
+# nclx colour primaries (ITU-T H.273) that are not sRGB/BT.709 and that we convert; others are taken as sRGB.
+_NCLX_PRIMARIES: dict[int, str] = {9: "BT.2020", 11: "DCI-P3", 12: "Display P3"}
+_SRGB_XY = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
+
+
+def _rgb_to_xyz(xy: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The RGB→XYZ matrix of a colour space given its primaries' and white point's chromaticities."""
+    cols = np.array([[x / y, 1.0, (1.0 - x - y) / y] for x, y in xy[:3]]).T
+    wx, wy = xy[3]
+    white = np.array([wx / wy, 1.0, (1.0 - wx - wy) / wy])
+    return cols * np.linalg.solve(cols, white)[None, :]
+
+
+def nclx_to_srgb(image: Image.Image, nclx: dict[str, object]) -> tuple[Image.Image, str | None]:
+    """Convert an RGB image whose HEIF ``nclx`` box declares wide-gamut primaries (Display P3, BT.2020) to sRGB.
+
+    The transfer curve is taken as sRGB's (what such photos use for SDR); values out of the sRGB gamut are
+    clipped. Returns (image, name of the converted primaries) or (image, None) when nothing was done.
+    """
+    try:
+        code = int(nclx.get("color_primaries", 1))  # type: ignore[call-overload]
+        name = _NCLX_PRIMARIES.get(code)
+        if name is None:
+            return image, None
+        keys = ("red", "green", "blue", "white")
+        xy = tuple(
+            (float(nclx[f"color_primary_{k}_x"]), float(nclx[f"color_primary_{k}_y"]))  # type: ignore[arg-type]
+            for k in keys
+        )
+    except (KeyError, TypeError, ValueError):
+        return image, None
+    if any(y <= 0 for _, y in xy):
+        return image, None
+    matrix = np.linalg.inv(_rgb_to_xyz(_SRGB_XY)) @ _rgb_to_xyz(xy)
+    lut_lin = _srgb_to_linear_lut()
+    rgb = np.asarray(image.convert("RGB"))
+    lin = lut_lin[rgb]  # (H, W, 3) float32
+    out = np.einsum("ij,hwj->hwi", matrix.astype(np.float32), lin, optimize=True)
+    encoded = _linear_to_srgb(np.clip(out, 0.0, 1.0))
+    return Image.fromarray(encoded), name
+
+
+@lru_cache(maxsize=1)
+def _srgb_to_linear_lut() -> np.ndarray:
+    v = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    v = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.power(lin, 1.0 / 2.4) - 0.055)
+    return np.clip(v * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=1)
@@ -251,11 +362,12 @@ def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
 
 
 def encode_image(image: Image.Image, output_format: str, quality: int = 92) -> bytes:
-    """Encode an RGB image as png / jpeg / webp with every metadata block stripped."""
+    """Encode an RGB (or, for png / webp / avif, RGBA) image with every metadata block stripped."""
     fmt = output_format.lower()
     if fmt not in CONTENT_TYPES:
         raise ValueError(f"unsupported output format {output_format!r}")
-    clean = image if image.mode == "RGB" else image.convert("RGB")
+    mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") and fmt in ALPHA_FORMATS else "RGB"
+    clean = image if image.mode == mode else image.convert(mode)
     clean = clean.copy()
     clean.info = {}
     buf = io.BytesIO()
@@ -270,6 +382,15 @@ def encode_image(image: Image.Image, output_format: str, quality: int = 92) -> b
             optimize=True,
             progressive=True,
         )
-    else:
+    elif fmt == "webp":
         clean.save(buf, format="WEBP", quality=int(quality), method=4)
+    else:
+        # libavif: speed 7 keeps a 2000 px packshot around a second; 4:4:4 above quality 90 like JPEG.
+        clean.save(
+            buf,
+            format="AVIF",
+            quality=int(quality),
+            speed=7,
+            subsampling="4:4:4" if quality >= 90 else "4:2:0",
+        )
     return buf.getvalue()

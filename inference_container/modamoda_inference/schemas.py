@@ -4,10 +4,19 @@ Example::
 
     {"job_id": "6f1c...", "mode": "ghost",
      "image": {"s3_uri": "s3://bucket/key", "version_id": "optional"},
-     "options": {"preset": "square", "background": "#FFFFFF", "output_format": "png", "quality": 92}}
+     "options": {"preset": "square", "background": "#FFFFFF", "output_format": "png", "quality": 92,
+                 "shadow": "contact", "mannequin": {"color": "#F0EEEA"}, "hollow": true,
+                 "inside_image": {"s3_uri": "s3://bucket/inside-key"}}}
 
-``image`` holds exactly one of ``s3_uri`` (with an optional ``version_id``) or ``b64`` (the file's bytes in
-standard base64). Unknown fields are rejected everywhere.
+``image`` (and ``options.inside_image``) holds exactly one of ``s3_uri`` (with an optional ``version_id``) or
+``b64`` (the file's bytes in standard base64). Every option is optional; unknown fields are rejected everywhere.
+
+``background``: ``"#RRGGBB"`` (or ``#RGB``), ``"transparent"`` (png / webp / avif only) or ``"library:<id>"``
+(an asset of the background library, see :mod:`modamoda_inference.backgrounds`); omitted → the preset's white.
+``mannequin``: ``"none"`` (default: no mannequin in the photo), ``"auto"`` (chroma-key green/blue, or a neck
+colour sampled at the top of the subject) or ``{"color": "#RRGGBB", "tolerance": 14}`` (known colour; the
+tolerance is a CIELAB distance with lightness counted at 40 %, default 14). A plain ``"#RRGGBB"`` is taken as
+``{"color": ...}``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -33,9 +43,10 @@ from pydantic import (
 from modamoda_inference.errors import InvalidRequest
 
 Mode = Literal["ghost", "on-model"]
-PresetName = Literal["square", "amazon", "shopify", "portrait_4_5"]
-OutputFormat = Literal["png", "jpeg", "webp"]
+PresetName = Literal["square", "amazon", "zalando", "shopify", "portrait_4_5"]
+OutputFormat = Literal["png", "jpeg", "webp", "avif"]
 EngineName = Literal["studio", "diffusion"]
+ShadowName = Literal["none", "contact", "drop"]
 
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
@@ -44,6 +55,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 # Bucket names per the S3 naming rules (lower case, digits, dots, hyphens; 3-63 chars); key non-empty.
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$", re.DOTALL)
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_LIBRARY_ID = re.compile(r"^library:(?P<id>[a-z0-9][a-z0-9_\-]{0,63})$")
+TRANSPARENT = "transparent"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -74,6 +87,22 @@ def _canonical_uuid(value: str) -> str:
 def _canonical_colour(value: str) -> str:
     r, g, b = hex_to_rgb(value)
     return f"#{r:02X}{g:02X}{b:02X}"
+
+
+def _canonical_background(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value == TRANSPARENT:
+        return value
+    if value.startswith("library:"):
+        if not _LIBRARY_ID.match(value):
+            raise ValueError(f"not a background library id like library:studio-grey: {value[:80]!r}")
+        return value
+    if not _HEX_COLOUR.match(value):
+        raise ValueError(
+            f"background must be a hex colour like #FFFFFF, 'transparent' or 'library:<id>': {value[:80]!r}"
+        )
+    return _canonical_colour(value)
 
 
 _Strict = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
@@ -125,23 +154,83 @@ class ImageRef(BaseModel):
         return self._data
 
 
+class MannequinColour(BaseModel):
+    """A mannequin of a known colour; ``tolerance`` is the colour distance still counted as mannequin."""
+
+    model_config = _Strict
+
+    color: Annotated[str, AfterValidator(_canonical_colour)]
+    tolerance: float | None = Field(default=None, ge=2.0, le=60.0)
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return hex_to_rgb(self.color)
+
+
+def _mannequin_shorthand(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("#"):
+        return {"color": value}
+    return value
+
+
+MannequinSpec = Annotated[Literal["none", "auto"] | MannequinColour, BeforeValidator(_mannequin_shorthand)]
+
+
 class Options(BaseModel):
     """Rendering options. Every field has a default, so ``options`` may be omitted."""
 
     model_config = _Strict
 
     preset: PresetName = "square"
-    background: Annotated[str, AfterValidator(_canonical_colour)] = "#FFFFFF"
+    background: Annotated[str | None, AfterValidator(_canonical_background)] = None
     output_format: OutputFormat = "png"
     quality: int = Field(default=92, ge=1, le=100)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     pose_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     steps: int | None = Field(default=None, ge=1, le=200)
+    # diffusion engine: generated size (long side, px), guidance, denoising strength, x2 upscaler stage, and a
+    # reference photo to take the pose from (needs the pose detector's weights)
+    size: int | None = Field(default=None, ge=64, le=2048, multiple_of=64)
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=20.0)
+    strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    upscale: bool = False
+    pose_image: ImageRef | None = None
     engine: EngineName | None = None
+    shadow: ShadowName = "contact"
+    mannequin: MannequinSpec = "none"
+    hollow: bool = True
+    inside_image: ImageRef | None = None
+
+    @model_validator(mode="after")
+    def _transparent_needs_alpha(self) -> Options:
+        if self.background == TRANSPARENT and self.output_format == "jpeg":
+            raise ValueError(
+                "a transparent background needs output_format png, webp or avif (JPEG has no alpha)"
+            )
+        return self
 
     @property
-    def background_rgb(self) -> tuple[int, int, int]:
+    def background_kind(self) -> Literal["preset", "colour", "transparent", "library"]:
+        if self.background is None:
+            return "preset"
+        if self.background == TRANSPARENT:
+            return "transparent"
+        if self.background.startswith("library:"):
+            return "library"
+        return "colour"
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int] | None:
+        """The solid background colour asked for, or None (preset white, transparent or library image)."""
+        if self.background_kind != "colour" or self.background is None:
+            return None
         return hex_to_rgb(self.background)
+
+    @property
+    def library_id(self) -> str | None:
+        if self.background_kind != "library" or self.background is None:
+            return None
+        return self.background.removeprefix("library:")
 
 
 class InferenceRequest(BaseModel):

@@ -2,7 +2,8 @@
 
 * ``GET /ping`` → 200 ``{"status": "ok", "engines": [...]}`` once the engines are loaded, else 503; no work.
 * ``POST /invocations`` (``application/json``, see :mod:`modamoda_inference.schemas`) → 200 with the image
-  bytes (``image/png`` | ``image/jpeg`` | ``image/webp``) and an ``X-Modamoda-Meta`` header of compact JSON
+  bytes (``image/png`` | ``image/jpeg`` | ``image/webp`` | ``image/avif``; RGBA when the background is
+  ``transparent``) and an ``X-Modamoda-Meta`` header of compact JSON
   metadata; errors → ``{"error": {"code": ..., "message": ...}}`` with 400 (bad request / image / mode),
   413 (body too large), 415 (not JSON), 503 (engine unavailable) or 500.
 
@@ -38,6 +39,7 @@ from modamoda_inference.engines import (
     select_engine,
 )
 from modamoda_inference.errors import (
+    InvalidImage,
     InvalidRequest,
     ModamodaError,
     PayloadTooLarge,
@@ -45,7 +47,7 @@ from modamoda_inference.errors import (
 )
 from modamoda_inference.imageio import CONTENT_TYPES, decode_image, encode_image
 from modamoda_inference.s3io import S3ImageSource
-from modamoda_inference.schemas import parse_request
+from modamoda_inference.schemas import ImageRef, parse_request
 
 logger = logging.getLogger("modamoda_inference")
 
@@ -193,14 +195,21 @@ class InferenceService:
         job["engine"] = engine.name
 
         t_fetch = time.perf_counter()
-        if request.image.s3_uri is not None:
-            data = self.image_source.fetch(request.image.s3_uri, request.image.version_id)
-        else:
-            data = request.image.inline_bytes()
+        data = self._read(request.image)
+        inside_data = self._read(opts.inside_image) if opts.inside_image is not None else None
         t_decode = time.perf_counter()
         decoded = decode_image(data, max_pixels=self.max_pixels)
+        inside = None
+        if inside_data is not None:
+            try:
+                inside = decode_image(inside_data, max_pixels=self.max_pixels)
+            except InvalidImage as exc:
+                raise InvalidImage(f"options.inside_image: {exc.message}") from exc
         t_engine = time.perf_counter()
-        result = engine.run(decoded.image, request)
+        if inside is not None:
+            result = engine.run(decoded.image, request, inside=inside.image)
+        else:
+            result = engine.run(decoded.image, request)
         t_encode = time.perf_counter()
         payload = encode_image(result.image, opts.output_format, opts.quality)
         done = time.perf_counter()
@@ -211,10 +220,12 @@ class InferenceService:
             "engine": engine.name,
             "version": __version__,
             "input": {**decoded.describe(), "bytes": len(data)},
+            **({"inside_input": {**inside.describe(), "bytes": len(inside_data or b"")}} if inside else {}),
             "output": {
                 "format": opts.output_format,
                 "width": result.image.width,
                 "height": result.image.height,
+                "alpha": result.image.mode == "RGBA",
                 "bytes": len(payload),
             },
             "timings_ms": {
@@ -230,6 +241,11 @@ class InferenceService:
         job["timings_ms"] = meta["timings_ms"]
         header = json.dumps(meta, separators=(",", ":"), ensure_ascii=True, default=str)
         return Response(200, payload, CONTENT_TYPES[opts.output_format], {META_HEADER: header})
+
+    def _read(self, ref: ImageRef) -> bytes:
+        if ref.s3_uri is not None:
+            return self.image_source.fetch(ref.s3_uri, ref.version_id)
+        return ref.inline_bytes()
 
 
 # -- HTTP ------------------------------------------------------------------------------------------

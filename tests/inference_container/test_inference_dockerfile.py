@@ -30,3 +30,22 @@ def test_dockerfile_serves_the_sagemaker_way() -> None:
     assert "EXPOSE 8080" in text
     assert "USER 10001" in text
     assert "--requirement /tmp/requirements.txt" in text
+    assert "COPY assets/ /opt/program/assets/" in text  # the background library beside the package
+    assert "!assets/" in (ROOT / "inference_container" / ".dockerignore").read_text()
+
+
+def test_dockerfile_has_the_gpu_stack() -> None:
+    text = (ROOT / "inference_container" / "Dockerfile").read_text()
+    assert "ARG CUDA_IMAGE=nvidia/cuda:" in text  # a CUDA base, pinned by tag
+    assert "--requirement /tmp/requirements-diffusion.txt" in text  # torch, diffusers ... pinned
+    assert "MODAMODA_ENGINES=studio,diffusion" in text
+    assert "HF_HUB_OFFLINE=1" in text  # weights come from /opt/ml/model only
+    # the CUDA forward-compatibility wrapper, first on PATH
+    assert "COPY bin/serve /opt/program/bin/serve" in text
+    assert "PATH=/opt/program/bin:" in text
+    ignore = (ROOT / "inference_container" / ".dockerignore").read_text()
+    assert "!requirements-diffusion.txt" in ignore
+    assert "!bin/" in ignore
+    wrapper = ROOT / "inference_container" / "bin" / "serve"
+    assert wrapper.stat().st_mode & 0o111
+    assert wrapper.read_text().rstrip().endswith('exec python /opt/program/serve "$@"')

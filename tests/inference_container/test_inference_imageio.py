@@ -10,7 +10,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from modamoda_inference.errors import InvalidImage
-from modamoda_inference.imageio import decode_image, encode_image
+from modamoda_inference.imageio import (
+    INPUT_CONTENT_TYPES,
+    SUPPORTED_FORMATS,
+    decode_image,
+    encode_image,
+    nclx_to_srgb,
+)
 from PIL import Image
 
 Encode = Callable[..., bytes]
@@ -32,7 +38,7 @@ def png_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "AVIF", "HEIF"])
 def test_supported_formats_decode_to_rgb(fmt: str, encode_image_bytes: Encode) -> None:
     rgb = noise_rgb()
     out = decode_image(encode_image_bytes(rgb, fmt))
@@ -44,13 +50,76 @@ def test_supported_formats_decode_to_rgb(fmt: str, encode_image_bytes: Encode) -
         assert np.array_equal(np.asarray(out.image), rgb)
 
 
+def test_content_types_cover_the_allow_list() -> None:
+    assert set(INPUT_CONTENT_TYPES.values()) == set(SUPPORTED_FORMATS)
+    assert INPUT_CONTENT_TYPES["image/heic"] == "HEIF"
+    assert INPUT_CONTENT_TYPES["image/avif"] == "AVIF"
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_smooth_photo_survives_heic_and_avif(fmt: str, encode_image_bytes: Encode) -> None:
+    yy, xx = np.mgrid[0:96, 0:128]
+    rgb = np.stack([xx * 2, yy * 2, np.full_like(xx, 128)], axis=-1).astype(np.uint8)
+    out = np.asarray(decode_image(encode_image_bytes(rgb, fmt, quality=95)).image).astype(int)
+    assert np.abs(out - rgb).mean() < 4
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_truncated_heic_and_avif_are_corrupt(fmt: str, encode_image_bytes: Encode) -> None:
+    data = encode_image_bytes(noise_rgb(128, 96), fmt)
+    with pytest.raises(InvalidImage) as info:
+        decode_image(data[: len(data) // 2])
+    assert info.value.code == "invalid_image"
+    assert "corrupt" in info.value.message
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heic_and_avif_orientation_is_applied(fmt: str, encode_image_bytes: Encode) -> None:
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = decode_image(encode_image_bytes(stored, fmt, quality=95, exif=exif.tobytes()))
+    assert out.image.size == (20, 40)
+    px = np.asarray(out.image).astype(int)
+    assert px[5, 10, 0] > 200
+    assert px[34, 10, 2] > 200
+
+
+def test_display_p3_nclx_is_converted_to_srgb() -> None:
+    p3 = {
+        "color_primaries": 12,
+        "color_primary_red_x": 0.680,
+        "color_primary_red_y": 0.320,
+        "color_primary_green_x": 0.265,
+        "color_primary_green_y": 0.690,
+        "color_primary_blue_x": 0.150,
+        "color_primary_blue_y": 0.060,
+        "color_primary_white_x": 0.3127,
+        "color_primary_white_y": 0.3290,
+    }
+    image = Image.fromarray(np.array([[[128, 128, 128], [0, 255, 0], [200, 60, 40]]], np.uint8))
+    out, name = nclx_to_srgb(image, p3)
+    assert name == "Display P3"
+    px = np.asarray(out).astype(int)
+    assert np.all(np.abs(px[0, 0] - 128) <= 1)  # grey stays grey (same white point)
+    assert tuple(px[0, 1, :2]) == (0, 255)  # P3 green is beyond sRGB: clipped
+    assert px[0, 1, 2] <= 10
+    assert px[0, 2, 0] > 200  # a P3 red is a more saturated sRGB red
+    srgb = {**p3, "color_primaries": 1}
+    assert nclx_to_srgb(image, srgb) == (image, None)
+    assert nclx_to_srgb(image, {"color_primaries": 12}) == (image, None)  # no chromaticities: left alone
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
         (b"", "empty"),
         (b"hello, this is not an image at all", "not an image"),
         (b"GIF89a" + b"\0" * 64, "unsupported image format GIF"),
-        (b"\0\0\0\x18ftypheic" + b"\0" * 64, "unsupported image format HEIC"),
+        (b"\0\0\0\x18ftypheic" + b"\0" * 64, "corrupt"),  # HEIC is supported: a broken one is corrupt
+        (b"\0\0\0\x18ftypcrx " + b"\0" * 64, "unsupported image format Canon RAW"),
         (b"%PDF-1.7\n" + b"\0" * 64, "unsupported image format PDF"),
         (b"\xff\xd8\xff\xe0" + b"\0" * 8, "corrupt"),
     ],
@@ -215,7 +284,8 @@ def test_broken_icc_profile_is_ignored(encode_image_bytes: Encode) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "magic"), [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8\xff"), ("webp", b"RIFF")]
+    ("fmt", "magic"),
+    [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8\xff"), ("webp", b"RIFF"), ("avif", b"\0\0\0")],
 )
 def test_encode_strips_metadata(fmt: str, magic: bytes) -> None:
     image = Image.fromarray(noise_rgb())
@@ -229,6 +299,23 @@ def test_encode_strips_metadata(fmt: str, magic: bytes) -> None:
     assert "exif" not in again.info
     assert not again.getexif()
     assert b"y" * 50 not in data
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "avif"])
+def test_encode_keeps_alpha_where_the_format_has_it(fmt: str) -> None:
+    rgba = np.zeros((32, 48, 4), np.uint8)
+    rgba[:, :24] = (200, 30, 30, 255)  # opaque left half, transparent right half
+    data = encode_image(Image.fromarray(rgba, "RGBA"), fmt, quality=95)
+    again = Image.open(io.BytesIO(data))
+    assert again.mode == "RGBA"
+    a = np.asarray(again)[..., 3].astype(int)
+    assert a[:, :20].min() > 240
+    assert a[:, 28:].max() < 15
+
+
+def test_jpeg_of_rgba_is_flattened_to_rgb() -> None:
+    data = encode_image(Image.new("RGBA", (8, 8), (10, 20, 30, 255)), "jpeg")
+    assert Image.open(io.BytesIO(data)).mode == "RGB"
 
 
 def test_encode_rejects_unknown_format() -> None:

@@ -31,11 +31,66 @@ def test_minimal_request_gets_defaults() -> None:
     assert r.mode == "ghost"
     assert r.image.bucket_key == ("uploads-bucket", "t1/in.jpg")
     o = r.options
-    assert (o.preset, o.background, o.output_format, o.quality, o.seed) == ("square", "#FFFFFF", "png", 92, 0)
+    assert (o.preset, o.background, o.output_format, o.quality, o.seed) == ("square", None, "png", 92, 0)
     assert o.pose_id is None
     assert o.steps is None
     assert o.engine is None
-    assert o.background_rgb == (255, 255, 255)
+    assert o.background_kind == "preset"  # the preset's white value
+    assert o.background_rgb is None
+    assert (o.shadow, o.mannequin, o.hollow, o.inside_image) == ("contact", "none", True, None)
+
+
+def test_what_the_lambda_sends_still_validates() -> None:
+    """functions/common/pipeline.py sends these five options (JobOptions' defaults)."""
+    opts = {"preset": "square", "background": "#FFFFFF", "output_format": "png", "pose_id": None, "seed": 0}
+    r = parse_request(req(options=opts, image={"s3_uri": "s3://b-1/k", "version_id": "v1"}))
+    assert r.options.background_rgb == (255, 255, 255)
+    assert r.options.shadow == "contact"
+
+
+@pytest.mark.parametrize(
+    ("background", "kind", "canonical"),
+    [
+        ("#f1f1f1", "colour", "#F1F1F1"),
+        ("#fff", "colour", "#FFFFFF"),
+        ("transparent", "transparent", "transparent"),
+        ("library:studio-grey", "library", "library:studio-grey"),
+    ],
+)
+def test_background_forms(background: str, kind: str, canonical: str) -> None:
+    o = parse_request(req(options={"background": background})).options
+    assert o.background == canonical
+    assert o.background_kind == kind
+    assert o.library_id == ("studio-grey" if kind == "library" else None)
+
+
+def test_mannequin_forms() -> None:
+    assert parse_request(req(options={"mannequin": "auto"})).options.mannequin == "auto"
+    given = parse_request(req(options={"mannequin": {"color": "#eeeeea", "tolerance": 20}})).options.mannequin
+    assert not isinstance(given, str)
+    assert given.color == "#EEEEEA"
+    assert given.rgb == (238, 238, 234)
+    assert given.tolerance == 20
+    shorthand = parse_request(req(options={"mannequin": "#00B140"})).options.mannequin
+    assert not isinstance(shorthand, str)
+    assert shorthand.color == "#00B140"
+
+
+def test_inside_image_and_new_enums() -> None:
+    o = parse_request(
+        req(
+            options={
+                "inside_image": {"s3_uri": "s3://b-1/inside.jpg", "version_id": "v2"},
+                "preset": "zalando",
+                "output_format": "avif",
+                "shadow": "drop",
+                "hollow": False,
+            }
+        )
+    ).options
+    assert o.inside_image is not None
+    assert o.inside_image.bucket_key == ("b-1", "inside.jpg")
+    assert (o.preset, o.output_format, o.shadow, o.hollow) == ("zalando", "avif", "drop", False)
 
 
 def test_full_request() -> None:
@@ -79,6 +134,14 @@ def test_presets_match_the_canvas_table() -> None:
         (req(options={"preset": "instagram"}), "options.preset"),
         (req(options={"background": "white"}), "hex colour"),
         (req(options={"background": "#12345"}), "hex colour"),
+        (req(options={"background": "library:../etc"}), "library id"),
+        (req(options={"background": "transparent", "output_format": "jpeg"}), "JPEG has no alpha"),
+        (req(options={"shadow": "hard"}), "options.shadow"),
+        (req(options={"mannequin": "green"}), "options.mannequin"),
+        (req(options={"mannequin": {"color": "#00ff00", "tolerance": 1}}), "tolerance"),
+        (req(options={"hollow": "sometimes"}), "options.hollow"),
+        (req(options={"inside_image": {"url": "https://x"}}), "options.inside_image"),
+        (req(options={"inside_image": {}}), "exactly one of s3_uri or b64"),
         (req(options={"output_format": "gif"}), "output_format"),
         (req(options={"quality": 0}), "quality"),
         (req(options={"quality": 101}), "quality"),
@@ -86,7 +149,7 @@ def test_presets_match_the_canvas_table() -> None:
         (req(options={"engine": "magic"}), "engine"),
         (req(options={"pose_id": "../../etc/passwd"}), "pose_id"),
         (req(options={"steps": 0}), "steps"),
-        (req(options={"upscale": True}), "options.upscale"),
+        (req(options={"sparkle": True}), "options.sparkle"),
         (req(tenant_id="t1"), "tenant_id"),
         ({"mode": "ghost"}, "job_id"),
     ],

@@ -96,7 +96,13 @@ def test_invocation_with_inline_image(running_server: RunningServer, photo_png: 
     assert meta["job_id"] == JOB
     assert meta["engine"] == "studio"
     assert meta["mode"] == "ghost"
-    assert meta["output"] == {"format": "png", "width": 1600, "height": 2000, "bytes": len(data)}
+    assert meta["output"] == {
+        "format": "png",
+        "width": 1600,
+        "height": 2000,
+        "alpha": False,
+        "bytes": len(data),
+    }
     assert meta["input"]["format"] == "PNG"
     assert meta["input"]["width"] == 500
     assert set(meta["timings_ms"]) == {"parse", "fetch", "decode", "engine", "encode", "total"}
@@ -309,3 +315,87 @@ def test_graceful_stop_lets_the_request_in_flight_finish(serve_in_thread: type[R
     assert headers["connection"] == "close"
     assert got["drained"] is True
     assert server.active_requests == 0
+
+
+def _b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_transparent_background_gives_an_rgba_png(running_server: RunningServer, photo_png: bytes) -> None:
+    status, headers, data = call(
+        running_server, "POST", "/invocations", job(_b64(photo_png), background="transparent", shadow="none")
+    )
+    assert status == 200, data[:300]
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == "RGBA"
+    alpha = np.asarray(image)[..., 3]
+    assert alpha[0, 0] == 0
+    assert alpha[1000, 1000] == 255
+    meta = json.loads(headers["x-modamoda-meta"])
+    assert meta["output"]["alpha"] is True
+    assert meta["engine_meta"]["background"] == "transparent"
+
+
+def test_avif_output_and_library_background(running_server: RunningServer, photo_png: bytes) -> None:
+    body = job(
+        _b64(photo_png), output_format="avif", quality=60, background="library:studio-grey", preset="zalando"
+    )
+    status, headers, data = call(running_server, "POST", "/invocations", body)
+    assert status == 200, data[:300]
+    assert headers["content-type"] == "image/avif"
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "AVIF"
+    assert image.size == (1524, 2200)
+    assert not image.getexif()
+    corner = np.asarray(image.convert("RGB"))[5, 5].astype(int)
+    assert 180 < corner.mean() < 250  # the studio-grey sweep, not the preset's white
+    meta = json.loads(headers["x-modamoda-meta"])
+    assert meta["engine_meta"]["background"] == "library:studio-grey"
+
+
+def test_inside_image_inline(running_server: RunningServer) -> None:
+    from bench.studio_data import inside_pair
+
+    main, inside = inside_pair((360, 450))
+    body = job(
+        _b64(encode_png(main.rgb)),
+        mannequin={"color": "#ECEAE5"},
+        inside_image=_b64(encode_png(inside)),
+        shadow="none",
+    )
+    status, headers, data = call(running_server, "POST", "/invocations", body)
+    assert status == 200, data[:300]
+    meta = json.loads(headers["x-modamoda-meta"])
+    assert meta["engine_meta"]["hollow"]["source"] == "inside_photo"
+    assert meta["inside_input"]["format"] == "PNG"
+    out = np.asarray(Image.open(io.BytesIO(data))).astype(int)
+    red = (out[..., 0] > 150) & (out[..., 1] < 90) & (out[..., 2] < 90)
+    assert red.sum() > 500  # the care label of the inside photo shows in the hollow
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "fragment"),
+    [
+        ({"background": "library:no-such-backdrop"}, "invalid_request", "unknown background library id"),
+        ({"background": "transparent", "output_format": "jpeg"}, "invalid_request", "JPEG has no alpha"),
+        (
+            {"inside_image": {"b64": base64.b64encode(b"not an image").decode()}},
+            "invalid_image",
+            "options.inside_image",
+        ),
+    ],
+)
+def test_option_errors(
+    running_server: RunningServer, photo_png: bytes, options: dict[str, Any], code: str, fragment: str
+) -> None:
+    status, headers, data = call(running_server, "POST", "/invocations", job(_b64(photo_png), **options))
+    assert status == 400
+    error = error_of(status, headers, data)
+    assert error["code"] == code
+    assert fragment in error["message"]
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()

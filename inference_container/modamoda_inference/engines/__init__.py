@@ -1,8 +1,9 @@
 """Engine registry: load the configured engines once, and pick the one a request needs.
 
 ``ghost`` runs on ``studio`` unless ``options.engine`` says otherwise; ``on-model`` needs ``diffusion``
-(SDXL + ControlNet, weights under the model directory), which this build does not have: such requests fail
-with a clear :class:`EngineUnavailable`, never with a made-up picture.
+(SDXL + ControlNet, weights under the model directory, see :mod:`modamoda_inference.diffusion.weights`). When
+it is not configured or its weights are missing or damaged, such requests fail with a clear
+:class:`EngineUnavailable`, never with a made-up picture.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ def _factory(name: str) -> Callable[[], Engine] | None:
         from modamoda_inference.engines.studio import StudioEngine
 
         return StudioEngine
-    return None  # "diffusion": added with its GPU stack by a later change
+    if name == "diffusion":
+        from modamoda_inference.diffusion.engine import DiffusionEngine
+
+        return DiffusionEngine
+    return None
 
 
 def engine_names_from_env(value: str | None = None) -> list[str]:

@@ -1,7 +1,7 @@
 """The engine interface every image engine implements, and the errors engines raise.
 
 An engine is loaded once at container start (``load``), says whether it is ``ready`` and which ``modes`` it
-does, and turns one decoded RGB photo plus the validated request into one finished RGB image (``run``).
+does, and turns one decoded RGB photo plus the validated request into one finished image (``run``).
 Engines never encode; the server encodes the result in the requested format.
 """
 
@@ -38,7 +38,7 @@ __all__ = [
 
 @dataclass
 class EngineResult:
-    """The finished picture (RGB, final canvas size) and JSON-serialisable metadata (bbox, timings ...)."""
+    """The finished picture (RGB or RGBA, final canvas size) and JSON-serialisable metadata (bbox, timings ...)."""
 
     image: Image.Image
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -62,5 +62,9 @@ class Engine(abc.ABC):
         """Load weights / warm up. Raise :class:`EngineUnavailable` with a clear message when it cannot."""
 
     @abc.abstractmethod
-    def run(self, image: Image.Image, request: InferenceRequest) -> EngineResult:
-        """Turn one upright RGB sRGB photo into the finished RGB image for ``request``."""
+    def run(
+        self, image: Image.Image, request: InferenceRequest, inside: Image.Image | None = None
+    ) -> EngineResult:
+        """Turn one upright RGB sRGB photo into the finished image (RGB, or RGBA for a transparent background)
+        for ``request``. ``inside`` is the decoded ``options.inside_image`` (the server passes it only when the
+        request has one)."""

@@ -1,19 +1,28 @@
 """The ``studio`` engine: deterministic computer vision on the CPU, no model weights.
 
-Ghost packshot from a garment photographed on a plain studio backdrop:
+Ghost packshot from a garment photographed on a plain or gradient studio backdrop, optionally on a mannequin:
 
 1. work on a copy downscaled to ~1024 px on the long side;
 2. model the backdrop: a low-order polynomial per RGB channel fitted robustly (trimmed least squares) to the
    pixels of the image border, so gradients and vignetting of a sweep are followed;
 3. distance of every pixel from the backdrop behind it in CIELAB, with "darker than the backdrop" lightness
-   differences down-weighted so soft shadows do not count as garment;
-4. foreground = hysteresis threshold (Otsu, clamped by the measured backdrop noise), morphological clean-up,
-   the largest connected component(s), small enclosed holes filled;
-5. soft edge: the binary mask feathered and resampled onto the output grid;
-6. crop to the garment, scale to the preset's fill, centre on a canvas of the requested colour, with the
-   backdrop's colour taken out of the semi-transparent edge pixels.
-
-The hollow neck, mannequin removal and contact shadow come later; see the design of record.
+   differences down-weighted down to the depth of a studio shadow, so soft shadows do not count as subject
+   (a grey garment on a white sweep still does);
+4. subject = hysteresis threshold (Otsu, clamped by the measured backdrop noise), morphological clean-up that
+   does not close across clear backdrop (a narrow gap between sleeve and body), a vertical closing that bridges
+   backdrop-coloured horizontal stripes, the main group of connected fragments; enclosed holes filled when
+   small, or when their colour is off the backdrop model or they are textured like fabric (a print) — a
+   large smooth hole showing the backdrop stays a hole;
+5. mannequin (given colour, chroma key or sampled neck colour, see :mod:`modamoda_inference.mannequin`) taken
+   out of the subject, leaving the garment;
+6. soft edge by closed-form alpha matting on a thin band around the garment's edge
+   (:mod:`modamoda_inference.matting`), and the colour that was behind the edge (backdrop or mannequin),
+   so the edge can be unmixed from it;
+7. the hollow where the mannequin showed through the neck opening (:mod:`modamoda_inference.hollow`), filled
+   with the inside photo when one is given (aligned automatically) or with a darker inside tone;
+8. crop to the garment, scale to the preset's fill within its margins, centre, cast a contact or drop shadow,
+   and lay it on the background: the preset's white, a colour, a library image or transparency
+   (:mod:`modamoda_inference.canvas`).
 """
 
 from __future__ import annotations
@@ -21,15 +30,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from modamoda_inference.canvas import get_preset, plan_placement, render
+from modamoda_inference import backgrounds
+from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound
-from modamoda_inference.schemas import InferenceRequest
+from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
+from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
+from modamoda_inference.schemas import InferenceRequest, MannequinColour
 
 
 @dataclass(frozen=True)
@@ -37,11 +51,23 @@ class StudioSettings:
     work_long_side: int = 1024  # the matte is estimated at this size (px, long side)
     border_frac: float = 0.03  # width of the border strip that samples the backdrop (share of short side)
     poly_degree: int = 2  # backdrop model: polynomial degree in x, y
-    shadow_weight: float = 0.3  # weight of "darker than backdrop" lightness differences
+    shadow_weight: float = 0.3  # weight of "darker than backdrop" lightness differences ...
+    shadow_depth: float = 0.15  # ... down to this share of the backdrop's lightness (L*), fully beyond
     min_component_frac: float = 0.15  # keep components at least this share of the largest one
     hole_fill_frac: float = 0.02  # fill enclosed holes up to this share of the garment's area
-    feather_sigma: float = 0.6  # Gaussian feather of the alpha edge, in working pixels
     min_garment_frac: float = 0.002  # below this share of the image: no garment found
+    stripe_bridge: float = 0.03  # vertical closing across backdrop-coloured stripes (share of the long side)
+    print_texture_ratio: float = (
+        1.6  # a large enclosed "hole" this much more textured than the backdrop is a print
+    )
+    matting: bool = True  # closed-form matting of the edge (else a feathered binary mask)
+    matting_band: int = 2  # unknown band outside the mask's edge, working pixels
+    matting_inner: int = 3  # ... and inside it (the mask takes faint mixed pixels: its edge lies outward)
+    matting_epsilon: float = 1e-4
+    feather_sigma: float = 0.6  # Gaussian feather when matting is off, in working pixels
+
+
+MannequinOption = str | MannequinColour
 
 
 def _poly_terms(degree: int) -> list[tuple[int, int]]:
@@ -56,9 +82,6 @@ class BackdropModel:
     coeffs: np.ndarray  # (n_terms, 3) RGB 0..255
     noise: float  # CIELAB distance of the backdrop pixels from the model (99th percentile)
     inlier_fraction: float  # share of the border that looked like backdrop
-
-    def design(self, xn: np.ndarray, yn: np.ndarray) -> np.ndarray:
-        return np.stack([xn**i * yn**j for i, j in _poly_terms(self.degree)], axis=-1)
 
     def __call__(self, xn: np.ndarray, yn: np.ndarray) -> np.ndarray:
         """Backdrop RGB at the given normalised coordinates, (…, 3) float32."""
@@ -81,9 +104,13 @@ class BackdropModel:
         out = np.einsum("hj,ijc,wi->hwc", yp, table, xp, optimize=True)
         return np.clip(out, 0.0, 255.0).astype(np.float32)
 
-    def mean_hex(self) -> str:
+    def mean_rgb(self) -> tuple[int, int, int]:
         centre = self(np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))[0]
         r, g, b = (round(float(c)) for c in centre)
+        return r, g, b
+
+    def mean_hex(self) -> str:
+        r, g, b = self.mean_rgb()
         return f"#{r:02X}{g:02X}{b:02X}"
 
 
@@ -91,11 +118,18 @@ class BackdropModel:
 class Matte:
     """The garment's matte at working resolution, for a source photo of ``source_size`` (w, h)."""
 
-    alpha: np.ndarray  # (h, w) float32 in [0, 1]
+    alpha: np.ndarray  # (h, w) float32 in [0, 1]: the garment only (no mannequin, no hollow)
     source_size: tuple[int, int]
     backdrop: BackdropModel
     thresholds: tuple[float, float]  # (low, high) CIELAB distances
     coverage: float  # share of the image that is garment
+    subject: np.ndarray | None = None  # (h, w) bool: not backdrop (garment and mannequin)
+    garment: np.ndarray | None = None  # (h, w) bool: the garment's binary mask
+    mannequin: np.ndarray | None = None  # (h, w) bool: the mannequin's visible pixels
+    mannequin_like: np.ndarray | None = None  # (h, w) bool: mannequin, or backdrop of the mannequin's colour
+    mannequin_model: MannequinModel | None = None
+    behind: np.ndarray | None = None  # (h, w, 3) float32: the colour behind the garment's edge
+    small: np.ndarray | None = None  # (h, w, 3) uint8: the working image
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -119,8 +153,51 @@ class Matte:
         return cv2.resize(self.alpha, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+@dataclass(frozen=True)
+class HoleEvidence:
+    """What tells a print from a hole: the distance from the backdrop model and the local texture, with the
+    levels the backdrop itself shows."""
+
+    distance: np.ndarray
+    distance_level: float
+    texture: np.ndarray
+    texture_level: float
+
+    def is_fabric(self, where: np.ndarray, texture_ratio: float) -> bool:
+        off_backdrop = float(np.median(self.distance[where])) > self.distance_level
+        textured = float(np.median(self.texture[where])) > texture_ratio * self.texture_level
+        return off_backdrop or textured
+
+
 def _to_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.clip(rgb, 0.0, 255.0).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _largest_components(mask: np.ndarray, min_frac: float, reach: int = 0) -> np.ndarray:
+    """The components of ``mask`` at least ``min_frac`` of the largest one. With ``reach``, fragments within
+    ``reach`` pixels of each other count as one (the stripes of a garment whose other stripes are the
+    backdrop's colour); crumbs under 0.2 % of the largest group are dropped."""
+    m8 = mask.astype(np.uint8)
+    grouped = cv2.dilate(m8, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) if reach else m8
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+    if n <= 1:
+        return np.zeros(mask.shape, dtype=bool)
+    if reach:
+        areas = np.bincount(labels[mask], minlength=n).astype(np.float64)  # pixels of the mask per group
+        areas[0] = 0
+    else:
+        areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+        areas[0] = 0
+    keep = areas >= min_frac * areas.max()
+    keep[0] = False
+    out = keep[labels] & mask
+    if reach:
+        n2, labels2, stats2, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+        if n2 > 1:
+            big = stats2[:, cv2.CC_STAT_AREA] >= 0.002 * areas.max()
+            big[0] = False
+            out = big[labels2]
+    return out
 
 
 class StudioEngine(Engine):
@@ -132,12 +209,27 @@ class StudioEngine(Engine):
     def __init__(self, settings: StudioSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or StudioSettings()
+        self.backgrounds: list[str] = []
 
     def load(self, model_dir: Path) -> None:
-        """No weights: warm up OpenCV/numpy on a tiny synthetic photo so the first request is not slower."""
-        demo = np.full((96, 80, 3), 200, dtype=np.uint8)
-        demo[30:70, 25:55] = (40, 60, 120)
-        self.matte(demo)
+        """No weights: check the background library and run the whole pipeline once on a small synthetic
+        photo (imports, OpenCV and scipy code paths), so the first request is not slower than the others."""
+        del model_dir
+        try:
+            self.backgrounds = backgrounds.verify()
+        except Exception:  # the engine still serves colours and transparency; library requests fail clearly
+            self.backgrounds = []
+        demo = np.full((120, 100, 3), 205, dtype=np.uint8)
+        demo[30:100, 25:75] = (40, 60, 120)
+        demo[20:34, 42:58] = (236, 234, 229)
+        matte = self.matte(demo, mannequin=from_colour((236, 234, 229)))
+        _, patch, _ = self.hollow(matte, Image.fromarray(demo))
+        bbox = matte.bbox() or (0.0, 0.0, 100.0, 120.0)
+        tiny = Preset("warm-up", 96, 96, 0.8, 0.05, "#FFFFFF")
+        placement = plan_placement(bbox, matte.source_size, tiny, pad=2.0)
+        subject = Subject(matte.alpha, matte.behind, matte.mannequin_like, patch)
+        render(demo, subject, placement, tiny, (255, 255, 255), "contact")
+        render(demo, subject, placement, tiny, None, "drop")
         self._ready = True
 
     # -- backdrop -----------------------------------------------------------------------------------------
@@ -180,27 +272,51 @@ class StudioEngine(Engine):
         return BackdropModel(s.poly_degree, coeffs, noise, float(inliers.mean()))
 
     def _distance(self, lab: np.ndarray, lab_bg: np.ndarray) -> np.ndarray:
+        """CIELAB distance from the backdrop, where being darker counts at ``shadow_weight`` up to the depth
+        of a studio shadow (``shadow_depth`` of the backdrop's lightness) and fully beyond: a soft shadow is
+        not subject, a grey garment or mannequin on a white sweep is."""
         diff = lab - lab_bg
         d_l = diff[..., 0]
-        d_l = np.where(d_l < 0.0, d_l * self.settings.shadow_weight, d_l)
+        knee = self.settings.shadow_depth * lab_bg[..., 0]
+        dark = np.maximum(-d_l, 0.0)
+        soft = np.minimum(dark, knee) * self.settings.shadow_weight + np.maximum(dark - knee, 0.0)
+        d_l = np.where(d_l < 0.0, soft, d_l)
         return np.sqrt(d_l * d_l + diff[..., 1] ** 2 + diff[..., 2] ** 2)
 
     # -- matte --------------------------------------------------------------------------------------------
 
-    def matte(self, rgb: np.ndarray) -> Matte:
-        """Estimate the garment's matte of an (H, W, 3) uint8 RGB photo."""
+    def _mannequin_model(
+        self, option: MannequinOption | MannequinModel | None, lab: np.ndarray, subject: np.ndarray
+    ) -> MannequinModel | None:
+        if option is None or option == "none":
+            return None
+        if isinstance(option, MannequinModel):
+            return option
+        if isinstance(option, MannequinColour):
+            return from_colour(option.rgb, option.tolerance)
+        if option == "auto":
+            return detect_auto(lab, subject)
+        raise ValueError(f"unknown mannequin option {option!r}")
+
+    def matte(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
+        """Estimate the garment's matte of an (H, W, 3) uint8 RGB photo (see the module docstring)."""
         s = self.settings
         t0 = time.perf_counter()
         height, width = rgb.shape[:2]
         factor = min(1.0, s.work_long_side / max(height, width))
         ws, hs = max(8, round(width * factor)), max(8, round(height * factor))
-        small = cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA) if factor < 1.0 else rgb
+        small = (
+            cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA)
+            if factor < 1.0
+            else np.ascontiguousarray(rgb)
+        )
         small_f = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
 
         backdrop = self.fit_backdrop(small_f)
         t1 = time.perf_counter()
         bg = backdrop.grid(ws, hs)
-        d = self._distance(_to_lab(small_f), _to_lab(bg))
+        lab = _to_lab(small_f)
+        d = self._distance(lab, _to_lab(bg))
 
         floor = max(3.0, 1.5 * backdrop.noise)
         d_max = max(float(np.percentile(d, 99.5)), 2.0 * floor)
@@ -209,52 +325,143 @@ class StudioEngine(Engine):
         t_high = float(np.clip(otsu / 255.0 * d_max, 2.0 * floor, max(4.0 * floor, 24.0)))
         t_low = max(floor, 0.5 * t_high)
 
-        mask = self._hysteresis(d > t_low, d > t_high)
-        mask = self._clean(mask)
-        coverage = float(mask.mean())
-        if coverage < s.min_garment_frac:
+        subject = self._hysteresis(d > t_low, d > t_high)
+        tex, tex_level = self._texture(small, subject)
+        evidence = HoleEvidence(d, max(3.0, 2.5 * backdrop.noise), tex, tex_level)
+        # the closing may bridge small defects, but not across what is clearly backdrop (a narrow gap
+        # between a sleeve and the body)
+        subject = self._clean(subject, allow=d > 0.6 * t_low, evidence=evidence)
+        if float(subject.mean()) < s.min_garment_frac:
             raise NoGarmentFound(
                 "no garment found: the photo looks like an empty backdrop "
                 "(the studio engine needs the garment on a plain, lighter or darker backdrop)"
             )
-        alpha = self._refine_edges(small.astype(np.float32), mask, bg)
-        if s.feather_sigma:
-            alpha = cv2.GaussianBlur(alpha, (0, 0), s.feather_sigma)
         t2 = time.perf_counter()
+
+        model = self._mannequin_model(mannequin, lab, subject)
+        mann = np.zeros_like(subject)
+        mann_like = mann
+        garment = subject
+        if model is not None:
+            mann = mannequin_mask(lab, subject, model)
+            # a mannequin close to the backdrop's colour partly passes for backdrop: for the hollow, it counts
+            mann_like = mann | (~subject & (model.distance(lab) < model.tolerance))
+            if mann.any():
+                garment = subject & ~mann
+                # slivers where the mannequin met the backdrop (mixed colours) go with the mannequin
+                near = cv2.dilate(mann.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+                opened = (
+                    cv2.morphologyEx(
+                        garment.astype(np.uint8),
+                        cv2.MORPH_OPEN,
+                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
+                    )
+                    > 0
+                )
+                garment = np.where(near, opened, garment)
+                garment = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
+        coverage = float(garment.mean())
+        if coverage < s.min_garment_frac:
+            raise NoGarmentFound(
+                "no garment found: what stands out from the backdrop is all mannequin-coloured "
+                "(check options.mannequin)"
+            )
+        t3 = time.perf_counter()
+
+        small_unit = small.astype(np.float32) / 255.0
+        # where the garment meets the mannequin the mask's edge is less sure: widen the band both ways
+        near_mannequin = None
+        if mann.any():
+            k = np.ones((2 * s.matting_band + 3,) * 2, np.uint8)
+            reach = cv2.dilate(garment.astype(np.uint8), k) > 0
+            near_mannequin = (reach & mann) | (garment & (cv2.dilate(mann.astype(np.uint8), k) > 0))
+        if s.matting:
+            trimap = trimap_from_mask(
+                garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin
+            )
+            settings = MattingSettings(band=s.matting_band, epsilon=s.matting_epsilon)
+            alpha = closed_form_alpha(small_unit, trimap, settings, initial=garment.astype(np.float32))
+        else:
+            trimap = trimap_from_mask(
+                garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin
+            )
+            alpha = cv2.GaussianBlur(garment.astype(np.float32), (0, 0), s.feather_sigma)
+        if near_mannequin is not None:
+            # no garment beyond the band on the mannequin's side (three colours in a window — garment,
+            # mannequin, backdrop — can leave a faint alpha there); and no dust anywhere
+            alpha[mann & ~near_mannequin] = 0.0
+        alpha[alpha < 0.02] = 0.0
+        behind = self._behind(small.astype(np.float32), trimap == 0.0, bg, garment)
+        t4 = time.perf_counter()
         return Matte(
             alpha=alpha.astype(np.float32),
             source_size=(width, height),
             backdrop=backdrop,
             thresholds=(t_low, t_high),
             coverage=coverage,
-            timings_ms={"backdrop": (t1 - t0) * 1e3, "mask": (t2 - t1) * 1e3},
+            subject=subject,
+            garment=garment,
+            mannequin=mann,
+            mannequin_like=mann_like,
+            mannequin_model=model,
+            behind=behind,
+            small=small,
+            timings_ms={
+                "backdrop": (t1 - t0) * 1e3,
+                "mask": (t2 - t1) * 1e3,
+                "mannequin": (t3 - t2) * 1e3,
+                "matting": (t4 - t3) * 1e3,
+            },
         )
 
     @staticmethod
-    def _refine_edges(small: np.ndarray, mask: np.ndarray, bg: np.ndarray) -> np.ndarray:
-        """Soft alpha in a thin band around the mask edge by linear unmixing of garment and backdrop colour.
+    def _behind(
+        small: np.ndarray, background: np.ndarray, bg_model: np.ndarray, garment: np.ndarray
+    ) -> np.ndarray:
+        """The colour behind the garment near its edge: the local mean of the nearest known-background pixels
+        (backdrop or mannequin, whichever is next to that stretch of edge); the backdrop model elsewhere."""
+        out = bg_model.copy()
+        rows, cols = np.flatnonzero(garment.any(axis=1)), np.flatnonzero(garment.any(axis=0))
+        if rows.size == 0:
+            return out
+        h, w = garment.shape
+        y0, y1 = max(0, rows[0] - 16), min(h, rows[-1] + 17)
+        x0, x1 = max(0, cols[0] - 16), min(w, cols[-1] + 17)
+        crop = small[y0:y1, x0:x1]
+        weight = background[y0:y1, x0:x1].astype(np.float32)
+        count = cv2.boxFilter(weight, -1, (5, 5), normalize=False)
+        total = cv2.boxFilter(crop * weight[..., None], -1, (5, 5), normalize=False)
+        local = total / np.maximum(count, 1e-6)[..., None]
+        valid = count >= 2.0
+        if not valid.any():
+            return out
+        # every other pixel takes the value of the nearest valid one (within reach), else the backdrop model
+        dist, labels = cv2.distanceTransformWithLabels(
+            (~valid).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        ys, xs = np.nonzero(valid)
+        index = np.zeros(int(labels.max()) + 1, np.int64)
+        index[labels[ys, xs]] = ys * valid.shape[1] + xs
+        nearest = local.reshape(-1, 3)[index[labels]].reshape(local.shape)
+        region = out[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = np.where(
+            valid[..., None], local, np.where((dist <= 12.0)[..., None], nearest, region)
+        )
+        return out
 
-        A pixel at the edge is a mix ``a * F + (1 - a) * B`` of the nearby garment colour ``F`` (mean of the
-        mask's interior around it) and the backdrop ``B``; ``a`` is the projection of ``I - B`` on ``F - B``.
-        Where the two colours are too close to tell apart the binary mask stays.
-        """
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-        m8 = mask.astype(np.uint8)
-        inner = cv2.erode(m8, kernel, iterations=2)
-        band = (cv2.dilate(m8, kernel, iterations=2) > 0) & (inner == 0)
-        alpha = mask.astype(np.float32)
-        if not band.any():
-            return alpha
-        inner_f = inner.astype(np.float32)
-        count = cv2.boxFilter(inner_f, -1, (15, 15), normalize=False)
-        total = cv2.boxFilter(small * inner_f[..., None], -1, (15, 15), normalize=False)
-        fg = total / np.maximum(count, 1.0)[..., None]
-        span = fg - bg
-        contrast = np.sum(span * span, axis=-1)
-        a = np.sum((small - bg) * span, axis=-1) / np.maximum(contrast, 1e-6)
-        valid = band & (count >= 4.0) & (contrast >= 144.0)
-        alpha[valid] = np.clip(a[valid], 0.0, 1.0)
-        return alpha
+    @staticmethod
+    def _texture(small: np.ndarray, subject: np.ndarray) -> tuple[np.ndarray, float]:
+        """Local texture (mean absolute Laplacian of the lightness, 5x5) and its level on the backdrop."""
+        lum = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        tex = cv2.boxFilter(np.abs(cv2.Laplacian(lum, cv2.CV_32F)), -1, (5, 5))
+        h, w = subject.shape
+        b = max(2, round(0.03 * min(h, w)))
+        border = np.zeros((h, w), bool)
+        border[:b, :] = border[-b:, :] = True
+        border[:, :b] = border[:, -b:] = True
+        sample = tex[border & ~subject]
+        level = float(np.median(sample)) if sample.size else float(np.median(tex))
+        return tex, max(level, 0.5)
 
     @staticmethod
     def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
@@ -266,18 +473,33 @@ class StudioEngine(Engine):
         keep[0] = False
         return keep[labels]
 
-    def _clean(self, mask: np.ndarray) -> np.ndarray:
+    def _clean(
+        self,
+        mask: np.ndarray,
+        allow: np.ndarray | None = None,
+        fill_holes_in: np.ndarray | None = None,
+        evidence: HoleEvidence | None = None,
+    ) -> np.ndarray:
+        """Open, close (not across clear backdrop), bridge stripes, keep the main component group, fill holes.
+
+        Enclosed holes up to ``hole_fill_frac`` of the garment are filled; larger ones too when ``evidence``
+        says they are not the backdrop seen through the garment: their colour is off the backdrop model by
+        more than its noise, or they are textured like fabric (a print close to the backdrop's colour)."""
         s = self.settings
         m: np.ndarray = mask.astype(np.uint8)
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-        if n <= 1:
-            return np.zeros(mask.shape, dtype=bool)
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = np.zeros(n, dtype=bool)
-        keep[1:] = areas >= s.min_component_frac * areas.max()
-        garment = keep[labels]
+        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        m = closed if allow is None else (m | (closed & allow.astype(np.uint8)))
+        if s.stripe_bridge:
+            # bridge horizontal bands that look like backdrop between bands of garment above and below them
+            # (white stripes on a white sweep); a gap open at the top or bottom (neck, crotch) is left alone
+            k = max(3, round(s.stripe_bridge * max(m.shape)))
+            m = np.maximum(m, cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)))
+        if fill_holes_in is not None:
+            m &= fill_holes_in.astype(np.uint8)
+        garment = _largest_components(m > 0, s.min_component_frac, reach=max(1, round(0.006 * max(m.shape))))
+        if not garment.any():
+            return garment
 
         # Fill enclosed holes (not reaching the border) up to a share of the garment's area.
         n_h, holes, h_stats, _ = cv2.connectedComponentsWithStats((~garment).astype(np.uint8), connectivity=4)
@@ -286,37 +508,135 @@ class StudioEngine(Engine):
             for edge in (holes[0, :], holes[-1, :], holes[:, 0], holes[:, -1]):
                 touches[np.unique(edge)] = True
             small_hole = h_stats[:, cv2.CC_STAT_AREA] <= s.hole_fill_frac * garment.sum()
+            if evidence is not None:
+                for label in np.flatnonzero(~touches & ~small_hole):
+                    if label == 0:
+                        continue
+                    inside = holes == label
+                    core = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                    where = core if core.sum() >= 16 else inside
+                    if evidence.is_fabric(where, s.print_texture_ratio):
+                        small_hole[label] = True  # a print, not a hole
             fill = ~touches & small_hole
             fill[0] = False  # label 0 is the garment itself
-            garment = garment | fill[holes]
+            filled = fill[holes]
+            if fill_holes_in is not None:
+                filled &= fill_holes_in
+            garment = garment | filled
         return garment
+
+    # -- hollow -------------------------------------------------------------------------------------------
+
+    def hollow(
+        self, matte: Matte, inside: Image.Image | None = None, mannequin: MannequinOption | None = None
+    ) -> tuple[Hollow, Patch | None, dict[str, Any]]:
+        """The hollow and its fill (a patch in source coordinates), with metadata."""
+        info: dict[str, Any] = {}
+        mannequin_like = matte.mannequin_like if matte.mannequin_like is not None else matte.mannequin
+        if matte.garment is None or mannequin_like is None or matte.small is None:
+            return Hollow(np.zeros(matte.alpha.shape, bool), None, None), None, info
+        found = find_hollow(matte.garment, mannequin_like)
+        box = found.bbox()
+        if box is None:
+            return found, None, info
+        x0, y0, x1, y1 = box
+        fx, fy = matte.scale
+        tone = inside_tone(matte.small.astype(np.float32), matte.garment, found)
+        info["bbox"] = [round(x0 * fx), round(y0 * fy), round(x1 * fx), round(y1 * fy)]
+        if inside is None:
+            found.source = "tone"
+            return found, Patch(tone, (x0 * fx, y0 * fy), fx), info
+
+        # the inside photo: its own matte (same mannequin), aligned on the two garments' silhouettes
+        inside_rgb = np.asarray(inside.convert("RGB") if inside.mode != "RGB" else inside)
+        inside_matte = self.matte(inside_rgb, mannequin=matte.mannequin_model or mannequin)
+        assert inside_matte.garment is not None
+        a_work, score = align(matte.garment, inside_matte.garment)  # inside working px → main working px
+        ifx, ify = inside_matte.scale
+        step = 0.5  # the patch at twice the working resolution
+        scale = fx * step
+        px, py = x0 * fx, y0 * fy
+        pw, ph = max(1, round((x1 - x0) / step)), max(1, round((y1 - y0) / step))
+        # patch pixel → main source (continuous) → main working pixel → inside working pixel → inside source pixel
+        p1 = np.array([[scale, 0.0, px + 0.5 * scale], [0.0, scale, py + 0.5 * scale], [0.0, 0.0, 1.0]])
+        p2 = np.array([[1.0 / fx, 0.0, -0.5], [0.0, 1.0 / fy, -0.5], [0.0, 0.0, 1.0]])
+        p3 = np.linalg.inv(np.vstack([a_work, [0.0, 0.0, 1.0]]))
+        p4 = np.array([[ifx, 0.0, 0.5 * ifx - 0.5], [0.0, ify, 0.5 * ify - 0.5], [0.0, 0.0, 1.0]])
+        to_work = p3 @ p2 @ p1
+        colours = cv2.warpAffine(
+            inside_rgb,
+            (p4 @ to_work)[:2],
+            (pw, ph),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        ).astype(np.float32)
+        covered = cv2.warpAffine(
+            inside_matte.alpha,
+            to_work[:2],
+            (pw, ph),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+        tone_up = cv2.resize(tone, (pw, ph), interpolation=cv2.INTER_LINEAR)
+        cov = np.clip(2.0 * covered - 1.0, 0.0, 1.0)[..., None]  # the inside photo's own soft edge: tone
+        fill = colours * cov + tone_up * (1.0 - cov)
+        found.source = "inside_photo"
+        info.update(alignment_score=round(score, 3), inside_coverage=round(float(cov.mean()), 3))
+        return found, Patch(fill, (px, py), scale), info
 
     # -- engine -------------------------------------------------------------------------------------------
 
-    def run(self, image: Image.Image, request: InferenceRequest) -> EngineResult:
+    def resolve_background(self, request: InferenceRequest) -> tuple[Background, str]:
+        opts = request.options
+        preset = get_preset(opts.preset)
+        kind = opts.background_kind
+        if kind == "transparent":
+            return None, "transparent"
+        if kind == "library" and opts.library_id is not None:
+            return backgrounds.render(
+                opts.library_id, preset.width, preset.height
+            ), f"library:{opts.library_id}"
+        rgb = opts.background_rgb or preset.background_rgb
+        return rgb, "#{:02X}{:02X}{:02X}".format(*rgb)
+
+    def run(
+        self, image: Image.Image, request: InferenceRequest, inside: Image.Image | None = None
+    ) -> EngineResult:
         t0 = time.perf_counter()
+        opts = request.options
+        preset = get_preset(opts.preset)
+        background, background_desc = self.resolve_background(request)  # unknown library ids fail first
         rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-        matte = self.matte(rgb)
+        matte = self.matte(rgb, mannequin=opts.mannequin)
         bbox = matte.bbox()
         if bbox is None:
             raise NoGarmentFound("no garment found in the photo")
-        preset = get_preset(request.options.preset)
-        fx, fy = matte.scale
-        pad = 4.0 * max(fx, fy) * max(self.settings.feather_sigma, 0.5) + 2.0
-        placement = plan_placement(bbox, matte.source_size, preset, pad=pad)
         t1 = time.perf_counter()
-        canvas = render(
-            rgb,
-            matte.alpha,
-            placement,
-            preset,
-            request.options.background_rgb,
-            backdrop=matte.backdrop,
-        )
+
+        subject = Subject(alpha=matte.alpha, behind=matte.behind)
+        hollow_meta: dict[str, Any] = {"source": "none"}
+        if opts.hollow and matte.mannequin_like is not None and matte.mannequin_like.any():
+            found, patch, info = self.hollow(matte, inside, opts.mannequin)
+            if patch is not None:
+                subject.hollow_alpha = found.soft()
+                subject.hollow_rgb = patch
+            hollow_meta = {"source": found.source, **info}
+        elif inside is not None:
+            hollow_meta = {"source": "none", "note": "inside_image ignored: no mannequin hollow to fill"}
         t2 = time.perf_counter()
+
+        fx, fy = matte.scale
+        pad = 3.0 * max(fx, fy) + 2.0
+        placement = plan_placement(bbox, matte.source_size, preset, pad=pad)
+        canvas = render(rgb, subject, placement, preset, background, opts.shadow)
+        t3 = time.perf_counter()
+        out = Image.fromarray(canvas, "RGBA" if canvas.shape[2] == 4 else "RGB")
         metadata = {
             "engine": self.name,
             "preset": preset.name,
+            "background": background_desc,
+            "shadow": opts.shadow,
             "bbox": [round(v, 1) for v in bbox],
             "canvas_bbox": list(placement.canvas_bbox),
             "scale": round(placement.scale, 4),
@@ -324,10 +644,37 @@ class StudioEngine(Engine):
             "backdrop": matte.backdrop.mean_hex(),
             "backdrop_noise": round(matte.backdrop.noise, 2),
             "thresholds": [round(t, 2) for t in matte.thresholds],
+            "mannequin": matte.mannequin_model.describe() if matte.mannequin_model else None,
+            "hollow": hollow_meta,
+            "batch_metrics": batch_metrics(matte, rgb),
             "timings_ms": {
                 **{k: round(v, 1) for k, v in matte.timings_ms.items()},
                 "matte": round((t1 - t0) * 1e3, 1),
-                "composite": round((t2 - t1) * 1e3, 1),
+                "hollow": round((t2 - t1) * 1e3, 1),
+                "composite": round((t3 - t2) * 1e3, 1),
             },
         }
-        return EngineResult(image=Image.fromarray(canvas), metadata=metadata)
+        return EngineResult(image=out, metadata=metadata)
+
+
+def batch_metrics(matte: Matte, rgb: np.ndarray) -> dict[str, float]:
+    """Per-photo numbers the batch consistency check compares (see :mod:`modamoda_inference.batch`).
+
+    ``scale``: sqrt of the garment bbox's share of the frame; ``centre_x`` / ``centre_y``: the bbox centre's
+    offset from the frame centre (share of the frame); ``background_l``: the backdrop's lightness (L*, the
+    background value); ``exposure_l``: the garment's median lightness (L*).
+    """
+    width, height = matte.source_size
+    bbox = matte.bbox() or (0.0, 0.0, 0.0, 0.0)
+    x0, y0, x1, y1 = bbox
+    lab_bg = _to_lab(np.asarray(matte.backdrop.mean_rgb(), np.float32).reshape(1, 1, 3))[0, 0]
+    small = matte.small if matte.small is not None else rgb
+    garment = matte.alpha >= 0.99
+    exposure = float(np.median(_to_lab(small.astype(np.float32))[..., 0][garment])) if garment.any() else 0.0
+    return {
+        "scale": round(float(np.sqrt(max(x1 - x0, 0) * max(y1 - y0, 0) / (width * height))), 4),
+        "centre_x": round(((x0 + x1) / 2 - width / 2) / width, 4),
+        "centre_y": round(((y0 + y1) / 2 - height / 2) / height, 4),
+        "background_l": round(float(lab_bg[0]), 2),
+        "exposure_l": round(exposure, 2),
+    }

@@ -32,7 +32,7 @@ def test_pose_and_background_catalogs(api_env: None) -> None:
     assert all({"id", "version", "name", "view", "sha256"} <= p.keys() for p in poses["poses"])
     status, backgrounds = call("GET", "/v1/catalog/backgrounds")
     assert status == 200
-    assert len(backgrounds["backgrounds"]) >= 7
+    assert len(backgrounds["backgrounds"]) >= 8
 
 
 def test_on_model_jobs_get_the_default_pose(api_env: None) -> None:
@@ -52,6 +52,7 @@ def test_on_model_jobs_get_the_default_pose(api_env: None) -> None:
         ({"background": "red"}, "background"),
         ({"mannequin": "green"}, "mannequin"),
         ({"size": 1000}, "size"),
+        ({"background": "transparent", "output_format": "jpeg"}, "transparent"),
     ],
 )
 def test_unknown_catalog_entries_are_refused(api_env: None, options: dict, field: str) -> None:

@@ -28,11 +28,18 @@ def test_load_studio(tmp_path: Path) -> None:
     assert engines["studio"].modes == frozenset({"ghost"})
 
 
-def test_diffusion_is_left_out_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_diffusion_without_weights_is_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="modamoda_inference"):
         engines = load_engines(["studio", "diffusion"], tmp_path)
     assert list(engines) == ["studio"]
-    assert any("not available" in r.getMessage() for r in caplog.records)
+    failures = [r for r in caplog.records if r.getMessage() == "engine failed to load"]
+    assert len(failures) == 1
+    fields = failures[0].__dict__["fields"]
+    assert fields["engine"] == "diffusion"
+    assert "modamoda-model.json is missing" in fields["reason"]
+    assert fields["reason"].endswith("[manifest_missing]")
 
 
 def test_unknown_engine_is_a_configuration_error(tmp_path: Path) -> None:

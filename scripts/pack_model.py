@@ -1,0 +1,185 @@
+"""Pack local weight folders into the diffusion engine's ``model.tar.gz`` (unpacked by SageMaker to /opt/ml/model).
+
+    python scripts/pack_model.py \\
+        --component sdxl-inpaint=~/weights/stable-diffusion-xl-1.0-inpainting-0.1 \\
+        --component controlnet-openpose-sdxl=~/weights/controlnet-openpose-sdxl-1.0 \\
+        --component ip-adapter=~/weights/ip-adapter-sdxl-vit-h \\
+        --component upscaler=~/weights/sd-x2-latent-upscaler \\
+        --component openpose-detector=~/weights/annotators-openpose \\
+        --source sdxl-inpaint=diffusers/stable-diffusion-xl-1.0-inpainting-0.1@<revision> \\
+        --variant fp16 --version 2025.11.1 --out build/model.tar.gz
+
+Each folder is copied into the layout of :mod:`modamoda_inference.diffusion.weights` under a staging directory
+(``--staging``, default a temporary one) with only what the engine loads: ``.safetensors`` in preference to
+``.bin`` / ``.ckpt``, the ``--variant`` (e.g. ``fp16``) when a folder has both, no ``.git``, READMEs or images.
+The IP-Adapter folder holds the adapter file (``--ip-adapter-weight``, e.g. ``ip-adapter_sdxl_vit-h.safetensors``
+from h94/IP-Adapter ``sdxl_models/``) and ``image_encoder/`` (``models/image_encoder`` of the same repository for
+the vit-h adapters). ``modamoda-model.json`` records every file's size, SHA-256 and tensor dtype, then the staging
+directory is validated (hashes included) and archived. ``--no-archive`` stops after the directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "inference_container"))
+
+from modamoda_inference.diffusion import weights  # noqa: E402
+
+SKIP_SUFFIXES = {
+    ".ckpt",
+    ".msgpack",
+    ".h5",
+    ".onnx",
+    ".onnx_data",
+    ".md",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".gif",
+}
+SKIP_NAMES = {".gitattributes", "LICENSE", "LICENSE.md", "README.md"}
+
+
+def select_files(folder: Path, variant: str | None) -> list[Path]:
+    """The files of a weight folder worth shipping (relative paths)."""
+    chosen: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix.lower() in SKIP_SUFFIXES or path.name in SKIP_NAMES:
+            continue
+        siblings = list(path.parent.glob("*.safetensors"))
+        if path.suffix == ".bin" and siblings:
+            continue  # the safetensors copy is there
+        if path.suffix == ".safetensors":
+            stem = path.name[: -len(".safetensors")]
+            base, _, tag = stem.rpartition(".")
+            is_variant = bool(base) and tag in {"fp16", "bf16", "fp32"}
+            if is_variant and tag != variant:
+                continue  # another variant
+            if not is_variant and variant and (path.parent / f"{stem}.{variant}.safetensors").exists():
+                continue  # the requested variant is there
+        chosen.append(rel)
+    return chosen
+
+
+def stage(components: dict[str, Path], staging: Path, variant: str | None) -> None:
+    for name, src in components.items():
+        if not src.is_dir():
+            raise SystemExit(f"{name}: {src} is not a folder")
+        dst = staging / name
+        files = select_files(src, variant)
+        if not files:
+            raise SystemExit(f"{name}: nothing to pack in {src}")
+        for rel in files:
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst / rel)
+
+
+def archive(staging: Path, out: Path, level: int) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with tarfile.open(tmp, "w:gz", compresslevel=level) as tar:
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                info = tar.gettarinfo(str(path), arcname=path.relative_to(staging).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+    tmp.replace(out)
+
+
+def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise SystemExit(f"--{what} takes NAME=VALUE, got {value!r}")
+        if name not in weights.COMPONENTS:
+            raise SystemExit(f"--{what}: unknown component {name!r}; known: {', '.join(weights.COMPONENTS)}")
+        out[name] = rest
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--component", action="append", default=[], metavar="NAME=FOLDER", required=True)
+    parser.add_argument("--source", action="append", default=[], metavar="NAME=REPO[@REVISION]")
+    parser.add_argument(
+        "--variant", default=None, help="weights variant to keep when a folder has several (fp16)"
+    )
+    parser.add_argument("--dtype", default="float16", choices=weights.DTYPES, help="dtype the weights are in")
+    parser.add_argument("--ip-adapter-weight", default=None, help="file name of the IP-Adapter weights")
+    parser.add_argument("--name", default="modamoda-diffusion")
+    parser.add_argument("--version", default="dev")
+    parser.add_argument("--staging", type=Path, default=None, help="directory to build the layout in (kept)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "model.tar.gz")
+    parser.add_argument("--no-archive", action="store_true", help="build and validate the directory only")
+    parser.add_argument("--compress-level", type=int, default=1, choices=range(0, 10))
+    args = parser.parse_args(argv)
+
+    folders = {name: Path(p).expanduser() for name, p in _pairs(args.component, "component").items()}
+    missing = weights.missing_required(folders)
+    if missing:
+        raise SystemExit(f"required components missing: {', '.join(missing)}")
+    info: dict[str, dict[str, Any]] = {name: {} for name in folders}
+    for name, src in _pairs(args.source, "source").items():
+        repo, _, revision = src.partition("@")
+        info.setdefault(name, {})["source"] = repo
+        if revision:
+            info[name]["revision"] = revision
+    if args.ip_adapter_weight and "ip-adapter" in info:
+        info["ip-adapter"]["weight_name"] = args.ip_adapter_weight
+    if args.variant:
+        for name in folders:
+            info[name].setdefault("variant", args.variant)
+
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if args.staging is None:
+        tmp = tempfile.TemporaryDirectory(prefix="modamoda-model-")
+        staging = Path(tmp.name)
+    else:
+        staging = args.staging
+        if staging.exists() and any(staging.iterdir()):
+            raise SystemExit(f"--staging {staging} is not empty")
+        staging.mkdir(parents=True, exist_ok=True)
+    try:
+        stage(folders, staging, args.variant)
+        for name in folders:  # a variant only counts where such files were kept
+            kept = [p.name for p in (staging / name).rglob("*.safetensors")]
+            if info[name].get("variant") and not any(f".{info[name]['variant']}." in n for n in kept):
+                info[name].pop("variant")
+        try:
+            manifest = weights.build_manifest(
+                staging, name=args.name, version=args.version, dtype=args.dtype, components=info
+            )
+            weights.write_manifest(staging, manifest)
+            checked = weights.validate(staging, verify="sha256")
+        except weights.WeightsError as exc:
+            raise SystemExit(f"the packed directory does not validate: {exc.message}") from exc
+        total = sum(f["bytes"] for c in manifest["components"].values() for f in c["files"])
+        print(f"staged {len(checked.components)} components, {total / 1e9:.2f} GB, in {staging}")
+        if not args.no_archive:
+            archive(staging, args.out, args.compress_level)
+            print(f"wrote {args.out} ({args.out.stat().st_size / 1e9:.2f} GB)")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
