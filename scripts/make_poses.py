@@ -21,30 +21,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "inference_container" / "assets" / "poses"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "inference_container"))
+from modamoda_inference.poses import KEYPOINT_NAMES  # noqa: E402 - the one definition of the keypoint order
+
+OUT_DIR = ROOT / "inference_container" / "assets" / "poses"
 WIDTH, HEIGHT = 768, 1024
 MANIFEST_VERSION = 1
 
-KEYPOINT_NAMES = (
-    "nose",
-    "neck",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "right_eye",
-    "left_eye",
-    "right_ear",
-    "left_ear",
-)
 
 Point = tuple[float, float] | None
 
