@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -25,31 +23,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from modamoda_inference.assets import assets_dir, read_manifest
 from modamoda_inference.errors import EngineUnavailable, InvalidRequest
 
-_DEFAULT_ASSETS = Path(__file__).resolve().parent.parent / "assets"
 _CACHE_ENTRIES = 6  # rendered canvases kept (a 2048 px canvas is 12 MiB)
-
-
-def assets_dir() -> Path:
-    return Path(os.environ.get("MODAMODA_ASSETS_DIR") or _DEFAULT_ASSETS)
 
 
 def _library_dir() -> Path:
     return assets_dir() / "backgrounds"
 
 
-@lru_cache(maxsize=4)
 def _load_manifest(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EngineUnavailable(f"the background library is not installed (no {path})") from None
-    except (OSError, ValueError) as exc:
-        raise EngineUnavailable(f"the background library's manifest cannot be read: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("backgrounds"), list):
-        raise EngineUnavailable("the background library's manifest has no 'backgrounds' list")
-    return data
+    return read_manifest(path, "background", "backgrounds")
 
 
 def manifest() -> dict[str, Any]:

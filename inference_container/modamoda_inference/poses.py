@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,9 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from modamoda_inference.assets import assets_dir, read_manifest
 from modamoda_inference.errors import EngineUnavailable, InvalidRequest
-
-_DEFAULT_ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose",
@@ -78,10 +76,6 @@ FORMAT = "openpose-body18"
 DRAW_RESOLUTION = 512  # px, long side: what controlnet-aux's detector draws at before resizing
 
 Point = tuple[float, float]
-
-
-def assets_dir() -> Path:
-    return Path(os.environ.get("MODAMODA_ASSETS_DIR") or _DEFAULT_ASSETS)
 
 
 def _library_dir() -> Path:
@@ -169,16 +163,8 @@ def parse_openpose(data: Any, *, pose_id: str, version: int = 1, min_confidence:
     return Pose(pose_id, version, width, height, tuple(points))
 
 
-@lru_cache(maxsize=4)
 def _load_manifest(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EngineUnavailable(f"the pose library is not installed (no {path})") from None
-    except (OSError, ValueError) as exc:
-        raise EngineUnavailable(f"the pose library's manifest cannot be read: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("poses"), list):
-        raise EngineUnavailable("the pose library's manifest has no 'poses' list")
+    data = read_manifest(path, "pose", "poses")
     if data.get("format") != FORMAT:
         raise EngineUnavailable(f"the pose library's manifest is not in the {FORMAT} format")
     return data

@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 from modamoda_inference import poses
+from modamoda_inference.assets import read_manifest
 from modamoda_inference.errors import EngineUnavailable, InvalidRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,10 +92,10 @@ def test_tampered_pose_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     ):
         poses.load("front-relaxed")
     (tmp_path / "poses" / "manifest.json").write_text("{not json")
-    poses._load_manifest.cache_clear()
+    read_manifest.cache_clear()
     with pytest.raises(EngineUnavailable, match="manifest cannot be read"):
         poses.verify()
-    poses._load_manifest.cache_clear()
+    read_manifest.cache_clear()
 
 
 @pytest.mark.parametrize(
