@@ -244,6 +244,21 @@ class DiffusionEngine(Engine):
             opts.guidance_scale if opts.guidance_scale is not None else defaults["guidance_scale"]
         )
         meta: dict[str, Any] = {}
+
+        def common(layers: Layers) -> dict[str, Any]:
+            """The generation settings both modes share."""
+            return {
+                "image": Image.fromarray(layers.init_image, "RGB"),
+                "mask": Image.fromarray(layers.mask, "L"),
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "guidance_scale": guidance,
+                "seed": opts.seed,
+                "reference": layers.reference,
+                "ip_adapter_scale": float(defaults["ip_adapter_scale"]),
+            }
+
         if request.mode == "on-model":
             pose, pose_meta = self.pose_for(request)
             cut = cut_out(rgb, opts.mannequin)
@@ -266,18 +281,10 @@ class DiffusionEngine(Engine):
             job = GenerationJob(
                 prompt=prompt,
                 negative_prompt=NEGATIVE_ON_MODEL,
-                image=Image.fromarray(layers.init_image, "RGB"),
-                mask=Image.fromarray(layers.mask, "L"),
-                width=width,
-                height=height,
-                steps=steps,
-                guidance_scale=guidance,
                 strength=strength,
-                seed=opts.seed,
                 control_image=Image.fromarray(control, "RGB"),
                 controlnet_scale=float(defaults["controlnet_scale"]),
-                reference=layers.reference,
-                ip_adapter_scale=float(defaults["ip_adapter_scale"]),
+                **common(layers),
             )
             meta["pose"] = pose_meta
         else:
@@ -290,18 +297,7 @@ class DiffusionEngine(Engine):
             )
             strength = float(opts.strength if opts.strength is not None else defaults["ghost_strength"])
             job = GenerationJob(
-                prompt=prompt,
-                negative_prompt=NEGATIVE_GHOST,
-                image=Image.fromarray(layers.init_image, "RGB"),
-                mask=Image.fromarray(layers.mask, "L"),
-                width=width,
-                height=height,
-                steps=steps,
-                guidance_scale=guidance,
-                strength=strength,
-                seed=opts.seed,
-                reference=layers.reference,
-                ip_adapter_scale=float(defaults["ip_adapter_scale"]),
+                prompt=prompt, negative_prompt=NEGATIVE_GHOST, strength=strength, **common(layers)
             )
             if opts.pose_id or opts.pose_image:
                 meta["note"] = "pose options are ignored in ghost mode"
