@@ -23,6 +23,7 @@ demo: venv
 	$(PY) -m local.demo $(DEMO_ARGS)
 
 test: venv
+	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
