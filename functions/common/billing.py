@@ -145,14 +145,20 @@ def stripe_config() -> StripeConfig:
 
 
 def stripe_client(http_client: stripe.HTTPClient | None = None) -> stripe.StripeClient:
-    """A Stripe API client with the configured key (cached per container unless an HTTP client is given)."""
-    api_key = stripe_config().api_key
+    """A Stripe API client with the configured key (cached per container unless an HTTP client is given).
+
+    ``STRIPE_API_BASE`` points it at another Stripe API endpoint: the local stack's Stripe emulator, or
+    stripe-mock (``http://localhost:12111``); unset, it talks to api.stripe.com."""
+    api_key, base = stripe_config().api_key, config.stripe_api_base()
+    extra: dict[str, Any] = {"base_addresses": {"api": base}} if base else {}
     if http_client is not None:
-        return stripe.StripeClient(api_key, http_client=http_client, max_network_retries=2)
+        return stripe.StripeClient(api_key, http_client=http_client, max_network_retries=2, **extra)
     with _lock:
-        found = _clients.get(api_key)
+        found = _clients.get(f"{base}|{api_key}")
         if found is None:
-            found = _clients[api_key] = stripe.StripeClient(api_key, max_network_retries=2)
+            found = _clients[f"{base}|{api_key}"] = stripe.StripeClient(
+                api_key, max_network_retries=2, **extra
+            )
     return found
 
 

@@ -68,3 +68,14 @@ def web_origins() -> frozenset[str]:
     """Origins of the PWA (``WEB_ORIGINS``, comma-separated); Checkout return URLs must be on one of them."""
     raw = os.environ.get("WEB_ORIGINS", "")
     return frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+
+
+def s3_public_url() -> str | None:
+    """Local mode only: the base URL (``S3_PUBLIC_URL``) through which browsers reach the emulated S3; pre-signed
+    URLs are rewritten onto it. Unset in the cloud (the URLs stay S3's own)."""
+    return os.environ.get("S3_PUBLIC_URL", "").strip().rstrip("/") or None
+
+
+def stripe_api_base() -> str | None:
+    """Another Stripe API endpoint (``STRIPE_API_BASE``: the local emulator or stripe-mock); unset → api.stripe.com."""
+    return os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None

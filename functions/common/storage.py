@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
+from functions.common import config
 from functions.common.errors import InputRejected, NotFound
+
+# S3's public endpoints: virtual-hosted (``bucket.s3.amazonaws.com``, ``bucket.s3.us-east-1.amazonaws.com``,
+# ``bucket.s3-us-west-2.amazonaws.com``) and path-style (the same hosts without the bucket).
+_S3_HOST = re.compile(r"(?:(?P<bucket>[a-z0-9][a-z0-9.-]*)\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com")
+
+
+def public_url(url: str) -> str:
+    """The URL a browser should use for a pre-signed S3 URL. In the cloud it is unchanged; in local mode
+    (``S3_PUBLIC_URL``) ``https://<bucket>.s3.amazonaws.com/<key>?<query>`` (or a path-style form) becomes
+    ``<S3_PUBLIC_URL>/<bucket>/<key>?<query>``, the local web server's proxy to the emulated S3."""
+    base = config.s3_public_url()
+    if not base:
+        return url
+    parts = urlsplit(url)
+    match = _S3_HOST.fullmatch(parts.hostname or "")
+    if parts.scheme not in {"http", "https"} or match is None:
+        return url
+    path = parts.path.lstrip("/")
+    if match.group("bucket"):
+        bucket, key = match.group("bucket"), path
+    else:
+        bucket, _, key = path.partition("/")
+    if not bucket:
+        return url
+    return f"{base}/{bucket}/{key}" + (f"?{parts.query}" if parts.query else "")
 
 
 def presigned_post(
@@ -22,6 +49,7 @@ def presigned_post(
         ],
         ExpiresIn=ttl_seconds,
     )
+    result["url"] = public_url(result["url"])
     return result
 
 
@@ -30,7 +58,7 @@ def presigned_get(s3: Any, bucket: str, key: str, ttl_seconds: int, filename: st
     if filename:
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
     url: str = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
-    return url
+    return public_url(url)
 
 
 def read_object(s3: Any, bucket: str, key: str, version_id: str | None, max_bytes: int) -> tuple[bytes, int]:
@@ -64,3 +92,29 @@ def copy(s3: Any, source_uri: str, bucket: str, key: str, content_type: str | No
     if content_type:
         extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"}
     s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": src_bucket, "Key": src_key}, **extra)
+
+
+def delete_object_versions(s3: Any, bucket: str, key: str) -> int:
+    """Delete ``key`` for good: every version and delete marker in a versioned bucket (the plain object in an
+    unversioned one, whose only version is ``null``). Other keys that merely start with ``key`` are kept.
+    Returns how many versions were deleted."""
+    doomed: list[dict[str, str]] = []
+    for listing in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        for entry in (*listing.get("Versions", ()), *listing.get("DeleteMarkers", ())):
+            if entry["Key"] == key:
+                doomed.append({"Key": key, "VersionId": entry["VersionId"]})
+    for start in range(0, len(doomed), 1000):  # DeleteObjects takes at most 1000 keys
+        batch = doomed[start : start + 1000]
+        result = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        errors = result.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise RuntimeError(
+                f"could not delete s3://{bucket}/{key} version {first.get('VersionId')}: {first.get('Code')}"
+            )
+    return len(doomed)
+
+
+def delete_object(s3: Any, bucket: str, key: str) -> None:
+    """Delete ``key`` in an unversioned bucket (missing is fine)."""
+    s3.delete_object(Bucket=bucket, Key=key)
