@@ -1,5 +1,6 @@
 """A local stand-in for API Gateway's HTTP API: verifies Cognito JWTs like the JWT authorizer does, builds the
-payload-format-2.0 event, and invokes the API Lambda handler in-process.
+payload-format-2.0 event, and invokes the API Lambda handler in-process. Like the cloud API, the Stripe webhook
+route has no authorizer and goes to the billing function; CORS admits the PWA's origins.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -22,6 +24,10 @@ from local.lambda_runtime import LocalLambda
 
 log = logging.getLogger("modamoda.local.gateway")
 PUBLIC_ROUTES = {("GET", "/v1/health")}
+# Routes with their own integration (and no JWT authorizer), as infra/billing.py wires them in the cloud.
+FUNCTION_ROUTES = {("POST", "/v1/billing/stripe/webhook"): "modamoda-billing"}
+CORS_HEADERS = "authorization,content-type,idempotency-key"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
 def moto_cognito_jwks() -> dict[str, Any]:
@@ -79,6 +85,7 @@ def build_event(
     body: bytes,
     claims: dict[str, Any] | None,
     source_ip: str,
+    route_key: str = "$default",
 ) -> dict[str, Any]:
     parts = urlsplit(raw_path)
     query: dict[str, str] = {}
@@ -92,7 +99,7 @@ def build_event(
     )
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": "$default",
+        "routeKey": route_key,
         "rawPath": parts.path,
         "rawQueryString": parts.query,
         "headers": headers,
@@ -109,7 +116,7 @@ def build_event(
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
+            "routeKey": route_key,
             "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
@@ -141,14 +148,10 @@ class LocalHttpApi:
         function: str = "modamoda-api",
         host: str = "127.0.0.1",
         port: int = 0,
-        cors_origin: str = "*",
+        cors_origins: Sequence[str] = ("*",),
     ) -> None:
-        self.lambdas, self.authorizer, self.function, self.cors_origin = (
-            lambdas,
-            authorizer,
-            function,
-            cors_origin,
-        )
+        self.lambdas, self.authorizer, self.function = lambdas, authorizer, function
+        self.cors_origins = {o.rstrip("/").lower() for o in cors_origins}
         self.server = ThreadingHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-http-api", daemon=True)
@@ -166,19 +169,34 @@ class LocalHttpApi:
         self.server.shutdown()
         self.server.server_close()
 
+    def cors(self, origin: str | None) -> dict[str, str]:
+        """API Gateway's CORS: the request's origin is echoed when it is allowed; nothing otherwise."""
+        if "*" in self.cors_origins:
+            allowed = "*"
+        elif origin and origin.rstrip("/").lower() in self.cors_origins:
+            allowed = origin
+        else:
+            return {"vary": "origin"}
+        return {
+            "access-control-allow-origin": allowed,
+            "access-control-allow-headers": CORS_HEADERS,
+            "access-control-allow-methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
+            "access-control-max-age": "600",
+            "vary": "origin",
+        }
+
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
-        cors = {
-            "access-control-allow-origin": self.cors_origin,
-            "access-control-allow-headers": "authorization,content-type",
-            "access-control-allow-methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
-            "access-control-max-age": "600",
-        }
+        cors = self.cors(headers.get("origin"))
         if method == "OPTIONS":
             return 204, cors, b""
+        route = (method, urlsplit(path).path)
+        function, route_key = self.function, "$default"
+        if route in FUNCTION_ROUTES:
+            function, route_key = FUNCTION_ROUTES[route], f"{method} {route[1]}"
         claims = None
-        if (method, urlsplit(path).path) not in PUBLIC_ROUTES:
+        if route not in PUBLIC_ROUTES and route not in FUNCTION_ROUTES:
             try:
                 claims = self.authorizer.verify(headers.get("authorization"))
             except PermissionError as exc:
@@ -188,8 +206,8 @@ class LocalHttpApi:
                     {**cors, "content-type": "application/json", "www-authenticate": "Bearer"},
                     b'{"message":"Unauthorized"}',
                 )
-        event = build_event(method, path, headers, body, claims, source_ip)
-        result, error = self.lambdas.invoke(self.function, event)
+        event = build_event(method, path, headers, body, claims, source_ip, route_key)
+        result, error = self.lambdas.invoke(function, event)
         if error:
             return 500, {**cors, "content-type": "application/json"}, b'{"message":"Internal Server Error"}'
         out_headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
@@ -206,12 +224,23 @@ class LocalHttpApi:
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, out_headers, data = api.handle(
-                    self.command, self.path, headers, body, self.client_address[0]
-                )
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or length > MAX_BODY_BYTES:
+                    self.close_connection = True
+                    status, out_headers, data = (
+                        413,
+                        {**api.cors(headers.get("origin")), "content-type": "application/json"},
+                        b'{"message":"Request Entity Too Large"}',
+                    )
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    status, out_headers, data = api.handle(
+                        self.command, self.path, headers, body, self.client_address[0]
+                    )
                 self.send_response(status)
                 for k, v in out_headers.items():
                     if k != "content-length":

@@ -34,6 +34,7 @@ FUNCTIONS: dict[str, str] = {
     "modamoda-capture-credits": "functions.capture_credits.handler.lambda_handler",
     "modamoda-release-credits": "functions.release_credits.handler.lambda_handler",
     "modamoda-notifier": "functions.notifier.handler.lambda_handler",
+    "modamoda-billing": "functions.billing.handler.lambda_handler",
 }
 
 # ASL placeholders → local function names (CDK substitutes the deployed ARNs for the same placeholders).

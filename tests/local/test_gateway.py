@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from local.gateway import JwtAuthorizer, build_event, moto_cognito_jwks
+from local.gateway import JwtAuthorizer, LocalHttpApi, build_event, moto_cognito_jwks
+from local.lambda_runtime import LocalLambda
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test"
 
@@ -81,3 +82,53 @@ def test_claims_reach_the_handler_as_strings() -> None:
     assert event["queryStringParameters"] == {"limit": "2,3"}
     assert event["requestContext"]["authorizer"]["jwt"]["claims"] == {"sub": "u", "exp": "5"}
     assert event["rawPath"] == "/v1/jobs"
+
+
+class RecordingLambdas(LocalLambda):
+    def __init__(self) -> None:
+        super().__init__({})
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
+        self.calls.append((name, event))
+        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}, None
+
+
+def test_the_stripe_webhook_route_goes_to_billing_without_a_token(authorizer: JwtAuthorizer) -> None:
+    lambdas = RecordingLambdas()
+    api = LocalHttpApi(lambdas, authorizer, cors_origins=["http://127.0.0.1:8787"])
+    try:
+        status, _, _ = api.handle(
+            "POST", "/v1/billing/stripe/webhook", {"stripe-signature": "t=1,v1=x"}, b"{}", "127.0.0.1"
+        )
+        assert status == 200
+        name, event = lambdas.calls[-1]
+        assert name == "modamoda-billing"
+        assert event["routeKey"] == "POST /v1/billing/stripe/webhook"
+        assert "authorizer" not in event["requestContext"]
+        # Any other route still needs a token; GET on the webhook path is not the webhook route.
+        assert api.handle("GET", "/v1/billing/stripe/webhook", {}, b"", "127.0.0.1")[0] == 401
+        assert api.handle("GET", "/v1/me", {}, b"", "127.0.0.1")[0] == 401
+        assert len(lambdas.calls) == 1
+    finally:
+        api.server.server_close()
+
+
+def test_cors_admits_only_the_pwa_origins(authorizer: JwtAuthorizer) -> None:
+    api = LocalHttpApi(
+        RecordingLambdas(), authorizer, cors_origins=["http://127.0.0.1:8787", "http://localhost:8787"]
+    )
+    try:
+        status, headers, _ = api.handle(
+            "OPTIONS", "/v1/jobs", {"origin": "http://localhost:8787"}, b"", "::1"
+        )
+        assert status == 204
+        assert headers["access-control-allow-origin"] == "http://localhost:8787"
+        assert headers["access-control-allow-headers"] == "authorization,content-type,idempotency-key"
+        assert "DELETE" in headers["access-control-allow-methods"]
+        _, headers, _ = api.handle("OPTIONS", "/v1/jobs", {"origin": "https://evil.example"}, b"", "::1")
+        assert "access-control-allow-origin" not in headers
+        _, headers, _ = api.handle("GET", "/v1/me", {"origin": "http://127.0.0.1:8787"}, b"", "::1")
+        assert headers["access-control-allow-origin"] == "http://127.0.0.1:8787"  # on the 401 too
+    finally:
+        api.server.server_close()
