@@ -1,7 +1,9 @@
 """The whole Modamoda flow on one machine: PostgreSQL from pgserver, AWS emulated in-process by moto, the
 project's handlers as in-process Lambdas, the state machine file on moto's ASL interpreter, the inference
 container's HTTP server on localhost behind the SageMaker async adapter, and an event pump standing in for the
-Lambda event-source mappings (SQS → start-workflow, SNS → notifier).
+Lambda event-source mappings (SQS → start-workflow, SNS → notifier). A web server (local/web.py) serves the PWA,
+Cognito's browser endpoint, the S3 proxy for pre-signed URLs and the Stripe emulator's test Checkout
+(local/stripe_emulator.py); the billing code reaches that emulator over HTTP (``STRIPE_API_BASE``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ UPLOAD_BUCKET = "modamoda-local-uploads"
 RESULTS_BUCKET = "modamoda-local-results"
 ENDPOINT_NAME = "modamoda-local-inference"
 STATE_MACHINE_NAME = "modamoda-local-job"
+STRIPE_SECRET_NAME = "modamoda/local/stripe"  # noqa: S105 - a secret's name
+WEBHOOK_PATH = "/v1/billing/stripe/webhook"
 
 
 @dataclass
@@ -44,6 +48,8 @@ class LocalSettings:
     inference_timeout_seconds: int = 600
     container_port: int = 0
     api_port: int = 0
+    web_port: int = 0  # the PWA, /config.json, /local/cognito, /local/s3, /local/stripe (0: any free port)
+    web_app_dir: Path | None = None  # default web/app
     engines: tuple[str, ...] = ("studio",)
     log_level: str = "WARNING"
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
@@ -88,6 +94,8 @@ class LocalStack:
         self._pg: Any = None
         self._mock: Any = None
         self.pump_errors: list[str] = []
+        self.web_url = ""
+        self.api_url = ""
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -151,23 +159,28 @@ class LocalStack:
             INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
         )
+        with self.timer.stage("web"):
+            self._make_web()
         self.lambdas.install(self.session)
         with self.timer.stage("inference_container"):
             self._start_container()
         with self.timer.stage("api"):
             self._start_api()
+        self.web.config.api_url = self.api_url
+        self.stripe.webhook_url = f"{self.api_url}{WEBHOOK_PATH}"
+        self.web.start()
         self._start_pump()
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        for closer in ("api", "endpoint", "container"):
+        for closer in ("web", "api", "endpoint", "container"):
             obj = getattr(self, closer, None)
             if obj is None:
                 continue
             try:
-                if closer == "api":
+                if closer in {"web", "api"}:
                     obj.stop()
                 elif closer == "endpoint":
                     obj.uninstall(self.session)
@@ -183,10 +196,11 @@ class LocalStack:
             except Exception as exc:
                 log.debug("uninstall: %s", exc)
         try:
-            from functions.common import aws, db
+            from functions.common import aws, billing, db
 
             db.reset()
             aws.reset()
+            billing.reset()
         except Exception as exc:
             log.debug("reset: %s", exc)
         if self._mock is not None:
@@ -325,6 +339,45 @@ class LocalStack:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/modamoda-local-states",
         )["stateMachineArn"]
 
+    def _make_web(self) -> None:
+        """Bind the web server (its URL goes into the handlers' environment), create the Stripe secret and
+        emulator. The server starts answering once the API runs."""
+        from functions.common import billing, config
+        from local.stripe_emulator import StripeEmulator
+        from local.web import WEB_APP_DIR, LocalWebServer, WebConfig
+
+        self.web = LocalWebServer(
+            WebConfig(
+                user_pool_id=self.user_pool_id,
+                client_id=self.client_id,
+                region=REGION,
+                session=self.session,
+                app_dir=self.settings.web_app_dir or WEB_APP_DIR,
+                upload_max_bytes=config.upload_max_bytes,
+            ),
+            port=self.settings.web_port,
+        )
+        self.web_url = self.web.url
+        keys = {
+            "api_key": f"sk_test_local{secrets_token(24)}",
+            "webhook_secret": f"whsec_local{secrets_token(24)}",
+        }
+        arn = self.client("secretsmanager").create_secret(
+            Name=STRIPE_SECRET_NAME, SecretString=json.dumps(keys)
+        )["ARN"]
+        self.stripe = StripeEmulator(
+            keys["api_key"], keys["webhook_secret"], f"{self.web_url}/local/stripe/checkout"
+        )
+        self.web.config.stripe = self.stripe
+        billing.reset()
+        self._setenv(
+            USER_POOL_ID=self.user_pool_id,
+            S3_PUBLIC_URL=f"{self.web_url}/local/s3",
+            STRIPE_SECRET_ARN=arn,
+            STRIPE_API_BASE=f"{self.web_url}/local/stripe/api",
+            WEB_ORIGINS=",".join(self.web.origins),
+        )
+
     def _start_container(self) -> None:
         from modamoda_inference.engines import load_engines
         from modamoda_inference.server import create_server
@@ -362,7 +415,9 @@ class LocalStack:
             audiences=[self.client_id],
             jwks=moto_cognito_jwks(),
         )
-        self.api = LocalHttpApi(self.lambdas, authorizer, port=self.settings.api_port).start()
+        self.api = LocalHttpApi(
+            self.lambdas, authorizer, port=self.settings.api_port, cors_origins=self.web.origins
+        ).start()
         self.api_url = self.api.url
 
     # ---- event pump: the Lambda event-source mappings -----------------------------------------------------------
