@@ -22,6 +22,11 @@ venv: $(STAMP)
 demo: venv
 	$(PY) -m local.demo $(DEMO_ARGS)
 
+.PHONY: serve
+# The demo, then the stack stays up for a browser: the PWA on http://127.0.0.1:8787 (API :8788); Ctrl-C stops it.
+serve: venv
+	$(PY) -m local.demo --serve $(DEMO_ARGS)
+
 test: venv
 	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -16,8 +16,8 @@ MIGRATIONS_DIR = FUNCTIONS_DIR / "common" / "migrations"
 STATE_MACHINE_FILE = PROJECT_ROOT / "statemachines" / "job.asl.json"
 INFERENCE_CONTAINER_DIR = PROJECT_ROOT / "inference_container"
 WEB_DIR = PROJECT_ROOT / "web"
-# The PWA's development server (vite); a non-prod stage accepts it as a browser origin besides CloudFront.
-LOCAL_DEV_ORIGIN = "http://localhost:5173"
+# The PWA served locally (`make serve`); a non-prod stage accepts it as a browser origin besides CloudFront.
+LOCAL_DEV_ORIGIN = "http://localhost:8787"  # `make serve`
 
 # Standard CDK context key: the stacks whose assets are bundled; ``[]`` skips all bundling (tests, fast synth)
 BUNDLING_STACKS_KEY = "aws:cdk:bundling-stacks"

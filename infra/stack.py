@@ -18,7 +18,7 @@ from infra.nag import acknowledge_cdk_internals
 from infra.observability import Observability, ObservabilityProps
 from infra.pipeline import Pipeline, PipelineProps
 from infra.storage import Storage, StorageProps
-from infra.web import Web, WebProps
+from infra.web import Web, WebConfig, WebProps
 
 
 class ModamodaStack(Stack):
@@ -96,6 +96,14 @@ class ModamodaStack(Stack):
                 removal_policy=removal,
                 accept_signin_scope=config.accept_signin_scope,
             ),
+        )
+        self.web.publish(
+            WebConfig(
+                api_url=self.api.url,
+                user_pool_id=self.api.user_pool.user_pool_id,
+                client_id=self.api.client.user_pool_client_id,
+                stage=config.stage,
+            )
         )
         self.billing = Billing(
             self,

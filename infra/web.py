@@ -4,8 +4,9 @@ The bucket is never public: only this distribution may read it (OAC, SigV4-signe
 redirects HTTP to HTTPS, adds HSTS, a content security policy, ``nosniff``, ``DENY`` framing and a strict
 referrer policy to every response, and answers unknown paths with ``/index.html`` (client-side routing).
 
-Content: ``web/dist`` (the PWA's build) when it exists, otherwise the placeholder page in ``web/public``;
-``BucketDeployment`` uploads it on every deploy and invalidates the distribution.
+Content: the PWA in ``web/app`` (plain files, no build step) and a ``config.json`` written at deploy time with the
+API URL and the Cognito user pool and client the app signs in with; ``BucketDeployment`` uploads both on every
+deploy and invalidates the distribution. ``publish`` is called once the API exists.
 """
 
 from __future__ import annotations
@@ -26,9 +27,31 @@ from infra.storage import Storage, private_bucket
 
 
 def web_source(web_dir: Path = WEB_DIR) -> Path:
-    """The directory to publish: the PWA build (``dist``) if there is one, else the placeholder (``public``)."""
-    dist = web_dir / "dist"
-    return dist if (dist / "index.html").is_file() else web_dir / "public"
+    """The directory to publish: the PWA's files (``web/app``)."""
+    app = web_dir / "app"
+    if not (app / "index.html").is_file():
+        raise FileNotFoundError(f"the PWA is missing: {app / 'index.html'}")
+    return app
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the PWA reads from ``/config.json`` (the local stack serves the same keys)."""
+
+    api_url: str
+    user_pool_id: str
+    client_id: str
+    stage: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "apiUrl": self.api_url,
+            "region": Aws.REGION,
+            "userPoolId": self.user_pool_id,
+            "clientId": self.client_id,
+            "cognitoEndpoint": f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}/",
+            "stage": self.stage,
+        }
 
 
 def content_security_policy() -> str:
@@ -154,11 +177,18 @@ class Web(Construct):
             "a custom domain and ACM certificate, which the operator adds (no domain is assumed here)",
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"
+        self._source = props.source or web_source()
+        self._retain = props.retain
 
+    def publish(self, config: WebConfig) -> None:
+        """Upload the app and its ``config.json`` (deploy-time values) and invalidate the cache."""
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Content",
-            sources=[s3deploy.Source.asset(str(props.source or web_source()))],
+            sources=[
+                s3deploy.Source.asset(str(self._source)),
+                s3deploy.Source.json_data("config.json", config.as_json()),
+            ],
             destination_bucket=self.bucket,
             distribution=self.distribution,
             distribution_paths=["/*"],
@@ -168,7 +198,7 @@ class Web(Construct):
                 self,
                 "ContentLogs",
                 retention=logs.RetentionDays.ONE_MONTH,
-                removal_policy=RemovalPolicy.RETAIN if props.retain else RemovalPolicy.DESTROY,
+                removal_policy=RemovalPolicy.RETAIN if self._retain else RemovalPolicy.DESTROY,
             ),
         )
         acknowledge_wildcard(

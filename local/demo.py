@@ -4,6 +4,9 @@ Sign up (Cognito JWT) → welcome credits → for each sample garment photo: req
 the S3 event (EventBridge → SQS) starts the state machine file on moto's interpreter → validate → reserve credits →
 the inference container's studio engine behind the SageMaker async adapter → SNS → notifier → capture → the
 result is downloaded to out/.
+
+``--serve`` (``make serve``) then keeps the stack up for a browser: the PWA, signed in as the demo user, on fixed
+ports (web 8787, API 8788 unless ``--web-port``/``--api-port`` say otherwise) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ def run(args: argparse.Namespace) -> int:
     settings = LocalSettings(
         log_level="DEBUG" if args.verbose else "WARNING",
         container_port=args.container_port,
-        api_port=args.api_port,
+        api_port=args.api_port if args.api_port is not None else (8788 if args.serve else 0),
+        web_port=args.web_port if args.web_port is not None else (8787 if args.serve else 0),
     )
     with LocalStack(settings) as stack:
         boot = ", ".join(f"{k} {v:.2f}s" for k, v in stack.timer.marks.items())
         print(f"  local stack up in {time.perf_counter() - started:.1f}s ({boot})")
         print(f"  HTTP API {stack.api_url}  |  inference container {stack.container_url}")
+        print(f"  PWA {stack.web_url}  |  demo user {args.email}  password {args.password}")
         tokens = stack.sign_up(args.email, args.password)
         client = ApiClient(stack.api_url, tokens["access_token"])
         me = client.me()
@@ -101,7 +106,23 @@ def run(args: argparse.Namespace) -> int:
         if stack.pump_errors:
             print(f"  event pump errors: {stack.pump_errors}", file=sys.stderr)
             failures += 1
+        if args.serve:
+            serve(stack, args.email, args.password)
     return 0 if failures == 0 else 1
+
+
+def serve(stack: LocalStack, email: str, password: str) -> None:
+    """Keep the stack up for a browser until Ctrl-C."""
+    print()
+    print(f"  Open {stack.web_url} and sign in as {email} / {password} (or sign up: no e-mail is sent).")
+    print(f"  API {stack.api_url}; test checkout pays with a test card; Ctrl-C stops the stack.")
+    if not (stack.web.config.app_dir / "index.html").is_file():
+        print(f"  note: {stack.web.config.app_dir}/index.html is missing, so there is no PWA to serve yet")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("  stopping")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--container-port", type=int, default=0, help="inference container port (0: any free)"
     )
-    parser.add_argument("--api-port", type=int, default=0, help="local HTTP API port (0: any free)")
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help="local HTTP API port (0: any free; default 0, 8788 with --serve)",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="PWA/local web server port (0: any free; default 0, 8787 with --serve)",
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="after the demo, keep the stack up for a browser until Ctrl-C"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # EMF off locally

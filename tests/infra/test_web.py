@@ -1,15 +1,17 @@
 """PWA hosting: a private bucket read only by its CloudFront distribution (OAC), HTTPS only, security headers,
-SPA fallback, access logs, and the published content (the build, or the placeholder page)."""
+SPA fallback, access logs, and the published content (the PWA and its deploy-time config.json)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 import infra  # noqa: F401  (quiet jsii's Node version banner before aws_cdk starts it)
-from infra.web import web_source
+from infra.web import WebConfig, web_source
 from tests.infra.synthesis import Synth, render
 
 pytestmark = pytest.mark.synth
@@ -109,17 +111,26 @@ def test_unknown_paths_get_the_app_shell(synth: Synth) -> None:
     }
 
 
-def test_the_placeholder_page_is_published_and_the_cache_invalidated(synth: Synth) -> None:
+def test_the_pwa_and_its_config_are_published_and_the_cache_invalidated(synth: Synth) -> None:
     (_, deployment) = synth.one("Custom::CDKBucketDeployment")
     props = deployment["Properties"]
     assert props["DestinationBucketName"] == {"Ref": synth.bucket_ids()["web"]}
     assert props["Prune"] is True
     assert props["DistributionPaths"] == ["/*"]
-    (key,) = props["SourceObjectKeys"]
-    staged = synth.outdir / f"asset.{key.removesuffix('.zip')}"
+    app_key, config_key = props["SourceObjectKeys"]
+    staged = synth.outdir / f"asset.{app_key.removesuffix('.zip')}"
     assert (staged / "index.html").read_text(encoding="utf-8") == (web_source() / "index.html").read_text(
         encoding="utf-8"
     )
+    assert (staged / "sw.js").is_file()
+    assert (staged / "manifest.webmanifest").is_file()
+    # config.json is written at deploy time: the API URL, user pool and client are tokens of this stack.
+    markers = props["SourceMarkers"][1]
+    rendered = json.dumps(markers)
+    assert synth.one("AWS::Cognito::UserPoolClient")[0] in rendered
+    assert synth.one("AWS::Cognito::UserPool")[0] in rendered
+    assert synth.one("AWS::ApiGatewayV2::Api")[0] in rendered
+    assert config_key.endswith(".zip")
     assert synth.template["Outputs"]["WebUrl"]["Value"] == {
         "Fn::Join": [
             "",
@@ -128,16 +139,23 @@ def test_the_placeholder_page_is_published_and_the_cache_invalidated(synth: Synt
     }
 
 
-def test_web_source_prefers_the_pwa_build(tmp_path: Path) -> None:
-    (tmp_path / "public").mkdir()
-    (tmp_path / "public" / "index.html").write_text("placeholder")
-    assert web_source(tmp_path) == tmp_path / "public"
-    (tmp_path / "dist").mkdir()
-    assert web_source(tmp_path) == tmp_path / "public"  # an empty dist is no build
-    (tmp_path / "dist" / "index.html").write_text("app")
-    assert web_source(tmp_path) == tmp_path / "dist"
+def test_web_config_has_the_keys_the_app_reads() -> None:
+    keys = set(WebConfig(api_url="a", user_pool_id="p", client_id="c", stage="dev").as_json())
+    app_js = "\n".join(p.read_text(encoding="utf-8") for p in web_source().rglob("*.js"))
+    assert keys == {"apiUrl", "region", "userPoolId", "clientId", "cognitoEndpoint", "stage"}
+    for key in keys - {"stage", "region", "userPoolId"}:
+        assert key in app_js, f"the PWA never reads config.{key}"
 
 
-def test_placeholder_page_needs_no_inline_script() -> None:
-    html = (web_source() / "index.html").read_text(encoding="utf-8")
-    assert "<script" not in html  # the CSP allows only same-origin script files
+def test_web_source_is_the_app(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        web_source(tmp_path)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "index.html").write_text("app")
+    assert web_source(tmp_path) == tmp_path / "app"
+
+
+def test_pages_need_no_inline_script() -> None:
+    for page in web_source().rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, page  # the CSP allows only files
