@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import signal
 import sys
 import time
 import warnings
@@ -122,6 +123,7 @@ def serve(stack: LocalStack, email: str, password: str) -> None:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping takes a few seconds; let it finish cleanly
         print("  stopping")
 
 

@@ -25,6 +25,8 @@ def test_demo_produces_one_packshot_per_sample(tmp_path: Path, capsys: pytest.Ca
             assert image.size == (2000, 2000)
             assert image.getpixel((5, 5))[:3] == (255, 255, 255)  # clean white background
     printed = capsys.readouterr().out
+    assert "PWA http://127.0.0.1:" in printed
+    assert "demo user demo@modamoda.example  password Demo-Passw0rd-2026" in printed
     assert (
         f"credits: 10 before, {10 - len(samples)} after ({len(samples)} spent on {len(samples)} image(s))"
         in printed
