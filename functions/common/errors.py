@@ -17,7 +17,13 @@ class ModamodaError(Exception):
     code = "error"
     http_status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
@@ -49,6 +55,18 @@ class InputRejected(ModamodaError):
 class InsufficientCredits(ModamodaError):
     code = "insufficient_credits"
     http_status = 402
+
+
+class ValidationFailed(ModamodaError):
+    """The request is well-formed JSON/HTTP but a value is not acceptable; ``details`` lists each problem."""
+
+    code = "validation_error"
+    http_status = 422
+
+
+class Forbidden(ModamodaError):
+    code = "forbidden"
+    http_status = 403
 
 
 class NotFound(ModamodaError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.common import credits, db
+from functions.common.errors import Unauthorized
 
 
 @dataclass(frozen=True)
@@ -15,14 +16,26 @@ class Identity:
     email: str | None
     tenant_id: str
     tenant_kind: str
+    api_key_id: str | None = None  # set when the caller signed in with an API key
 
 
 def _identity(sub: str, row: dict[str, Any]) -> Identity:
-    return Identity(user_id=sub, email=row["email"], tenant_id=str(row["tenant_id"]), tenant_kind=row["kind"])
+    if row.get("revoked"):
+        raise Unauthorized("this API key has been revoked", code="api_key_revoked")
+    key = row.get("api_key_id")
+    return Identity(
+        user_id=sub,
+        email=row["email"],
+        tenant_id=str(row["tenant_id"]),
+        tenant_kind=row["kind"],
+        api_key_id=str(key) if key else None,
+    )
 
 
 def ensure_user(sub: str, email: str | None, welcome_credits: int) -> Identity:
-    """The caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free and idempotent."""
+    """The caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free and idempotent.
+
+    The subject of a revoked API key is known and refused (``Unauthorized``), never provisioned again."""
     found = db.system_lookup("SELECT * FROM app_user_identity(%s)", (sub,))
     if found is not None:
         return _identity(sub, found)
