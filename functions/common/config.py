@@ -70,6 +70,26 @@ def web_origins() -> frozenset[str]:
     return frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
 
 
+def download_url_ttl_seconds() -> int:
+    """Lifetime of ``GET /v1/jobs/{id}/download`` links (short: they are for an immediate download)."""
+    return integer("DOWNLOAD_URL_TTL_SECONDS", 300)
+
+
+def low_priority_timeout_factor() -> int:
+    """``priority: low`` jobs may wait this many times longer for the GPU (inference timeout and hold)."""
+    return integer("LOW_PRIORITY_TIMEOUT_FACTOR", 4)
+
+
+def user_pool_id() -> str:
+    """The Cognito user pool of the API's users (API keys are created in it)."""
+    return required("USER_POOL_ID")
+
+
+def max_api_keys() -> int:
+    """Active (unrevoked) API keys a tenant may hold at once."""
+    return integer("MAX_API_KEYS", 20)
+
+
 def s3_public_url() -> str | None:
     """Local mode only: the base URL (``S3_PUBLIC_URL``) through which browsers reach the emulated S3; pre-signed
     URLs are rewritten onto it. Unset in the cloud (the URLs stay S3's own)."""

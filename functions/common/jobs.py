@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, cast
 
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common.errors import NotFound
-from functions.common.models import FINAL_STATUSES, JobError, JobView, UploadRequest
+from functions.common.errors import Conflict, NotFound, ValidationFailed
+from functions.common.models import (
+    FINAL_STATUSES,
+    IN_PROGRESS_STATUSES,
+    JOB_STATUSES,
+    JobError,
+    JobFilters,
+    JobProgress,
+    JobStatus,
+    JobView,
+    Mode,
+    UploadRequest,
+)
 from functions.common.pagination import decode_cursor, page
 
 Conn = psycopg.Connection[DictRow]
@@ -37,46 +49,164 @@ def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> d
     job_id = str(uuid.uuid4())
     key = source_key(tenant_id, job_id, request.filename)
     row = conn.execute(
-        "INSERT INTO jobs (id, tenant_id, mode, options, status, filename, source_bucket, source_key, stages)"
-        " VALUES (%s, %s, %s, %s, 'awaiting_upload', %s, %s, %s,"
+        "INSERT INTO jobs (id, tenant_id, mode, options, priority, status, filename, source_bucket, source_key,"
+        "                  stages)"
+        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
         '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " RETURNING *",
-        (job_id, tenant_id, request.mode, request.options.model_dump_json(), request.filename, bucket, key),
+        (
+            job_id,
+            tenant_id,
+            request.mode,
+            request.options.model_dump_json(),
+            request.priority,
+            request.filename,
+            bucket,
+            key,
+        ),
     ).fetchone()
     assert row is not None
     return dict(row)
 
 
-def get(conn: Conn, tenant_id: str, job_id: str) -> dict[str, Any]:
-    """A job of this tenant; another tenant's job is indistinguishable from a missing one."""
+def get(conn: Conn, tenant_id: str, job_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """A job of this tenant; another tenant's job, or a deleted one, is indistinguishable from a missing one."""
     try:
         uuid.UUID(job_id)
     except ValueError:
         raise NotFound(f"job {job_id} not found") from None
-    row = conn.execute("SELECT * FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM jobs WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+        + (" FOR UPDATE" if lock else ""),
+        (job_id, tenant_id),
+    ).fetchone()
     if row is None:
         raise NotFound(f"job {job_id} not found")
     return dict(row)
 
 
+def parse_filters(
+    mode: Mode | None = None,
+    status: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    q: str | None = None,
+) -> JobFilters:
+    """The history filters from query strings. ``status`` is a comma list; dates are ``YYYY-MM-DD`` or ISO 8601
+    date-times (UTC when no offset is given). ``created_after`` is inclusive; ``created_before`` is exclusive,
+    and a bare date there means the end of that day. Every problem is reported (422 ``validation_error``)."""
+    problems: list[dict[str, Any]] = []
+
+    def problem(name: str, message: str, kind: str) -> None:
+        problems.append({"loc": ["query", name], "message": message, "type": kind})
+
+    statuses: list[JobStatus] = []
+    for item in (status or "").split(","):
+        item = item.strip()
+        if not item or item in statuses:
+            continue
+        if item in JOB_STATUSES:
+            statuses.append(cast(JobStatus, item))
+        else:
+            problem("status", f"unknown status {item!r}; one of {', '.join(JOB_STATUSES)}", "enum")
+    after = _instant(created_after, end_of_day=False, name="created_after", problem=problem)
+    before = _instant(created_before, end_of_day=True, name="created_before", problem=problem)
+    if after and before and after >= before:
+        problem("created_before", "must be later than created_after", "value_error")
+    if problems:
+        raise ValidationFailed("the request is not valid", details=problems)
+    return JobFilters(
+        mode=mode,
+        statuses=tuple(statuses),
+        created_after=after,
+        created_before=before,
+        q=q or None,
+    )
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _instant(raw: str | None, *, end_of_day: bool, name: str, problem: Any) -> datetime | None:
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        if _DATE.fullmatch(text):
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        if not _DATE.match(text):
+            raise ValueError(text)
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        problem(name, "must be a date (YYYY-MM-DD) or an ISO 8601 date-time", "datetime_parsing")
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE with the pattern characters of ``text`` matched literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def list_page(
-    conn: Conn, tenant_id: str, limit: int, cursor: str | None
+    conn: Conn, tenant_id: str, limit: int, cursor: str | None, filters: JobFilters | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, keyset pagination on (created_at, id)."""
+    """Newest first, keyset pagination on (created_at, id); the filters apply to every page alike."""
+    filters = filters or JobFilters()
     params: list[Any] = [tenant_id]
-    where = "tenant_id = %s"
+    where = ["tenant_id = %s", "deleted_at IS NULL"]
+    if filters.mode:
+        where.append("mode = %s")
+        params.append(filters.mode)
+    if filters.statuses:
+        where.append("status = ANY(%s)")
+        params.append(list(filters.statuses))
+    if filters.created_after:
+        where.append("created_at >= %s")
+        params.append(filters.created_after)
+    if filters.created_before:
+        where.append("created_at < %s")
+        params.append(filters.created_before)
+    if filters.q:
+        where.append("filename ILIKE %s ESCAPE '\\'")
+        params.append(_like_pattern(filters.q))
     if cursor:
         created, last_id = decode_cursor(
             cursor, lambda v: (datetime.fromisoformat(v[0]), str(uuid.UUID(v[1])))
         )
         params += [created, last_id]
-        where += " AND (created_at, id) < (%s, %s)"
+        where.append("(created_at, id) < (%s, %s)")
     rows = conn.execute(
-        f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+        f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %s",
         (*params, limit + 1),
     ).fetchall()
     return page(rows, limit, lambda last: (last["created_at"].isoformat(), str(last["id"])))
+
+
+def lock_for_delete(conn: Conn, tenant_id: str, job_id: str) -> dict[str, Any]:
+    """The job, locked until the transaction ends, if it may be deleted now (not while it is being processed).
+
+    The lock makes a concurrent ``claim_upload`` wait; once this transaction has set ``deleted_at`` the claim
+    finds nothing to claim and the late upload is ignored.
+    """
+    job = get(conn, tenant_id, job_id, lock=True)
+    if job["status"] in IN_PROGRESS_STATUSES:
+        raise Conflict(
+            f"job {job_id} is {job['status']}; delete it once it has finished", code="job_in_progress"
+        )
+    return job
+
+
+def mark_deleted(conn: Conn, job_id: str) -> None:
+    conn.execute(
+        "UPDATE jobs SET deleted_at = now(), updated_at = now(), task_token = NULL"
+        " WHERE id = %s AND deleted_at IS NULL",
+        (job_id,),
+    )
 
 
 def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -91,21 +221,22 @@ def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:
 
 def claim_upload(
     conn: Conn, job_id: str, tenant_id: str, version_id: str | None, execution_name: str
-) -> bool:
-    """Mark the job's upload received (``awaiting_upload → queued``) for this object version.
+) -> dict[str, Any] | None:
+    """Mark the job's upload received (``awaiting_upload → queued``) for this object version; the claimed job's
+    ``id`` and ``priority``, or None.
 
-    Replays of the same version return True again (so a crashed start can be retried); a second, different
-    upload for the same job returns False and is ignored.
+    Replays of the same version claim again (so a crashed start can be retried); a second, different upload for
+    the same job, or an upload for a deleted job, returns None and is ignored.
     """
     row = conn.execute(
         "UPDATE jobs SET status = 'queued', source_version = %(v)s, execution_name = %(e)s, updated_at = now(),"
         " stages = stages || jsonb_build_object('queued', COALESCE(stages->>'queued', %(now)s))"
-        " WHERE id = %(id)s AND tenant_id = %(t)s AND (status = 'awaiting_upload'"
+        " WHERE id = %(id)s AND tenant_id = %(t)s AND deleted_at IS NULL AND (status = 'awaiting_upload'"
         "   OR (status = 'queued' AND execution_name = %(e)s))"
-        " RETURNING id",
+        " RETURNING id, priority",
         {"v": version_id, "e": execution_name, "id": job_id, "t": tenant_id, "now": _now_text(conn)},
     ).fetchone()
-    return row is not None
+    return dict(row) if row is not None else None
 
 
 def _now_text(conn: Conn) -> str:
@@ -140,6 +271,25 @@ def transition(conn: Conn, job_id: str, status: str, **fields: Any) -> bool:
     return row is not None
 
 
+Stage = Literal["upload", "validation", "queue", "inference", "done"]
+_PROGRESS: dict[str, tuple[Stage, str, int, int]] = {
+    # status: (stage, label, percent, step)
+    "awaiting_upload": ("upload", "Waiting for the upload", 0, 1),
+    "queued": ("validation", "Checking the photo", 15, 2),
+    "validated": ("queue", "Waiting for a GPU", 30, 3),
+    "processing": ("inference", "Creating the image", 60, 4),
+    "succeeded": ("done", "Ready", 100, 5),
+    "failed": ("done", "Failed; no credits were charged", 100, 5),
+    "rejected": ("done", "Rejected; no credits were charged", 100, 5),
+}
+PROGRESS_STEPS = 5
+
+
+def progress(status: str) -> JobProgress:
+    stage, label, percent, step = _PROGRESS[status]
+    return JobProgress(stage=stage, label=label, percent=percent, step=step, steps=PROGRESS_STEPS)
+
+
 def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
     error = None
     if row.get("error_code"):
@@ -148,11 +298,13 @@ def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
         id=str(row["id"]),
         mode=row["mode"],
         status=row["status"],
+        priority=row.get("priority") or "normal",
         filename=row["filename"],
         options=row["options"] or {},
         cost=row["cost"],
         error=error,
         result_url=result_url,
+        progress=progress(row["status"]),
         stages=row["stages"] or {},
         created_at=row["created_at"],
         updated_at=row["updated_at"],

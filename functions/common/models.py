@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -13,7 +14,10 @@ from functions.common import catalogs, config
 
 Mode = Literal["ghost", "on-model"]
 JobStatus = Literal["awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected"]
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected"})
+IN_PROGRESS_STATUSES: frozenset[str] = frozenset({"queued", "validated", "processing"})
+Priority = Literal["normal", "low"]
 ALLOWED_CONTENT_TYPES = (
     "image/jpeg",
     "image/png",
@@ -90,6 +94,12 @@ class UploadRequest(Strict):
     ]
     mode: Mode = "ghost"
     options: JobOptions = JobOptions()
+    priority: Priority = Field(
+        default="normal",
+        description='"low": the job can wait. It may wait four times longer for the GPU before it times out '
+        "(and its credits are released). The SageMaker asynchronous endpoint has one FIFO queue, so priority "
+        "never reorders work or makes a job faster.",
+    )
 
     @model_validator(mode="after")
     def _on_model_has_a_pose(self) -> UploadRequest:
@@ -113,28 +123,35 @@ class PresignedPost(Strict):
     fields: dict[str, str]
 
 
-class UploadResponse(Strict):
-    job_id: str
-    upload: PresignedPost
-    expires_in: int
-    max_bytes: int
-
-
 class JobError(Strict):
     code: str
     message: str
+
+
+class JobProgress(Strict):
+    """Where the job is, for a progress bar: ``step`` of ``steps``; ``percent`` is 100 once it has ended."""
+
+    stage: Literal["upload", "validation", "queue", "inference", "done"]
+    label: str
+    percent: int = Field(ge=0, le=100)
+    step: int = Field(ge=1)
+    steps: int = Field(ge=1)
 
 
 class JobView(Strict):
     id: str
     mode: Mode
     status: JobStatus
+    priority: Priority
     filename: str
     options: dict[str, Any]
     cost: int | None
     error: JobError | None
-    result_url: str | None = None
-    stages: dict[str, str]
+    result_url: str | None = Field(
+        default=None, description="pre-signed inline GET of the result (succeeded jobs only); short-lived"
+    )
+    progress: JobProgress
+    stages: dict[str, str] = Field(description="status → the time it was first reached (ISO 8601, UTC)")
     created_at: datetime
     updated_at: datetime
 
@@ -142,6 +159,33 @@ class JobView(Strict):
 class JobPage(Strict):
     items: list[JobView]
     next_cursor: str | None
+
+
+class UploadResponse(Strict):
+    job_id: str
+    job: JobView
+    upload: PresignedPost = Field(
+        description="POST multipart/form-data to ``url`` with every entry of ``fields`` first and the file "
+        "last as field ``file``; S3 answers 204 and processing starts"
+    )
+    expires_in: int
+    max_bytes: int
+
+
+class JobFilters(Strict):
+    """History filters of ``GET /v1/jobs`` (parsed by ``job_filters``)."""
+
+    mode: Mode | None = None
+    statuses: tuple[JobStatus, ...] = ()
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    q: str | None = None
+
+
+class DownloadLink(Strict):
+    url: str = Field(description="pre-signed GET that downloads the result as an attachment")
+    filename: str
+    expires_in: int
 
 
 class Me(Strict):
@@ -251,6 +295,165 @@ class AsyncInferenceNotification(BaseModel):
     @property
     def succeeded(self) -> bool:
         return self.invocation_status.lower() == "completed"
+
+
+class Health(Strict):
+    status: Literal["ok"] = "ok"
+
+
+# ---- errors (every error response has this body) ----------------------------------------------------------
+
+
+class ErrorInfo(Strict):
+    code: str = Field(description="stable snake_case code, e.g. validation_error, not_found, job_in_progress")
+    message: str
+    details: list[dict[str, Any]] | dict[str, Any] | None = Field(
+        default=None, description="validation_error: one entry per problem, with loc, message and type"
+    )
+
+
+class ErrorBody(Strict):
+    error: ErrorInfo
+
+
+# ---- account: profile, webhook, API keys ---------------------------------------------------------------------
+
+
+class WebhookInfo(Strict):
+    url: str
+    secret_hint: str = Field(description="the last characters of the signing secret (shown in full once)")
+    updated_at: datetime
+
+
+class Account(Strict):
+    user_id: str
+    email: str | None
+    tenant_id: str
+    tenant_kind: str
+    tenant_name: str
+    balance: int
+    created_at: datetime
+    webhook: WebhookInfo | None
+
+
+class AccountUpdate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return display_name(value)
+
+
+def display_name(value: str) -> str:
+    """A name shown to people: trimmed, not blank, no control characters."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?"
+)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def webhook_url(value: str) -> str:
+    """Where job notifications will be sent: https to a public host, or http on localhost (development).
+
+    No credentials, spaces or fragments; IP literals must be public (no private, loopback, link-local,
+    metadata or reserved addresses), and numeric host spellings that resolvers read as IPs are refused.
+    """
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be a plain URL without spaces")
+    parts = urlsplit(value)
+    try:
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ValueError("has an invalid host or port") from exc
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValueError("must not contain credentials")
+    if parts.fragment:
+        raise ValueError("must not contain a fragment")
+    if not host:
+        raise ValueError("must have a host")
+    if parts.scheme == "http":
+        if host not in _LOCAL_HOSTS:
+            raise ValueError("must be an https:// URL (http:// only for localhost)")
+        return value
+    if parts.scheme != "https":
+        raise ValueError("must be an https:// URL (http:// only for localhost)")
+    if host in _LOCAL_HOSTS or host.endswith(".localhost"):
+        raise ValueError("https:// webhooks must be on a public host")
+    address = _ip_literal(host)
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None)
+        if not address.is_global or (mapped is not None and not mapped.is_global):
+            raise ValueError("must not point to a private, loopback, link-local or reserved address")
+        return value
+    if not _HOST_NAME.fullmatch(host):
+        raise ValueError("must have a fully qualified host name (ASCII; xn-- form for international names)")
+    if re.fullmatch(r"[0-9]+|0x[0-9a-f]*", host.rstrip(".").rsplit(".", 1)[-1]):
+        # WHATWG URL parsers read a host whose last label is a number as IPv4 (2130706433, 0x7f.1 ...)
+        raise ValueError("must use a host name or a standard IP address")
+    return value
+
+
+class WebhookRequest(Strict):
+    url: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return webhook_url(value)
+
+
+class WebhookCreated(Strict):
+    url: str
+    secret: str = Field(description="signs webhook deliveries; shown only in this response")
+    updated_at: datetime
+
+
+class ApiKeyRequest(Strict):
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return display_name(value)
+
+
+class ApiKeyView(Strict):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyList(Strict):
+    items: list[ApiKeyView]
+
+
+class ApiKeyCreated(Strict):
+    id: str
+    name: str
+    prefix: str
+    api_key: str = Field(
+        description="mmk_<id>_<secret>, shown only in this response. Sign in with Cognito InitiateAuth "
+        "USER_PASSWORD_AUTH (USERNAME apikey-<id>@api-keys.modamoda.invalid, PASSWORD <secret>) on the web "
+        "app client and send the access token as a bearer token"
+    )
+    created_at: datetime
 
 
 # ---- credits and billing (API bodies) ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from functions.common.observability import logger
 from functions.common.pricing import cost_of
 
 RESULT_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+MAX_WORKFLOW_TIMEOUT_SECONDS = 86_400  # WorkflowInput's bound
 HOLD_GRACE_SECONDS = (
     900  # a hold outlives the inference timeout, so the workflow settles it before the sweeper
 )
@@ -35,6 +36,16 @@ def execution_name(job_id: str, bucket: str, key: str, version_id: str | None) -
     """Deterministic Step Functions execution name (≤ 80 chars) for one object version of one job."""
     digest = hashlib.sha256(f"{bucket}/{key}#{version_id or 'null'}".encode()).hexdigest()[:16]
     return f"job-{job_id}-{digest}"
+
+
+def inference_timeout(priority: str) -> int:
+    """How long the workflow waits for the GPU (and holds the credits). A ``low`` job can wait
+    ``LOW_PRIORITY_TIMEOUT_FACTOR`` (4) times longer; the async endpoint's single FIFO queue still serves jobs
+    in arrival order, so priority never reorders work."""
+    base = config.inference_timeout_seconds()
+    if priority == "low":
+        base *= config.low_priority_timeout_factor()
+    return max(1, min(base, MAX_WORKFLOW_TIMEOUT_SECONDS))
 
 
 # ---- S3 "Object Created" (via EventBridge → SQS) → start the workflow once ------------------------------------
@@ -53,8 +64,8 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
     name = execution_name(job_id, bucket, key, version_id)
     with db.transaction(tenant_id) as conn:
         claimed = jobs.claim_upload(conn, job_id, tenant_id, version_id, name)
-    if not claimed:
-        logger.info("upload already handled or unknown job", extra={"job_id": job_id, "key": key})
+    if claimed is None:
+        logger.info("upload already handled, unknown or deleted job", extra={"job_id": job_id, "key": key})
         return None
     workflow_input = WorkflowInput(
         job_id=job_id,
@@ -62,7 +73,7 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
         bucket=bucket,
         key=key,
         version_id=version_id,
-        inference_timeout_seconds=config.inference_timeout_seconds(),
+        inference_timeout_seconds=inference_timeout(claimed["priority"]),
     )
     try:
         sfn.start_execution(

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
+import psycopg
 import pytest
 
 UPLOADS = "modamoda-test-uploads"
 RESULTS = "modamoda-test-results"
+# local/stack.py's pool; the cloud pool (infra/api.py) also requires a symbol: API key secrets satisfy both.
+LOCAL_PASSWORD_POLICY = {
+    "MinimumLength": 12,
+    "RequireUppercase": True,
+    "RequireLowercase": True,
+    "RequireNumbers": True,
+    "RequireSymbols": False,
+}
 
 
 @pytest.fixture
@@ -17,3 +28,46 @@ def api_env(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=UPLOADS)
     s3.create_bucket(Bucket=RESULTS)
+
+
+def make_user_pool(password_policy: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A moto user pool shaped like the real one (e-mail usernames) and its web client: (pool id, client id)."""
+    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+    pool_id = cognito.create_user_pool(
+        PoolName="modamoda-test",
+        UsernameAttributes=["email"],
+        AutoVerifiedAttributes=["email"],
+        Policies={"PasswordPolicy": password_policy or LOCAL_PASSWORD_POLICY},
+    )["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="modamoda-web",
+        GenerateSecret=False,
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    return pool_id, client_id
+
+
+@pytest.fixture
+def user_pool(api_env: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    pool_id, client_id = make_user_pool()
+    monkeypatch.setenv("USER_POOL_ID", pool_id)
+    return {"pool_id": pool_id, "client_id": client_id}
+
+
+def finish_job(
+    conn: psycopg.Connection, job_id: str, status: str = "succeeded", body: bytes = b"\x89PNG result"
+) -> str | None:
+    """Move a job to a final status as the workflow would; a succeeded one gets a result object in S3."""
+    row = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    result_key = None
+    if status == "succeeded":
+        result_key = f"results/{row['tenant_id']}/{job_id}.png"
+        boto3.client("s3", region_name="us-east-1").put_object(Bucket=RESULTS, Key=result_key, Body=body)
+    conn.execute(
+        "UPDATE jobs SET status = %s, result_key = %s, cost = 1, updated_at = now(),"
+        " stages = stages || jsonb_build_object(%s::text, '2026-11-23T12:00:00Z') WHERE id = %s",
+        (status, result_key, status, job_id),
+    )
+    return result_key

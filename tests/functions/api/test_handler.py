@@ -7,6 +7,7 @@ import copy
 import json
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -31,7 +32,12 @@ def call(
     event["requestContext"]["http"]["method"] = method
     event["rawQueryString"] = query
     if query:
-        event["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&"))
+        # API Gateway decodes the values (and joins repeated names with commas)
+        params: dict[str, str] = {}
+        for pair in query.split("&"):
+            name, _, value = pair.partition("=")
+            params[unquote(name)] = ",".join(filter(None, (params.get(unquote(name)), unquote(value))))
+        event["queryStringParameters"] = params
     jwt_claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
     jwt_claims.update(sub=sub, username=sub)
     if claims is not None:

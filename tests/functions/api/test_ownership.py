@@ -1,0 +1,74 @@
+"""Tenant isolation at the HTTP layer: every route that takes an ID answers another tenant's ID with the same
+404 ``not_found`` as a missing one, and changes nothing. The routes come from the resolver itself, so a new ID
+route without an entry in ``OWNED`` fails this test."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+
+from functions.api import handler
+from tests.functions.api.conftest import RESULTS, finish_job
+from tests.functions.api.test_handler import call
+
+PARAM = re.compile(r"\{(\w+)\}")
+
+
+def id_routes() -> list[tuple[str, str]]:
+    """(method, OpenAPI path) of every resolver route with a path parameter."""
+    routes = [*handler.app._static_routes, *handler.app._dynamic_routes]
+    return sorted({(r.method, r.openapi_path) for r in routes if PARAM.search(r.openapi_path)})
+
+
+def test_the_resolver_has_id_routes() -> None:
+    assert ("GET", "/v1/jobs/{job_id}") in id_routes()
+    assert ("DELETE", "/v1/account/api-keys/{key_id}") in id_routes()
+
+
+@pytest.fixture
+def owned(user_pool: dict[str, str], conn: psycopg.Connection) -> dict[str, str]:
+    """Tenant A's resources, each in the state where A itself would succeed: a succeeded job with a result
+    (download and delete work for A) and an active API key."""
+    _, job = call("POST", "/v1/jobs", sub="owner", body={"filename": "a.jpg", "content_type": "image/jpeg"})
+    finish_job(conn, job["job_id"])
+    _, key = call("POST", "/v1/account/api-keys", sub="owner", body={"name": "owner's key"})
+    return {"job_id": job["job_id"], "key_id": key["id"]}
+
+
+@pytest.mark.parametrize(("method", "path"), id_routes())
+def test_another_tenants_id_is_not_found(
+    owned: dict[str, str], conn: psycopg.Connection, method: str, path: str
+) -> None:
+    names = PARAM.findall(path)
+    missing = [n for n in names if n not in owned]
+    assert not missing, f"{method} {path}: add an owned {missing} to the fixture"
+    concrete = PARAM.sub(lambda m: owned[m.group(1)], path)
+    body: Any = {} if method in {"POST", "PUT", "PATCH"} else None
+    status, answer = call(method, concrete, sub="intruder", body=body)
+    assert status == 404, (method, concrete, answer)
+    assert answer["error"]["code"] == "not_found"
+    # ... and nothing of the owner's changed
+    job = conn.execute("SELECT deleted_at FROM jobs WHERE id = %s", (owned["job_id"],)).fetchone()
+    assert job["deleted_at"] is None
+    key = conn.execute("SELECT revoked_at FROM api_keys WHERE id = %s", (owned["key_id"],)).fetchone()
+    assert key["revoked_at"] is None
+    assert call("GET", f"/v1/jobs/{owned['job_id']}", sub="owner")[0] == 200
+    s3 = boto3.client("s3", region_name="us-east-1")
+    assert s3.list_objects_v2(Bucket=RESULTS).get("KeyCount", 0) == 1
+
+
+def test_the_owner_can_use_every_id_route(owned: dict[str, str]) -> None:
+    """The control: the same calls by the owner succeed, so the 404s above are about ownership."""
+    for method, path in id_routes():
+        if method == "DELETE":
+            continue  # checked last, below
+        concrete = PARAM.sub(lambda m: owned[m.group(1)], path)
+        assert call(method, concrete, sub="owner")[0] == 200, (method, concrete)
+    for method, path in id_routes():
+        if method == "DELETE":
+            concrete = PARAM.sub(lambda m: owned[m.group(1)], path)
+            assert call(method, concrete, sub="owner")[0] == 204, (method, concrete)
