@@ -36,6 +36,11 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy functions inference_container/modamoda_inference local infra app.py
 
+.PHONY: openapi
+# The API's OpenAPI document, generated from functions/api/handler.py (tests check the committed copy).
+openapi: venv
+	$(PY) scripts/openapi.py
+
 format: venv
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
