@@ -13,7 +13,10 @@ JWT authorizers accept a token that has *any* listed scope:
 
 No machine-to-machine (client-credentials) client is created: a shared client would put every shop in one
 identity, and per-shop clients are made at run time, which a fixed authorizer audience cannot list. Shops'
-machines use the per-tenant drop folder instead.
+machines use API keys instead (``POST /v1/account/api-keys``): each key is a Cognito user of the shop's tenant
+that the Api function creates (AdminCreateUser/AdminSetUserPassword on this pool only) and signs in like a person
+on the web client (its tokens carry only the sign-in scope, so API keys need ``accept_signin_scope``, the
+default); or the per-tenant drop folder.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -39,6 +43,13 @@ API_SCOPE = "api"
 API_SCOPE_FULL = f"{RESOURCE_SERVER_ID}/{API_SCOPE}"
 SIGNIN_SCOPE = "aws.cognito.signin.user.admin"
 HEALTH_PATH = "/v1/health"
+UPLOAD_DELETE = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+COGNITO_API_KEY_ACTIONS = (
+    "cognito-idp:AdminCreateUser",
+    "cognito-idp:AdminSetUserPassword",
+    "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminDeleteUser",
+)
 # Every method but OPTIONS: API Gateway answers CORS preflights itself; they must never meet the authorizer.
 API_METHODS = [
     apigw.HttpMethod.GET,
@@ -86,23 +97,38 @@ class Api(Construct):
                 "SIGNUP_GRANT_CREDITS": str(props.signup_grant_credits),
                 "DROP_BUCKET": storage.drop.bucket_name,
                 "WEB_ORIGINS": ",".join(props.web_origins),  # Checkout may only return to the PWA
+                "USER_POOL_ID": self.user_pool.user_pool_id,  # API keys are users of this pool
             },
             timeout=Duration.seconds(29),  # the HTTP API integration limit
         )
-        # Pre-signed POST uploads and pre-signed GET downloads are signed with this function's credentials.
+        # Pre-signed POST uploads and pre-signed GET downloads are signed with this function's credentials;
+        # DELETE /v1/jobs/{id} removes the job's photo (every version) and its result.
         grant_objects(
             self.function,
             storage.uploads,
             UPLOADS_PREFIX,
-            OBJECT_WRITE,
-            why="signs each upload's POST policy for the exact key it chose (uploads/{tenant}/{job}/...)",
+            (*OBJECT_WRITE, *UPLOAD_DELETE),
+            why="signs each upload's POST policy for the exact key it chose (uploads/{tenant}/{job}/...) and "
+            "deletes a deleted job's photo, every version",
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketVersions"],
+                resources=[storage.uploads.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{UPLOADS_PREFIX}*"]}},
+            )
         )
         grant_objects(
             self.function,
             storage.results,
             RESULTS_PREFIX,
-            ("s3:GetObject",),
-            why="signs download URLs for the caller's own results (results/{tenant}/...)",
+            ("s3:GetObject", "s3:DeleteObject"),
+            why="signs download URLs for the caller's own results (results/{tenant}/...) and deletes a deleted "
+            "job's result",
+        )
+        # API keys are Cognito users of the tenant: created, given their secret, looked up and deleted here.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(COGNITO_API_KEY_ACTIONS), resources=[self.user_pool.user_pool_arn])
         )
 
         self._add_http_api(props)

@@ -68,6 +68,10 @@ EXPECTED_S3 = {
     "functions.api.handler.lambda_handler": {
         ("s3:PutObject", "uploads", "uploads/*"),  # signs pre-signed POSTs
         ("s3:GetObject", "results", "results/*"),  # signs pre-signed GETs
+        ("s3:DeleteObject", "uploads", "uploads/*"),  # DELETE /v1/jobs/{id}: the photo, every version
+        ("s3:DeleteObjectVersion", "uploads", "uploads/*"),
+        ("s3:ListBucketVersions", "uploads", ""),  # (only under uploads/, see test_api)
+        ("s3:DeleteObject", "results", "results/*"),  # ... and its result
     },
     "functions.validate_input.handler.lambda_handler": {
         ("s3:GetObject", "uploads", "uploads/*"),

@@ -1,0 +1,43 @@
+"""The Api function's extra permissions for API v1: API keys in its own user pool only, and job deletion that can
+list versions only under uploads/."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.synthesis import Synth, as_list
+
+pytestmark = pytest.mark.synth
+
+API = "functions.api.handler.lambda_handler"
+
+
+def test_api_key_admin_calls_are_limited_to_the_user_pool(synth: Synth) -> None:
+    (pool_id, _) = synth.one("AWS::Cognito::UserPool")
+    cognito = [
+        s
+        for s in synth.policy_statements(API)
+        if any(a.startswith("cognito-idp:") for a in as_list(s["Action"]))
+    ]
+    assert len(cognito) == 1
+    assert set(as_list(cognito[0]["Action"])) == {
+        "cognito-idp:AdminCreateUser",
+        "cognito-idp:AdminSetUserPassword",
+        "cognito-idp:AdminGetUser",
+        "cognito-idp:AdminDeleteUser",
+    }
+    assert cognito[0]["Resource"] == {"Fn::GetAtt": [pool_id, "Arn"]}
+    for handler in synth.functions():
+        if handler != API:
+            assert not any(a.startswith("cognito-idp:") for a in synth.allowed_actions(handler)), handler
+
+
+def test_api_knows_its_user_pool(synth: Synth) -> None:
+    (pool_id, _) = synth.one("AWS::Cognito::UserPool")
+    env = synth.functions()[API]["Environment"]["Variables"]
+    assert env["USER_POOL_ID"] == {"Ref": pool_id}
+
+
+def test_version_listing_is_limited_to_uploads(synth: Synth) -> None:
+    (listing,) = [s for s in synth.policy_statements(API) if "s3:ListBucketVersions" in as_list(s["Action"])]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*"]}}
