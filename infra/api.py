@@ -128,7 +128,9 @@ class Api(Construct):
         )
         # API keys are Cognito users of the tenant: created, given their secret, looked up and deleted here.
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=list(COGNITO_API_KEY_ACTIONS), resources=[self.user_pool.user_pool_arn])
+            iam.PolicyStatement(
+                actions=list(COGNITO_API_KEY_ACTIONS), resources=[self.user_pool.user_pool_arn]
+            )
         )
 
         self._add_http_api(props)
