@@ -27,6 +27,8 @@ PUBLIC_ROUTES = {("GET", "/v1/health")}
 # Routes with their own integration (and no JWT authorizer), as infra/billing.py wires them in the cloud.
 FUNCTION_ROUTES = {("POST", "/v1/billing/stripe/webhook"): "modamoda-billing"}
 CORS_HEADERS = "authorization,content-type,idempotency-key"
+# The cloud's routes: ``/v1/{proxy+}`` for these methods (infra/api.py API_METHODS); anything else has no route.
+ROUTED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
@@ -192,6 +194,8 @@ class LocalHttpApi:
         if method == "OPTIONS":
             return 204, cors, b""
         route = (method, urlsplit(path).path)
+        if method not in ROUTED_METHODS or not route[1].startswith("/v1/"):  # API Gateway: no route matches
+            return 404, {**cors, "content-type": "application/json"}, b'{"message":"Not Found"}'
         function, route_key = self.function, "$default"
         if route in FUNCTION_ROUTES:
             function, route_key = FUNCTION_ROUTES[route], f"{method} {route[1]}"
@@ -247,9 +251,13 @@ class LocalHttpApi:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):  # every method reaches the gateway (TRACE, PROPFIND, ...)
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s - %s", self.address_string(), format % args)

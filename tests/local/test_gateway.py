@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 
 from local.gateway import JwtAuthorizer, LocalHttpApi, build_event, moto_cognito_jwks
 from local.lambda_runtime import LocalLambda
@@ -30,7 +31,7 @@ def token(**overrides: Any) -> str:
         "client_id": "web",
         "token_use": "access",
         "iat": now,
-        "exp": now + 300,
+        "exp": now + 86400,  # parametrized tokens are made at collection; the suite may run long
         "scope": "aws.cognito.signin.user.admin",
     }
     claims.update(overrides)
@@ -132,3 +133,18 @@ def test_cors_admits_only_the_pwa_origins(authorizer: JwtAuthorizer) -> None:
         assert headers["access-control-allow-origin"] == "http://127.0.0.1:8787"  # on the 401 too
     finally:
         api.server.server_close()
+
+
+def test_methods_and_paths_without_a_route_are_404_before_authorization(authorizer: JwtAuthorizer) -> None:
+    lambdas = RecordingLambdas()
+    api = LocalHttpApi(lambdas, authorizer).start()
+    try:
+        for method, path in (("TRACE", "/v1/me"), ("PROPFIND", "/v1/jobs"), ("GET", "/"), ("GET", "/v2/me")):
+            response = requests.request(method, f"{api.url}{path}", timeout=10)
+            assert (response.status_code, response.json()) == (404, {"message": "Not Found"}), (method, path)
+        # HEAD is routed like the cloud's /v1/{proxy+} HEAD route: behind the authorizer (health is GET only).
+        head = requests.head(f"{api.url}/v1/health", timeout=10)
+        assert (head.status_code, head.content) == (401, b"")
+        assert lambdas.calls == []
+    finally:
+        api.stop()
