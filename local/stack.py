@@ -41,6 +41,9 @@ ENDPOINT_NAME = "modamoda-local-inference"
 STATE_MACHINE_NAME = "modamoda-local-job"
 STRIPE_SECRET_NAME = "modamoda/local/stripe"  # noqa: S105 - a secret's name
 WEBHOOK_PATH = "/v1/billing/stripe/webhook"
+# The scopes the cloud's JWT authorizer requires, any one (infra/api.py: API_SCOPE_FULL, SIGNIN_SCOPE with the
+# default accept_signin_scope): access tokens pass, ID tokens (no scope) do not.
+API_SCOPES = ("modamoda/api", "aws.cognito.signin.user.admin")
 
 
 @dataclass
@@ -414,6 +417,7 @@ class LocalStack:
             issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{self.user_pool_id}",
             audiences=[self.client_id],
             jwks=moto_cognito_jwks(),
+            required_scopes=list(API_SCOPES),
         )
         self.api = LocalHttpApi(
             self.lambdas, authorizer, port=self.settings.api_port, cors_origins=self.web.origins
