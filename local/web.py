@@ -690,7 +690,8 @@ class LocalWebServer:
     # ---- the HTTP handler --------------------------------------------------------------------------------------
 
     def security_headers(self) -> dict[str, str]:
-        """The cloud's CloudFront headers (infra/web.py), with this origin and the local API allowed."""
+        """The cloud's CloudFront headers (infra/web.py), with this origin and the local API allowed (and eval, for
+        browser test tools)."""
         api = urlsplit(self.config.api_url)
         api_origin = f"{api.scheme}://{api.netloc}" if api.netloc else ""
         here = " ".join(self.origins[:2])
@@ -698,7 +699,10 @@ class LocalWebServer:
             "content-security-policy": "; ".join(
                 [
                     "default-src 'self'",
-                    "script-src 'self'",
+                    # The cloud's is "script-src 'self'"; 'unsafe-eval' is added locally only because browser
+                    # test tools (Playwright's wait_for_function) evaluate strings in the page. Inline scripts
+                    # stay forbidden, as in the cloud.
+                    "script-src 'self' 'unsafe-eval'",
                     "style-src 'self' 'unsafe-inline'",
                     f"img-src 'self' data: blob: {here}",
                     f"connect-src 'self' {here} {api_origin}".rstrip(),
@@ -783,7 +787,10 @@ class LocalWebServer:
                 if self.command != "HEAD" and status not in {204, 304}:
                     self.wfile.write(body)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):  # every method gets an answer (405 where it makes no sense)
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s - %s", self.address_string(), format % args)
