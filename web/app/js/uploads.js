@@ -107,7 +107,7 @@ function applyJob(upload, job) {
   const progress = job.progress || {};
   const patch = { status: job.status, job };
   if (job.status === 'succeeded') {
-    Object.assign(patch, { percent: 100, label: 'Done', result: resultSrc(job), error: null });
+    Object.assign(patch, { percent: 100, label: '', result: resultSrc(job), error: null });
   } else if (FINAL_STATUSES.has(job.status)) {
     Object.assign(patch, {
       label: '',

@@ -12,8 +12,8 @@ const KIND_LABELS = {
   grant: 'Credits granted',
   purchase: 'Purchase',
   reserve: 'Reserved for a job',
-  capture: 'Used by a job',
-  release: 'Reservation returned',
+  capture: 'Job finished',
+  release: 'Reservation returned (job did not finish)',
   refund: 'Refund',
   dispute: 'Payment dispute',
   dispute_reversal: 'Dispute resolved',
@@ -22,10 +22,14 @@ const KIND_LABELS = {
 };
 
 function describe(entry) {
+  const meta = entry.meta || {};
+  if (entry.kind === 'purchase' || meta.reason === 'purchase') {
+    const pack = meta.pack_name || meta.pack_id;
+    return pack ? `Purchase: ${sentence(String(pack))} pack` : 'Purchase';
+  }
+  if (meta.reason === 'welcome') return 'Welcome credits';
   const label = KIND_LABELS[entry.kind] || sentence(String(entry.kind).replace(/_/g, ' '));
-  const reason = entry.meta?.reason ? ` (${String(entry.meta.reason).replace(/_/g, ' ')})` : '';
-  const pack = entry.meta?.pack_name || entry.meta?.pack_id;
-  return `${label}${reason}${entry.kind === 'purchase' && pack ? `: ${pack}` : ''}`;
+  return meta.reason ? `${label} (${String(meta.reason).replace(/_/g, ' ')})` : label;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -67,6 +67,7 @@ function uploadRow(upload) {
           href: u.job?.result_url || '#/history',
           class: 'btn btn-secondary btn-small',
           'data-download': u.jobId,
+          'aria-label': `Download the result for ${u.name}`,
           onclick: async (event) => {
             event.preventDefault();
             try {
@@ -75,7 +76,7 @@ function uploadRow(upload) {
               toast(err.message, 'error');
             }
           },
-        }, `Download ${u.name}`),
+        }, 'Download'),
       );
     }
   };
