@@ -4,6 +4,8 @@ The OpenAPI document (``openapi.json``, ``scripts/openapi.py``) is generated fro
 Every error has the body ``{"error": {"code", "message", "details"?}}``.
 """
 
+import base64
+import binascii
 import json
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -80,7 +82,7 @@ _ERROR_DESCRIPTIONS = {
     403: "Not allowed for this caller (API keys cannot manage API keys)",
     404: "Not found, or owned by another account (`not_found`)",
     409: "Conflict with the resource's state",
-    415: "Unsupported content type",
+    415: "The body is not JSON (`unsupported_media_type`)",
     422: "The request is not valid (`validation_error`, with `details`)",
     502: "A payment provider refused the request",
     503: "A dependency is busy or unavailable; retry with backoff (`transient`)",
@@ -201,7 +203,7 @@ def _create_job(request: UploadRequest) -> Response[UploadResponse]:
     summary="Create a job and its upload",
     description="Then POST multipart/form-data to `upload.url`: every `upload.fields` entry first, the file "
     "last as field `file` (S3 answers 204). Processing starts when the upload lands.",
-    **documented(201, "The job (awaiting its upload) and a pre-signed POST upload"),
+    **documented(201, "The job (awaiting its upload) and a pre-signed POST upload", 415),
 )
 @tracer.capture_method
 def create_job(request: Annotated[UploadRequest, Body()]) -> Response[UploadResponse]:
@@ -214,7 +216,7 @@ def create_job(request: Annotated[UploadRequest, Body()]) -> Response[UploadResp
     tags=["jobs"],
     summary="Create a job and its upload (older name of POST /v1/jobs)",
     deprecated=True,
-    **documented(201, "The job (awaiting its upload) and a pre-signed POST upload"),
+    **documented(201, "The job (awaiting its upload) and a pre-signed POST upload", 415),
 )
 @tracer.capture_method
 def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadResponse]:
@@ -353,7 +355,7 @@ def list_packs() -> CreditPackList:
     summary="Start a Stripe Checkout for a credit pack",
     description="Navigate to `checkout_url`; credits arrive by webhook shortly after payment (poll "
     "`GET /v1/credits`). Send an `Idempotency-Key` header to make retries safe.",
-    **documented(201, "The Checkout session", 404, 502),
+    **documented(201, "The Checkout session", 404, 415, 502),
 )
 @tracer.capture_method
 def create_checkout(request: Annotated[CheckoutRequest, Body()]) -> Response[CheckoutResponse]:
@@ -383,7 +385,7 @@ def get_account() -> Account:
     operation_id="updateAccount",
     tags=["account"],
     summary="Rename the account",
-    **documented(200, "The account"),
+    **documented(200, "The account", 415),
 )
 @tracer.capture_method
 def update_account(request: Annotated[AccountUpdate, Body()]) -> Account:
@@ -397,7 +399,7 @@ def update_account(request: Annotated[AccountUpdate, Body()]) -> Account:
     summary="Set the webhook URL (rotates its signing secret)",
     description="https, or http on localhost; no credentials; public hosts only. The signing secret is in "
     "this response only.",
-    **documented(200, "The webhook and its new signing secret"),
+    **documented(200, "The webhook and its new signing secret", 415),
 )
 @tracer.capture_method
 def set_webhook(request: Annotated[WebhookRequest, Body()]) -> WebhookCreated:
@@ -434,7 +436,7 @@ def list_api_keys() -> ApiKeyList:
     tags=["account"],
     summary="Create an API key",
     description="The key is in this response only. People only: API keys cannot manage API keys.",
-    **documented(201, "The new key", 403, 409),
+    **documented(201, "The new key", 403, 409, 415),
 )
 @tracer.capture_method
 def create_api_key(request: Annotated[ApiKeyRequest, Body()]) -> Response[ApiKeyCreated]:
@@ -566,8 +568,39 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
+def refuse_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """An error response for a body powertools should not see: declared as anything but JSON (415; it would
+    try to parse forms and multipart itself), or not UTF-8 (422)."""
+    raw = event.get("body")
+    if not raw:
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        return _raw_error(415, "unsupported_media_type", "send the body as application/json")
+    if event.get("isBase64Encoded"):
+        try:
+            base64.b64decode(str(raw), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            details = [{"loc": ["body"], "message": "the body is not UTF-8 JSON", "type": "json_invalid"}]
+            return _raw_error(422, "validation_error", "the request is not valid", details)
+    return None
+
+
+def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": error}, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return refuse_body(event) or app.resolve(event, context)

@@ -3,6 +3,7 @@ routes, wrong methods, unsupported bodies and unexpected failures."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -89,3 +90,57 @@ def test_missing_config_is_a_500_not_a_crash(api_env: None, monkeypatch: pytest.
     status, body = call("POST", "/v1/account/api-keys", body={"name": "k"})
     assert status == 500
     assert_error(body, "config_missing")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+    ],
+)
+def test_bodies_must_be_json(api_env: None, content_type: str) -> None:
+    event = copy.deepcopy(load_event("apigw_http_get_me.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v1/account"
+    event["requestContext"]["http"]["method"] = "PATCH"
+    event["headers"]["content-type"] = content_type
+    event["body"] = '{"name": "x"}'
+    response = handler.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 415
+    assert_error(json.loads(response["body"]), "unsupported_media_type")
+
+
+@pytest.mark.parametrize("raw", [b"\xd7H", b'{"name": "\xff"}', b"not base64 at all!"])
+def test_bodies_must_be_utf8(api_env: None, raw: bytes) -> None:
+    event = copy.deepcopy(load_event("apigw_http_get_me.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v1/account"
+    event["requestContext"]["http"]["method"] = "PATCH"
+    event["headers"]["content-type"] = "application/json"
+    event["body"] = raw.decode("latin-1") if raw.startswith(b"not") else base64.b64encode(raw).decode()
+    event["isBase64Encoded"] = True
+    response = handler.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 422
+    assert_error(json.loads(response["body"]), "validation_error")
+
+
+def test_base64_json_bodies_work(api_env: None) -> None:
+    event = copy.deepcopy(load_event("apigw_http_get_me.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v1/account"
+    event["requestContext"]["http"]["method"] = "PATCH"
+    event["headers"]["content-type"] = "application/json"
+    event["body"] = base64.b64encode('{"name": "Café"}'.encode()).decode()
+    event["isBase64Encoded"] = True
+    response = handler.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["tenant_name"] == "Café"
+
+
+def test_json_with_charset_is_fine(api_env: None) -> None:
+    event = copy.deepcopy(load_event("apigw_http_get_me.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v1/account"
+    event["requestContext"]["http"]["method"] = "PATCH"
+    event["headers"]["Content-Type"] = "application/json; charset=utf-8"
+    event["body"] = '{"name": "x"}'
+    assert handler.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
