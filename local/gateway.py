@@ -99,6 +99,10 @@ def build_event(
         or "json" in headers.get("content-type", "")
         or headers.get("content-type", "").startswith("text/")
     )
+    try:
+        text = body.decode("utf-8") if is_text else ""
+    except UnicodeDecodeError:  # not text whatever its content type says: passed on base64-encoded
+        is_text = False
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -123,7 +127,7 @@ def build_event(
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
-        "body": body.decode() if is_text else base64.b64encode(body).decode(),
+        "body": text if is_text else base64.b64encode(body).decode(),
         "isBase64Encoded": not is_text,
     }
     if query:
@@ -242,9 +246,19 @@ class LocalHttpApi:
                     )
                 else:
                     body = self.rfile.read(length) if length else b""
-                    status, out_headers, data = api.handle(
-                        self.command, self.path, headers, body, self.client_address[0]
-                    )
+                    try:
+                        status, out_headers, data = api.handle(
+                            self.command, self.path, headers, body, self.client_address[0]
+                        )
+                    except (
+                        Exception
+                    ):  # the gateway itself failed: API Gateway's 500, not a dropped connection
+                        log.exception("%s %s", self.command, self.path)
+                        status, out_headers, data = (
+                            500,
+                            {"content-type": "application/json"},
+                            b'{"message":"Internal Server Error"}',
+                        )
                 self.send_response(status)
                 for k, v in out_headers.items():
                     if k != "content-length":

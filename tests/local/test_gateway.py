@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import time
@@ -148,3 +149,14 @@ def test_methods_and_paths_without_a_route_are_404_before_authorization(authoriz
         assert lambdas.calls == []
     finally:
         api.stop()
+
+
+def test_bodies_that_are_not_utf8_reach_the_handler_base64_encoded() -> None:
+    body = b"\xff\xfe not utf-8"
+    event = build_event("POST", "/v1/jobs", {"content-type": "application/json"}, body, None, "::1")
+    assert event["isBase64Encoded"] is True
+    assert event["body"] == base64.b64encode(body).decode()
+    text = build_event(
+        "POST", "/v1/jobs", {"content-type": "application/json"}, b'{"a": "\xc3\xbc"}', None, "::1"
+    )
+    assert (text["isBase64Encoded"], text["body"]) == (False, '{"a": "ü"}')
