@@ -648,7 +648,10 @@ class LocalWebServer:
                 return s3_error(400, "InvalidArgument", "POST requires exactly one file upload per request.")
             upload = files[0]
             # S3 ignores the fields after the file.
-            fields = [(p.name, p.data.decode("utf-8")) for p in parts[: parts.index(upload)]]
+            try:
+                fields = [(p.name, p.data.decode("utf-8")) for p in parts[: parts.index(upload)]]
+            except UnicodeDecodeError:
+                return s3_error(400, "MalformedPOSTRequest", "A form field is not UTF-8 text.")
             credentials = self.config.session.get_credentials().get_frozen_credentials()
             refused = check_post_policy(bucket, fields, len(upload.data), credentials, now)
             if refused is not None:

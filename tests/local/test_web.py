@@ -576,6 +576,20 @@ def test_the_proxy_enforces_the_upload_policy(stack: LocalStack, monkeypatch: py
     )
     assert far_too_big.status_code == 413  # refused by the server before the body is read
 
+    garbled = requests.post(
+        upload["url"],
+        data=b"--x\r\nnot a form",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        timeout=30,
+    )
+    assert (garbled.status_code, s3_code(garbled)) == (400, "MalformedPOSTRequest")
+    not_text = requests.post(
+        upload["url"], data=[("key", b"\xff\xfe")], files={"file": ("x.jpg", b"\xff")}, timeout=30
+    )
+    assert (not_text.status_code, s3_code(not_text)) == (400, "MalformedPOSTRequest")
+    no_file = requests.post(upload["url"], files={"key": (None, key)}, timeout=30)
+    assert (no_file.status_code, s3_code(no_file)) == (400, "InvalidArgument")
+
     with pytest.raises(s3.exceptions.ClientError):
         s3.head_object(Bucket="modamoda-local-uploads", Key=key)  # nothing was stored
 
