@@ -473,7 +473,7 @@ def test_http_api_uses_a_cognito_jwt_authorizer(synth: Synth) -> None:
     (distribution_id, _) = synth.one("AWS::CloudFront::Distribution")
     assert list(map(render, api["Properties"]["CorsConfiguration"]["AllowOrigins"])) == [
         f"https://<<GetAtt:{distribution_id}.DomainName>>",
-        "http://localhost:5173",
+        "http://localhost:8787",
     ]
     (_, stage) = synth.one("AWS::ApiGatewayV2::Stage")
     assert stage["Properties"]["StageName"] == "$default"

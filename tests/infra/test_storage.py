@@ -114,7 +114,7 @@ def _cors(synth: Synth, role: str) -> dict[str, Any]:
 
 def test_cors_admits_the_cloudfront_origin_and_the_dev_server_in_dev(synth: Synth) -> None:
     (distribution_id, _) = synth.one("AWS::CloudFront::Distribution")
-    expected = [f"https://<<GetAtt:{distribution_id}.DomainName>>", "http://localhost:5173"]
+    expected = [f"https://<<GetAtt:{distribution_id}.DomainName>>", "http://localhost:8787"]
     for role in ("uploads", "drop"):
         rule = _cors(synth, role)
         assert sorted(rule["AllowedMethods"]) == ["POST", "PUT"]
