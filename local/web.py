@@ -702,10 +702,9 @@ class LocalWebServer:
             "content-security-policy": "; ".join(
                 [
                     "default-src 'self'",
-                    # The cloud's is "script-src 'self'"; 'unsafe-eval' is added locally only because browser
-                    # test tools (Playwright's wait_for_function) evaluate strings in the page. Inline scripts
-                    # stay forbidden, as in the cloud.
-                    "script-src 'self' 'unsafe-eval'",
+                    # As in the cloud: same-origin script files only, no inline scripts, no eval. (Browser tests
+                    # that poll with Playwright's wait_for_function bypass CSP; one test runs under it.)
+                    "script-src 'self'",
                     "style-src 'self' 'unsafe-inline'",
                     f"img-src 'self' data: blob: {here}",
                     f"connect-src 'self' {here} {api_origin}".rstrip(),

@@ -62,7 +62,9 @@ class Session:
 
 @pytest.fixture
 def session(browser: Any, stack: LocalStack, screenshot_dir: Path) -> Iterator[Session]:
-    opened = Session(browser, stack, screenshot_dir, viewport={"width": 1280, "height": 900})
+    # Playwright's wait_for_function evaluates strings in the page, which the app's CSP (no eval) forbids; the
+    # phone test below runs under the CSP and fails on any violation.
+    opened = Session(browser, stack, screenshot_dir, viewport={"width": 1280, "height": 900}, bypass_csp=True)
     yield opened
     errors = [e for e in opened.errors if "Failed to load resource" not in e]
     opened.close()
@@ -255,6 +257,10 @@ def test_phone_layout_keyboard_labels_and_contrast(
     browser: Any, stack: LocalStack, screenshot_dir: Path, customer: str
 ) -> None:
     phone = Session(browser, stack, screenshot_dir, viewport=PHONE, is_mobile=True, has_touch=True)
+    violations: list[str] = []
+    phone.page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
     try:
         page = phone.open("signin")
         page.wait_for_selector("#signin-email")
@@ -278,5 +284,6 @@ def test_phone_layout_keyboard_labels_and_contrast(
             phone.shot(f"11-phone-{route}")
         errors = [e for e in phone.errors if "Failed to load resource" not in e]
         assert errors == [], errors
+        assert violations == [], violations  # the app runs under the cloud's CSP
     finally:
         phone.close()
