@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any
 
-from functions.common import config, credits, db, images, jobs, storage
+from functions.common import config, credits, db, images, jobs, notifications, storage
 from functions.common.errors import InputRejected, NotFound, split_cause
 from functions.common.models import (
     AsyncInferenceNotification,
@@ -188,7 +188,9 @@ def _settle(event: SettleInput, settle: Any) -> SettleResult:
             job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
         )
 
-    return db.atomic(event.tenant_id, work)
+    result = db.atomic(event.tenant_id, work)
+    notifications.dispatch(event.tenant_id)  # after commit: the outbox rows this settlement recorded
+    return result
 
 
 def capture_credits(event: SettleInput) -> SettleResult:
@@ -196,8 +198,8 @@ def capture_credits(event: SettleInput) -> SettleResult:
 
     def capture(conn: db.Conn) -> credits.Hold:
         hold = credits.capture(conn, event.job_id)
-        if hold.status == "captured":
-            jobs.transition(conn, event.job_id, "succeeded")
+        if hold.status == "captured" and jobs.transition(conn, event.job_id, "succeeded"):
+            notifications.job_finished(conn, jobs.load(conn, event.job_id))
         return hold
 
     return _settle(event, capture)
@@ -210,7 +212,8 @@ def release_credits(event: SettleInput) -> SettleResult:
     def release(conn: db.Conn) -> credits.Hold:
         hold = credits.release(conn, event.job_id, reason=code)
         if hold.status != "captured":  # a captured hold means the result was delivered: the job succeeded
-            jobs.transition(conn, event.job_id, status, error_code=code, error_message=message[:1000])
+            if jobs.transition(conn, event.job_id, status, error_code=code, error_message=message[:1000]):
+                notifications.job_finished(conn, jobs.load(conn, event.job_id))
         return hold
 
     return _settle(event, release)
@@ -275,11 +278,12 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
 
         def capture(conn: db.Conn) -> credits.Hold:
             hold = credits.capture(conn, job_id)
-            if hold.status == "captured":
-                jobs.transition(conn, job_id, "succeeded", result_key=result_key)
+            if hold.status == "captured" and jobs.transition(conn, job_id, "succeeded", result_key=result_key):
+                notifications.job_finished(conn, jobs.load(conn, job_id))
             return hold
 
         hold = db.atomic(tenant_id, capture)
+        notifications.dispatch(tenant_id)  # after commit
         if hold.status != "captured":
             logger.warning(
                 "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}

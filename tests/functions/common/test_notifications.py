@@ -42,11 +42,15 @@ def test_job_finished_records_one_webhook_event(database_url: str, conn) -> None
     rows = _rows(conn, tenant_id)
     assert len(rows) == 1
     row = rows[0]
-    assert row["channel"] == "webhook" and row["type"] == "job.succeeded" and row["status"] == "pending"
+    assert row["channel"] == "webhook"
+    assert row["type"] == "job.succeeded"
+    assert row["status"] == "pending"
     assert str(row["id"]) == notifications.event_id(tenant_id, "webhook", f"job:{job_id}")
     payload = row["payload"]
-    assert payload["id"] == str(row["id"]) and payload["type"] == "job.succeeded"
-    assert payload["data"]["id"] == job_id and payload["data"]["status"] == "succeeded"
+    assert payload["id"] == str(row["id"])
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["id"] == job_id
+    assert payload["data"]["status"] == "succeeded"
     assert payload["created_at"].endswith("Z")
 
 
@@ -92,7 +96,8 @@ def test_batch_finished_records_webhook_and_email(database_url: str, conn) -> No
     rows = _rows(conn, tenant_id)
     assert sorted(r["channel"] for r in rows) == ["email", "webhook"]
     email = next(r for r in rows if r["channel"] == "email")
-    assert email["recipient"] == "owner-1@example.com" and email["type"] == "batch.completed"
+    assert email["recipient"] == "owner-1@example.com"
+    assert email["type"] == "batch.completed"
     assert email["payload"]["data"]["report"] == {
         "csv_key": report["csv_key"],
         "json_key": report["json_key"],
