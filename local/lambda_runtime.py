@@ -35,6 +35,7 @@ FUNCTIONS: dict[str, str] = {
     "modamoda-release-credits": "functions.release_credits.handler.lambda_handler",
     "modamoda-notifier": "functions.notifier.handler.lambda_handler",
     "modamoda-billing": "functions.billing.handler.lambda_handler",
+    "modamoda-webhooks": "functions.webhooks.handler.lambda_handler",
 }
 
 # ASL placeholders → local function names (CDK substitutes the deployed ARNs for the same placeholders).

@@ -1,7 +1,7 @@
 """The whole Modamoda flow on one machine: PostgreSQL from pgserver, AWS emulated in-process by moto, the
 project's handlers as in-process Lambdas, the state machine file on moto's ASL interpreter, the inference
 container's HTTP server on localhost behind the SageMaker async adapter, and an event pump standing in for the
-Lambda event-source mappings (SQS → start-workflow, SNS → notifier). A web server (local/web.py) serves the PWA,
+Lambda event-source mappings (SQS → start-workflow, SNS → notifier, SQS → webhooks). A web server (local/web.py) serves the PWA,
 Cognito's browser endpoint, the S3 proxy for pre-signed URLs and the Stripe emulator's test Checkout
 (local/stripe_emulator.py); the billing code reaches that emulator over HTTP (``STRIPE_API_BASE``).
 """
@@ -40,6 +40,7 @@ RESULTS_BUCKET = "modamoda-local-results"
 ENDPOINT_NAME = "modamoda-local-inference"
 STATE_MACHINE_NAME = "modamoda-local-job"
 STRIPE_SECRET_NAME = "modamoda/local/stripe"  # noqa: S105 - a secret's name
+EMAIL_FROM = "Modamoda <no-reply@modamoda.local>"  # a verified identity of the emulated SES
 WEBHOOK_PATH = "/v1/billing/stripe/webhook"
 # The scopes the cloud's JWT authorizer requires, any one (infra/api.py: API_SCOPE_FULL, SIGNIN_SCOPE with the
 # default accept_signin_scope): access tokens pass, ID tokens (no scope) do not.
@@ -161,6 +162,9 @@ class LocalStack:
             STATE_MACHINE_ARN=self.state_machine_arn,
             INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
+            WEBHOOK_QUEUE_URL=self.webhook_queue_url,
+            EMAIL_FROM=EMAIL_FROM,
+            LOCAL_WEBHOOKS_ALLOW_LOOPBACK="1",  # customers' test receivers run on this machine
         )
         with self.timer.stage("web"):
             self._make_web()
@@ -310,6 +314,11 @@ class LocalStack:
         for topic in (self.success_topic_arn, self.error_topic_arn):
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notify_queue_arn)
 
+        # Customer notifications: the outbox dispatcher → this queue → the webhooks function (signed webhooks,
+        # batch e-mails through SES, whose sender identity is verified here as CDK creates it in the cloud).
+        self.webhook_queue_url, _ = queue("modamoda-local-webhooks")
+        self.client("ses").verify_email_identity(EmailAddress=EMAIL_FROM.rsplit("<", 1)[-1].rstrip(">"))
+
         cognito = self.client("cognito-idp")
         self.user_pool_id = cognito.create_user_pool(
             PoolName="modamoda-local",
@@ -430,6 +439,7 @@ class LocalStack:
         for name, target in (
             ("pump-start", self._pump_start_queue),
             ("pump-notify", self._pump_notify_queue),
+            ("pump-webhooks", self._pump_webhooks_queue),
         ):
             thread = threading.Thread(target=self._loop, args=(target,), name=name, daemon=True)
             thread.start()
@@ -481,6 +491,37 @@ class LocalStack:
         for m in messages:
             if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=self.start_queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return len(messages)
+
+    def _pump_webhooks_queue(self) -> int:
+        """SQS → the webhooks function (batch size 10, partial batch failures); delayed retries (DelaySeconds)
+        become visible when SQS says so."""
+        sqs = self.client("sqs")
+        messages = self._receive(self.webhook_queue_url)
+        if not messages:
+            return 0
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:modamoda-local-webhooks"
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+        result, error = self.lambdas.invoke("modamoda-webhooks", {"Records": records})
+        failed = {r["messageId"] for r in records} if error else set()
+        if not error:
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.webhook_queue_url, ReceiptHandle=m["ReceiptHandle"])
         return len(messages)
 
     def _pump_notify_queue(self) -> int:
@@ -562,7 +603,7 @@ class LocalStack:
                     )["Attributes"]
                     .get(a, 0)
                 )
-                for q in (self.start_queue_url, self.notify_queue_url)
+                for q in (self.start_queue_url, self.notify_queue_url, self.webhook_queue_url)
                 for a in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
             )
             if not running and not busy and queued == 0:

@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import api_service, aws, billing, catalogs
+from functions.common import api_service, aws, billing, catalogs, notifications
 from functions.common.errors import ModamodaError
 from functions.common.models import (
     Account,
@@ -34,6 +34,7 @@ from functions.common.models import (
     CheckoutResponse,
     CreditBalance,
     CreditPackList,
+    DeliveryStatus,
     DownloadLink,
     ErrorBody,
     Health,
@@ -45,6 +46,8 @@ from functions.common.models import (
     UploadRequest,
     UploadResponse,
     WebhookCreated,
+    WebhookDelivery,
+    WebhookDeliveryPage,
     WebhookRequest,
 )
 from functions.common.observability import logger, metrics, tracer
@@ -457,6 +460,47 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]) -> Response[ApiKey
 def revoke_api_key(key_id: Annotated[str, Path(description="the key's id", max_length=64)]) -> Response[None]:
     api_service.revoke_api_key(aws.client("cognito-idp"), caller(), key_id)
     return no_content()
+
+
+@app.get(
+    "/v1/account/webhook/deliveries",
+    operation_id="listWebhookDeliveries",
+    tags=["account"],
+    summary="The webhook's events and how their delivery went, newest first",
+    description="Each event is POSTed as JSON `{id, type, created_at, data}` with the headers "
+    "`Modamoda-Event-Id`, `Modamoda-Event-Type` and `Modamoda-Signature: t=<unix>,v1=<hex>` (HMAC-SHA256 of "
+    '`"<t>.<raw body>"` with the signing secret). Any 2xx answer delivers it; otherwise it is retried with '
+    "exponential backoff and jitter, and after the last attempt it is `dead` (retry it with "
+    "`POST /v1/account/webhook/deliveries/{delivery_id}/retry`).",
+    **documented(200, "A page of deliveries; pass next_cursor back as cursor for the next one"),
+)
+@tracer.capture_method
+def list_webhook_deliveries(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+    status: Annotated[DeliveryStatus | None, Query(description="only deliveries in this state")] = None,
+) -> WebhookDeliveryPage:
+    return notifications.list_deliveries(caller().tenant_id, limit, cursor, status)
+
+
+@app.post(
+    "/v1/account/webhook/deliveries/<delivery_id>/retry",
+    operation_id="retryWebhookDelivery",
+    tags=["account"],
+    summary="Send a dead delivery again",
+    description="A fresh set of attempts, starting now, to the current webhook URL, signed with the current "
+    "secret. `409 delivery_not_dead` unless it is dead; `409 webhook_not_configured` without a webhook.",
+    **documented(200, "The delivery, pending again", 404, 409),
+)
+@tracer.capture_method
+def retry_webhook_delivery(
+    delivery_id: Annotated[str, Path(description="the delivery's event id (a UUID)", max_length=64)],
+) -> WebhookDelivery:
+    result = notifications.retry_delivery(caller().tenant_id, delivery_id, aws.client("sqs"))
+    metrics.add_metric(name="WebhookDeliveriesRetried", unit="Count", value=1)
+    return result
 
 
 # ---- errors: one body for all -----------------------------------------------------------------------------------

@@ -456,6 +456,37 @@ class ApiKeyCreated(Strict):
     created_at: datetime
 
 
+# ---- webhook deliveries (the notifications outbox, channel webhook) --------------------------------------------
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
+
+
+class WebhookDelivery(Strict):
+    """One event for the account's webhook and how its delivery went."""
+
+    id: str = Field(description="the event id, sent as Modamoda-Event-Id (the same on every attempt)")
+    type: str = Field(description="job.succeeded, job.failed, job.rejected, job.cancelled, batch.completed, ...")
+    status: DeliveryStatus = Field(
+        description="pending: not yet delivered (being retried with backoff); delivered: a 2xx answer; dead: "
+        "every attempt failed (retry it with POST .../retry)"
+    )
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None = Field(description="when the next attempt is due (pending only)")
+    last_attempt_at: datetime | None
+    last_status_code: int | None = Field(description="the HTTP status of the last attempt, if one came")
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    event: dict[str, Any] = Field(description="the JSON body that is POSTed: {id, type, created_at, data}")
+
+
+class WebhookDeliveryPage(Strict):
+    items: list[WebhookDelivery]
+    next_cursor: str | None
+
+
 # ---- credits and billing (API bodies) ------------------------------------------------------------------------
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 
 from functions.common import aws, config, db
-from functions.common.errors import ConfigError
+from functions.common.errors import ConfigError, Conflict, NotFound, ValidationFailed
+from functions.common.models import DELIVERY_STATUSES, WebhookDelivery, WebhookDeliveryPage
 from functions.common.observability import logger
+from functions.common.pagination import decode_cursor, page
 
 # Event ids are uuid5 of (tenant, channel, subject) in this namespace: a replayed transition records nothing twice.
 _NAMESPACE = uuid.UUID("6d6f6461-6d6f-6461-8e6f-746966790000")
@@ -691,3 +693,94 @@ def handle_message(body: str, *, sqs: Any, ses: Any, poster: Poster | None = Non
         logger.warning("ignoring a malformed notification message", extra={"body": body[:200]})
         return "malformed"
     return deliver(tenant_id, ident, sqs=sqs, ses=ses, due=message.get("due"), poster=poster)
+
+
+# ---- the tenant's delivery log (GET /v1/account/webhook/deliveries) and manual retry ----------------------------
+
+
+def _delivery_view(row: dict[str, Any]) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=str(row["id"]),
+        type=row["type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        max_attempts=max_attempts(),
+        next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
+        last_attempt_at=row["last_attempt_at"],
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+        delivered_at=row["delivered_at"],
+        created_at=row["created_at"],
+        event=dict(row["payload"]),
+    )
+
+
+def list_deliveries(
+    tenant_id: str, limit: int, cursor: str | None, status: str | None = None
+) -> WebhookDeliveryPage:
+    """The tenant's webhook events, newest first (keyset pages), optionally only those of one status."""
+    where = ["tenant_id = %s", "channel = 'webhook'"]
+    params: list[Any] = [tenant_id]
+    if status:
+        if status not in DELIVERY_STATUSES:
+            raise ValidationFailed(
+                "the request is not valid",
+                details=[
+                    {
+                        "loc": ["query", "status"],
+                        "message": f"one of {', '.join(DELIVERY_STATUSES)}",
+                        "type": "enum",
+                    }
+                ],
+            )
+        where.append("status = %s")
+        params.append(status)
+    if cursor:
+        created, last_id = decode_cursor(
+            cursor, lambda v: (datetime.fromisoformat(v[0]), str(uuid.UUID(v[1])))
+        )
+        where.append("(created_at, id) < (%s, %s)")
+        params += [created, last_id]
+    with db.transaction(tenant_id) as conn:
+        rows = conn.execute(
+            f"SELECT * FROM notifications WHERE {' AND '.join(where)}"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (*params, limit + 1),
+        ).fetchall()
+    items, next_cursor = page(rows, limit, lambda last: (last["created_at"].isoformat(), str(last["id"])))
+    return WebhookDeliveryPage(items=[_delivery_view(r) for r in items], next_cursor=next_cursor)
+
+
+def retry_delivery(tenant_id: str, delivery_id: str, sqs: Any = None) -> WebhookDelivery:
+    """Give a dead webhook event a fresh set of attempts, starting now (sent to the current URL and secret)."""
+    try:
+        delivery_id = str(uuid.UUID(delivery_id))
+    except ValueError:
+        raise NotFound(f"delivery {delivery_id} not found") from None
+
+    def reset(conn: db.Conn) -> dict[str, Any]:
+        row = conn.execute(
+            "SELECT * FROM notifications WHERE tenant_id = %s AND id = %s AND channel = 'webhook' FOR UPDATE",
+            (tenant_id, delivery_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        if row["status"] != "dead":
+            raise Conflict(
+                f"delivery {delivery_id} is {row['status']}; only dead deliveries can be retried",
+                code="delivery_not_dead",
+            )
+        if not _webhook_configured(conn, tenant_id):
+            raise Conflict("set a webhook URL first (PUT /v1/account/webhook)", code="webhook_not_configured")
+        updated = conn.execute(
+            "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+            " enqueued_at = NULL, locked_until = NULL, updated_at = now()"
+            " WHERE tenant_id = %s AND id = %s RETURNING *",
+            (tenant_id, delivery_id),
+        ).fetchone()
+        assert updated is not None
+        return dict(updated)
+
+    row = db.atomic(tenant_id, reset)
+    dispatch(tenant_id, sqs)
+    return _delivery_view(row)

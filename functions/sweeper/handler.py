@@ -1,5 +1,6 @@
-"""Scheduled (EventBridge, every few minutes): release credit holds whose deadline has passed, and forget
-processed Stripe events older than 30 days (Stripe retries a delivery for up to 3 days)."""
+"""Scheduled (EventBridge, every few minutes): release credit holds whose deadline has passed, re-send
+notifications whose queue message never left or was lost, and forget processed Stripe events older than 30 days
+(Stripe retries a delivery for up to 3 days)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import aws, billing, pipeline
+from functions.common import aws, billing, db, notifications, pipeline
 from functions.common.observability import logger, metrics, tracer
 
 
@@ -15,7 +16,9 @@ from functions.common.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return {
-        **pipeline.sweep_expired_holds(aws.client("stepfunctions")),
-        "stripe_events_pruned": billing.prune_events(),
-    }
+    swept = pipeline.sweep_expired_holds(aws.client("stepfunctions"))
+    try:
+        dispatched = notifications.sweep(aws.client("sqs"))
+    finally:
+        db.reset()  # no idle connection between runs (an idle Aurora Serverless v2 cluster can pause)
+    return {**swept, "notifications_dispatched": dispatched, "stripe_events_pruned": billing.prune_events()}

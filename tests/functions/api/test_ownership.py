@@ -4,7 +4,9 @@ route without an entry in ``OWNED`` fails this test."""
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from typing import Any
 
 import boto3
@@ -36,7 +38,21 @@ def owned(user_pool: dict[str, str], conn: psycopg.Connection) -> dict[str, str]
     _, job = call("POST", "/v1/jobs", sub="owner", body={"filename": "a.jpg", "content_type": "image/jpeg"})
     finish_job(conn, job["job_id"])
     _, key = call("POST", "/v1/account/api-keys", sub="owner", body={"name": "owner's key"})
-    return {"job_id": job["job_id"], "key_id": key["id"]}
+    call("PUT", "/v1/account/webhook", sub="owner", body={"url": "https://shop.example.com/hooks"})
+    delivery = dead_delivery(conn, job["job_id"])
+    return {"job_id": job["job_id"], "key_id": key["id"], "delivery_id": delivery}
+
+
+def dead_delivery(conn: psycopg.Connection, job_id: str) -> str:
+    """A webhook event of the job's tenant whose every attempt failed (so the owner may retry it)."""
+    tenant_id = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (job_id,)).fetchone()["tenant_id"]
+    delivery_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO notifications (id, tenant_id, channel, type, subject, payload, status, attempts)"
+        " VALUES (%s, %s, 'webhook', 'job.succeeded', %s, %s, 'dead', 8)",
+        (delivery_id, tenant_id, f"job:{job_id}", json.dumps({"id": delivery_id, "type": "job.succeeded"})),
+    )
+    return delivery_id
 
 
 @pytest.mark.parametrize(("method", "path"), id_routes())
@@ -56,6 +72,10 @@ def test_another_tenants_id_is_not_found(
     assert job["deleted_at"] is None
     key = conn.execute("SELECT revoked_at FROM api_keys WHERE id = %s", (owned["key_id"],)).fetchone()
     assert key["revoked_at"] is None
+    delivery = conn.execute(
+        "SELECT status FROM notifications WHERE id = %s", (owned["delivery_id"],)
+    ).fetchone()
+    assert delivery["status"] == "dead"
     assert call("GET", f"/v1/jobs/{owned['job_id']}", sub="owner")[0] == 200
     s3 = boto3.client("s3", region_name="us-east-1")
     assert s3.list_objects_v2(Bucket=RESULTS).get("KeyCount", 0) == 1
