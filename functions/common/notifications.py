@@ -345,7 +345,8 @@ def _enqueue(sqs: Any, entries: list[tuple[dict[str, Any], float]]) -> None:
                 {
                     "Id": str(i),
                     "MessageBody": json.dumps(body),
-                    "DelaySeconds": min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(float(delay)))),
+                    # rounded down: a message up to DUE_SLACK_SECONDS early still starts its attempt
+                    "DelaySeconds": min(MAX_SQS_DELAY_SECONDS, max(0, int(float(delay)))),
                 }
                 for i, (body, delay) in enumerate(chunk)
             ],

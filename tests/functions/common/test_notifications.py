@@ -115,3 +115,135 @@ def test_rows_are_tenant_isolated(database_url: str, conn) -> None:
         assert c.execute("SELECT count(*) AS n FROM notifications").fetchone()["n"] == 0
     with db.transaction(tenant_a) as c:
         assert c.execute("SELECT count(*) AS n FROM notifications").fetchone()["n"] == 1
+
+
+# ---- signatures ---------------------------------------------------------------------------------------------------
+
+SECRET = "whsec_test_secret"
+BODY = b'{"id":"e-1","type":"job.succeeded","created_at":"2026-11-23T12:00:00Z","data":{}}'
+
+
+def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    import hashlib
+    import hmac
+
+    header = notifications.sign(SECRET, BODY, 1_800_000_000)
+    expected = hmac.new(SECRET.encode(), b"1800000000." + BODY, hashlib.sha256).hexdigest()
+    assert header == f"t=1800000000,v1={expected}"
+    assert notifications.verify_signature(SECRET, header, BODY, now=1_800_000_000)
+    assert notifications.verify_signature(SECRET, header, BODY.decode(), now=1_800_000_100)  # str bodies too
+
+
+@pytest.mark.parametrize(
+    ("secret", "body", "now", "why"),
+    [
+        (SECRET, BODY.replace(b"succeeded", b"failed"), 1_800_000_000, "tampered body"),
+        (SECRET, BODY + b" ", 1_800_000_000, "one byte more"),
+        ("whsec_wrong", BODY, 1_800_000_000, "wrong secret"),
+        (SECRET, BODY, 1_800_000_301, "stale: older than the tolerance (a replay)"),
+        (SECRET, BODY, 1_799_999_699, "from the future"),
+    ],
+)
+def test_verification_refuses(secret: str, body: bytes, now: int, why: str) -> None:
+    header = notifications.sign(SECRET, BODY, 1_800_000_000)
+    assert not notifications.verify_signature(secret, header, body, now=now), why
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "t=1800000000", "v1=abc", "t=abc,v1=def", "t=1800000000,v1=", "garbage", "t=-1,v1=00"],
+)
+def test_malformed_headers_are_refused(header: str) -> None:
+    assert not notifications.verify_signature(SECRET, header, BODY, now=1_800_000_000)
+
+
+def test_any_of_several_signatures_may_match() -> None:
+    good = notifications.sign(SECRET, BODY, 1_800_000_000)
+    header = f"t=1800000000,v1={'0' * 64},{good.split(',')[1]}"
+    assert notifications.verify_signature(SECRET, header, BODY, now=1_800_000_000)
+
+
+def test_tolerance_is_configurable() -> None:
+    header = notifications.sign(SECRET, BODY, 1_800_000_000)
+    assert notifications.verify_signature(SECRET, header, BODY, tolerance=600, now=1_800_000_500)
+    assert not notifications.verify_signature(SECRET, header, BODY, tolerance=60, now=1_800_000_061)
+
+
+def test_the_documented_snippet_needs_only_the_standard_library() -> None:
+    """verify_signature is meant to be copied into a customer's code: run its source on its own."""
+    import inspect
+
+    namespace: dict = {}
+    source = inspect.getsource(notifications.verify_signature).replace(
+        "body: bytes | str", "body"
+    )  # no annotations needed
+    exec(compile("from __future__ import annotations\n" + source, "snippet", "exec"), namespace)  # noqa: S102
+    header = notifications.sign(SECRET, BODY, 1_800_000_000)
+    assert namespace["verify_signature"](SECRET, header, BODY, now=1_800_000_000)
+
+
+# ---- backoff and address checks -----------------------------------------------------------------------------------
+
+
+def test_backoff_is_exponential_capped_with_full_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_BACKOFF_BASE_SECONDS", "30")
+    monkeypatch.setenv("WEBHOOK_BACKOFF_CAP_SECONDS", "3600")
+    ceilings = [notifications.backoff_delay(n, rng=lambda: 1.0) for n in range(1, 10)]
+    assert ceilings == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert notifications.backoff_delay(5, rng=lambda: 0.0) == 0
+    assert notifications.backoff_delay(3, rng=lambda: 0.5) == 60
+    import random
+
+    rng = random.Random(0)
+    delays = [notifications.backoff_delay(4, rng=rng.random) for _ in range(200)]
+    assert all(0 <= d <= 240 for d in delays)
+    assert min(delays) < 30
+    assert max(delays) > 200  # spread over the whole range (full jitter)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104 - an address to refuse
+        "127.0.0.1",
+        "::1",
+        "fc00::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "224.0.0.1",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    with pytest.raises(notifications.DeliveryRefused):
+        notifications.resolve_public(address, 443, loopback_ok=False)
+
+
+def test_loopback_only_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCAL_WEBHOOKS_ALLOW_LOOPBACK", raising=False)
+    with pytest.raises(notifications.DeliveryRefused):
+        notifications.resolve_public("127.0.0.1", 80)
+    monkeypatch.setenv("LOCAL_WEBHOOKS_ALLOW_LOOPBACK", "1")
+    assert notifications.resolve_public("127.0.0.1", 80) == "127.0.0.1"
+    with pytest.raises(notifications.DeliveryRefused):
+        notifications.resolve_public("10.1.2.3", 80)  # only loopback is let through locally
+
+
+def test_public_addresses_are_allowed() -> None:
+    assert notifications.resolve_public("93.184.216.34", 443, loopback_ok=False) == "93.184.216.34"
+    assert notifications.resolve_public("2606:2800:220:1:248:1893:25c8:1946", 443, loopback_ok=False)
+
+
+def test_post_refuses_without_sending(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCAL_WEBHOOKS_ALLOW_LOOPBACK", raising=False)
+    status, error = notifications.post("http://127.0.0.1:9/hook", b"{}", {}, 1.0)
+    assert status is None
+    assert "non-public address" in (error or "")
+    assert notifications.post("ftp://example.com/x", b"{}", {}, 1.0) == (
+        None,
+        "the webhook URL is not http(s)",
+    )
