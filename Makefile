@@ -34,7 +34,7 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy functions inference_container/modamoda_inference local infra app.py
+	$(PY) -m mypy functions inference_container/modamoda_inference local infra app.py modamoda_cli
 
 .PHONY: openapi
 # The API's OpenAPI document, generated from functions/api/handler.py (tests check the committed copy).
