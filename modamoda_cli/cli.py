@@ -257,7 +257,7 @@ def cmd_upload(ctx: Context) -> int:
         ui.json({**s.to_dict(), "resumable": True})
         ui.warn(
             f"interrupted: {len(s.uploaded) + len(s.already)} file(s) of batch {s.batch_id} are uploaded; "
-            f"run `modamoda upload {args.folder}` again to send the rest"
+            "run the same `modamoda upload` command again to send the rest"
         )
         return EXIT_INTERRUPTED
     ui.json(summary.to_dict())

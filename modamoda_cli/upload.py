@@ -345,7 +345,16 @@ class Uploader:
         folder, options, summary = self.folder, self.options, self.summary
         if not folder.is_dir():
             raise UsageError(f"{folder} is not a folder")
+        state = self._state()
         manifest = find_manifest(folder, options.manifest)
+        earlier = state.data.get("manifest") if state.batch_id else None
+        if manifest is None and isinstance(earlier, dict) and earlier.get("path"):
+            if not Path(earlier["path"]).is_file():
+                raise UsageError(
+                    f"this folder's batch was uploaded with the manifest {earlier['path']}, which is gone: "
+                    "give it with --manifest again (or --new for a new batch)"
+                )
+            manifest = read_manifest(Path(earlier["path"]))  # resuming: the same manifest decides the files
         candidates, skipped = scan(folder, manifest)
         if manifest is not None:
             by_name = {c.name: c for c in candidates}
@@ -367,7 +376,6 @@ class Uploader:
         if not candidates:
             raise CliError(f"no images to upload in {folder}")
 
-        state = self._state()
         batch = self._batch(state)
         summary.batch_id, summary.batch_name = str(batch["id"]), str(batch.get("name") or "")
 
@@ -475,6 +483,7 @@ class Uploader:
         self._send(candidate)
         state.data["manifest"] = {
             "name": manifest.upload_name,
+            "path": str(manifest.path.resolve()),
             "sha256": manifest.sha256,
             "uploaded_at": _now(),
         }

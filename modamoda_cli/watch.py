@@ -58,7 +58,11 @@ def summary_line(batch: dict[str, Any]) -> str:
     done, total = done_and_total(batch)
     spent = batch.get("credits_spent")
     credits = f"; {spent} credits spent" if spent is not None else ""
-    return f"batch {batch.get('id')} ({batch.get('name') or ''}) {describe(batch)} — {done} of {total} done{credits}"
+    line = f"batch {batch.get('id')} ({batch.get('name') or ''}) {describe(batch)} — {done} of {total} done{credits}"
+    for key, label in (("stop_reason", "stopped"), ("manifest_error", "manifest refused")):
+        if batch.get(key):
+            line += f"\n{label}: {batch[key]}"
+    return line
 
 
 def watch(

@@ -185,7 +185,7 @@ def test_ctrl_c_leaves_a_state_that_resumes_with_only_the_missing_files(
     first = cli("upload", str(photos), "--parallel", "1")
     assert first.code == 130
     assert "interrupted: 3 file(s)" in first.err
-    assert f"modamoda upload {photos}" in first.err
+    assert "run the same `modamoda upload` command again" in first.err
     assert logged_in.s3_posts == ["shirt-1.jpg", "shirt-2.jpg", "shirt-3.jpg"]  # the one in flight finished
     saved = state(photos)
     assert sorted(saved["files"]) == ["shirt-1.jpg", "shirt-2.jpg", "shirt-3.jpg"]
@@ -291,3 +291,26 @@ def test_an_empty_folder(logged_in: FakeModamoda, cli: Cli, tmp_path: Path) -> N
 )
 def test_sniffing_image_types(head: bytes, expected: str | None) -> None:
     assert sniff(head + b"\0" * 16) == expected
+
+
+def test_resuming_uses_the_manifest_the_batch_was_started_with(
+    logged_in: FakeModamoda, cli: Cli, photos: Path, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "list.json"
+    manifest.write_text(json.dumps({"files": [{"file": f"shirt-{i}.jpg"} for i in range(1, 5)]}))
+
+    def interrupt_at_the_second_photo(name: str) -> None:
+        if name == "shirt-2.jpg":
+            _thread.interrupt_main()
+            time.sleep(0.3)
+
+    logged_in.on_s3_post = interrupt_at_the_second_photo
+    assert cli("upload", str(photos), "--manifest", str(manifest), "--parallel", "1").code == 130
+    logged_in.on_s3_post = None
+    result = cli("--json", "upload", str(photos))  # no --manifest this time
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert sorted(summary["uploaded"]) == ["shirt-3.jpg", "shirt-4.jpg"]
+    assert summary["skipped"] == [{"file": "shirt-5.jpg", "reason": "not in the manifest"}]
+    assert logged_in.s3_posts.count("manifest.json") == 1
+    assert logged_in.count("POST", r"/v1/batches/[^/]+/seal") == 0
