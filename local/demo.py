@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
         if args.serve:
             serve(stack, args.email, args.password)
+        else:
+            print("  the PWA above stops with the demo: `make serve` runs the demo and keeps it up at")
+            print("  http://127.0.0.1:8787/ until Ctrl-C")
     return 0 if failures == 0 else 1
 
 
