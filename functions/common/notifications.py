@@ -141,26 +141,35 @@ def job_finished(conn: db.Conn, job: dict[str, Any]) -> None:
     _record(conn, tenant_id, "webhook", event_type, f"job:{job['id']}", job_data(job))
 
 
-def owner_email(conn: db.Conn, tenant_id: str, batch: dict[str, Any] | None = None) -> str | None:
-    """Where a batch's e-mail goes: its creator's address if the batch names one, else the tenant's first person
-    (API keys have no mailbox)."""
+COGNITO_RECIPIENT = "cognito-sub:"  # a recipient looked up in the user pool when the e-mail is sent
+
+
+def _mailbox(value: Any) -> str | None:
+    if isinstance(value, str) and "@" in value and not value.endswith(API_KEY_EMAIL_DOMAIN):
+        return value
+    return None
+
+
+def owner_recipient(conn: db.Conn, tenant_id: str, batch: dict[str, Any] | None = None) -> str | None:
+    """Where a batch's e-mail goes: the address the batch names, else its creator's (``created_by``, a Cognito
+    subject) or the tenant's first person's (API keys have no mailbox). Access tokens carry no e-mail address, so
+    when the database knows none the recipient is ``cognito-sub:<sub>``, looked up in the user pool at send time."""
     batch = batch or {}
     for key in ("owner_email", "email"):
-        if isinstance(batch.get(key), str) and "@" in batch[key]:
+        if _mailbox(batch.get(key)):
             return str(batch[key])
-    creator = batch.get("created_by")
-    if creator:
-        row = conn.execute(
-            "SELECT email FROM users WHERE sub = %s AND tenant_id = %s", (str(creator), tenant_id)
-        ).fetchone()
-        if row and row["email"] and not row["email"].endswith(API_KEY_EMAIL_DOMAIN):
-            return str(row["email"])
-    row = conn.execute(
-        "SELECT email FROM users WHERE tenant_id = %s AND email IS NOT NULL AND email LIKE '%%@%%'"
-        " AND email NOT LIKE %s ORDER BY created_at, sub LIMIT 1",
-        (tenant_id, "%" + API_KEY_EMAIL_DOMAIN),
-    ).fetchone()
-    return str(row["email"]) if row else None
+    person = (
+        "SELECT u.sub, u.email FROM users u WHERE u.tenant_id = %s"
+        " AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.sub = u.sub)"
+    )
+    row = None
+    if batch.get("created_by"):
+        row = conn.execute(person + " AND u.sub = %s", (tenant_id, str(batch["created_by"]))).fetchone()
+    if row is None:
+        row = conn.execute(person + " ORDER BY u.created_at, u.sub LIMIT 1", (tenant_id,)).fetchone()
+    if row is None:
+        return None
+    return _mailbox(row["email"]) or f"{COGNITO_RECIPIENT}{row['sub']}"
 
 
 def batch_data(batch: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +206,7 @@ def batch_finished(conn: db.Conn, batch: dict[str, Any], report: dict[str, Any])
     data = batch_data(batch, report)
     if _webhook_configured(conn, tenant_id):
         _record(conn, tenant_id, "webhook", event_type, subject, data)
-    recipient = owner_email(conn, tenant_id, batch)
+    recipient = owner_recipient(conn, tenant_id, batch)
     if recipient:
         _record(conn, tenant_id, "email", event_type, subject, data, recipient=recipient)
 
@@ -641,12 +650,33 @@ def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def _send_email(tenant_id: str, row: dict[str, Any], sqs: Any, ses: Any) -> str:
+def _address(recipient: str, cognito: Any) -> str | None:
+    """The e-mail address of a recipient (``cognito-sub:<sub>``: the user pool's ``email`` attribute)."""
+    if not recipient.startswith(COGNITO_RECIPIENT):
+        return recipient
+    sub = recipient.removeprefix(COGNITO_RECIPIENT)
+    if not sub or '"' in sub or "\\" in sub:
+        return None
+    users = (cognito or aws.client("cognito-idp")).list_users(
+        UserPoolId=config.user_pool_id(), Filter=f'sub = "{sub}"', Limit=1
+    )["Users"]
+    attributes = {a["Name"]: a["Value"] for user in users for a in user.get("Attributes", [])}
+    return _mailbox(attributes.get("email"))
+
+
+def _send_email(tenant_id: str, row: dict[str, Any], sqs: Any, ses: Any, cognito: Any = None) -> str:
     subject, text, html = render_email(row["payload"])
+    try:
+        address = _address(str(row["recipient"]), cognito)
+    except ClientError as exc:
+        return _finish(tenant_id, row, sqs, ok=False, status_code=None, error=f"Cognito: {exc}")
+    if address is None:
+        error = "the account owner has no e-mail address"
+        return _finish(tenant_id, row, sqs, ok=False, status_code=None, error=error, permanent=True)
     try:
         ses.send_email(
             Source=email_from(),
-            Destination={"ToAddresses": [row["recipient"]]},
+            Destination={"ToAddresses": [address]},
             Message={
                 "Subject": {"Data": subject, "Charset": "UTF-8"},
                 "Body": {
@@ -662,7 +692,14 @@ def _send_email(tenant_id: str, row: dict[str, Any], sqs: Any, ses: Any) -> str:
 
 
 def deliver(
-    tenant_id: str, ident: str, *, sqs: Any, ses: Any, due: str | None = None, poster: Poster | None = None
+    tenant_id: str,
+    ident: str,
+    *,
+    sqs: Any,
+    ses: Any,
+    due: str | None = None,
+    poster: Poster | None = None,
+    cognito: Any = None,
 ) -> str:
     """One attempt at one notification, at most one at a time (leased). Safe to call for any duplicate message:
     a delivered or dead event, or one being attempted, sends nothing. Returns the outcome."""
@@ -681,7 +718,7 @@ def deliver(
         return _not_claimed(tenant_id, ident, due, sqs)
     row, tenant = claimed
     if row["channel"] == "email":
-        return _send_email(tenant_id, row, sqs, ses)
+        return _send_email(tenant_id, row, sqs, ses, cognito)
     return _send_webhook(tenant_id, row, tenant, sqs, poster or post)
 
 

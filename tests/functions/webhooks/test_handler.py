@@ -482,3 +482,42 @@ def test_ses_failures_are_retried_then_dead(
     dead = row(conn, tenant_id, f"batch:{batch['id']}", channel="email")
     assert (dead["status"], dead["attempts"]) == ("dead", 2)
     assert "MessageRejected" in dead["last_error"]
+
+
+def test_the_owner_address_comes_from_the_user_pool(
+    queue: str, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access tokens carry no e-mail address (users.email holds the Cognito username), so the recipient is
+    looked up in the user pool when the e-mail is sent; API keys are never the owner."""
+    from functions.common.tenants import ensure_user
+
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    pool = cognito.create_user_pool(PoolName="modamoda-test", UsernameAttributes=["email"])["UserPool"]["Id"]
+    monkeypatch.setenv("USER_POOL_ID", pool)
+    created = cognito.admin_create_user(
+        UserPoolId=pool,
+        Username="buyer@shop.example.com",
+        UserAttributes=[{"Name": "email", "Value": "buyer@shop.example.com"}],
+        MessageAction="SUPPRESS",
+    )["User"]
+    sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
+    who = ensure_user(sub, sub, 0)  # as the API provisions from an access token: the username, no address
+    conn.execute(
+        "INSERT INTO users (sub, tenant_id, email, created_at) VALUES"
+        " ('key-sub', %s, 'apikey-1@api-keys.modamoda.invalid', now() - interval '1 day')",
+        (who.tenant_id,),
+    )
+    conn.execute(
+        "INSERT INTO api_keys (id, tenant_id, name, prefix, cognito_username, sub)"
+        " VALUES (%s, %s, 'k', 'mmk_1', 'apikey-1@api-keys.modamoda.invalid', 'key-sub')",
+        (str(uuid.uuid4()), who.tenant_id),
+    )
+    batch = {"id": str(uuid.uuid4()), "tenant_id": who.tenant_id, "status": "cancelled", "counts": {}}
+    with db.transaction(who.tenant_id) as c:
+        notifications.batch_finished(c, batch, {})
+    assert row(conn, who.tenant_id, f"batch:{batch['id']}", "email")["recipient"] == f"cognito-sub:{sub}"
+    notifications.dispatch(who.tenant_id)
+    drain(queue)
+    (mail,) = ses_sent()
+    assert mail.destinations["ToAddresses"] == ["buyer@shop.example.com"]
+    assert mail.subject.endswith("was cancelled")
