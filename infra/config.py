@@ -51,6 +51,8 @@ class StageConfig:
     * ``alarm_email``: subscribe this address to the alarm topic (a confirmation mail is sent).
     * ``accept_signin_scope``: the API also accepts access tokens of direct (SRP) sign-in, whose only scope is
       ``aws.cognito.signin.user.admin``; ``false`` requires the ``modamoda/api`` scope (hosted UI, code + PKCE).
+    * ``email_from``: the sender of the batch e-mails (``Name <address>`` or an address); the stack creates its SES
+      identity, and SES sends once the address is verified (and the account is out of the SES sandbox).
     """
 
     stage: str = "dev"
@@ -61,6 +63,7 @@ class StageConfig:
     rds_proxy: bool = False
     alarm_email: str | None = None
     accept_signin_scope: bool = True
+    email_from: str = "Modamoda <no-reply@modamoda.example>"
 
     @property
     def is_prod(self) -> bool:
@@ -87,6 +90,9 @@ class StageConfig:
         alarm_email = get("alarm_email", None)
         if alarm_email is not None and "@" not in str(alarm_email):
             raise ValueError(f"context 'alarm_email' must be an e-mail address, got {alarm_email!r}")
+        email_from = str(get("email_from", cls.email_from))
+        if "@" not in email_from:
+            raise ValueError(f"context 'email_from' must be an e-mail address, got {email_from!r}")
         return cls(
             stage=stage,
             web_origin=None if web_origin is None else str(web_origin).rstrip("/"),
@@ -96,4 +102,5 @@ class StageConfig:
             rds_proxy=_flag(get("rds_proxy", stage == "prod")),
             alarm_email=None if alarm_email is None else str(alarm_email),
             accept_signin_scope=_flag(get("accept_signin_scope", cls.accept_signin_scope)),
+            email_from=email_from,
         )

@@ -15,6 +15,7 @@ from infra.inference import Inference, InferenceProps
 from infra.lambdas import LambdaPackaging, LambdaPackagingProps
 from infra.migrations import Migrations, MigrationsProps
 from infra.nag import acknowledge_cdk_internals
+from infra.notifications import Notifications, NotificationsProps
 from infra.observability import Observability, ObservabilityProps
 from infra.pipeline import Pipeline, PipelineProps
 from infra.storage import Storage, StorageProps
@@ -115,11 +116,33 @@ class ModamodaStack(Stack):
                 removal_policy=removal,
             ),
         )
+        pipeline = self.pipeline
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            NotificationsProps(
+                packaging=self.packaging,
+                user_pool=self.api.user_pool,
+                email_from=config.email_from,
+                producers=[  # the functions that end jobs (and batches) dispatch their outbox rows
+                    self.api.function,
+                    pipeline.start_workflow,
+                    pipeline.capture_credits,
+                    pipeline.release_credits,
+                    pipeline.notifier,
+                    pipeline.sweeper,
+                ],
+            ),
+        )
         # Nothing should serve traffic before the schema exists.
-        for fn in (self.api.function, self.pipeline.start_workflow, self.billing.function):
+        for fn in (
+            self.api.function,
+            self.pipeline.start_workflow,
+            self.billing.function,
+            self.notifications.function,
+        ):
             fn.node.add_dependency(self.migrations)
 
-        pipeline = self.pipeline
         self.observability = Observability(
             self,
             "Observability",
@@ -133,11 +156,13 @@ class ModamodaStack(Stack):
                     "Notifier": pipeline.notifier,
                     "Sweeper": pipeline.sweeper,
                     "Migrate": self.migrations.function,
+                    "Webhooks": self.notifications.function,
                 },
                 dead_letter_queues={
                     "StartDeadLetterQueue": pipeline.start_dead_letter_queue,
                     "NotificationDeadLetterQueue": pipeline.notification_dead_letter_queue,
                     "EventsDeadLetterQueue": pipeline.events_dead_letter_queue,
+                    "WebhooksDeadLetterQueue": self.notifications.dead_letter_queue,
                 },
                 state_machine=pipeline.state_machine,
                 endpoint_name=self.inference.endpoint_name,
@@ -175,6 +200,7 @@ class ModamodaStack(Stack):
             "InferenceEndpointName": self.inference.endpoint_name,
             "StripeSecretArn": self.billing.secret.secret_arn,
             "AlarmTopicArn": self.observability.topic.topic_arn,
+            "WebhooksQueueUrl": self.notifications.queue.queue_url,
             "DashboardName": self.observability.dashboard.dashboard_name,
         }
         for name, value in outputs.items():

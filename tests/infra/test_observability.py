@@ -53,7 +53,7 @@ def test_every_function_has_error_and_throttle_alarms(synth: Synth) -> None:
 def test_every_dead_letter_queue_alarms_on_its_first_message(synth: Synth) -> None:
     alarms = _alarms(synth)
     dead_letter_queues = {lid for lid in synth.of_type("AWS::SQS::Queue") if "DeadLetterQueue" in lid}
-    assert len(dead_letter_queues) == 3
+    assert len(dead_letter_queues) == 4
     alarmed = {
         _dimensions(a)["QueueName"]["Fn::GetAtt"][0]: a
         for a in alarms.values()

@@ -27,6 +27,7 @@ EXPECTED_HANDLERS = {
     "functions.migrate.handler.lambda_handler",
     "functions.sweeper.handler.lambda_handler",
     "functions.billing.handler.lambda_handler",
+    "functions.webhooks.handler.lambda_handler",
 }
 
 
@@ -309,8 +310,11 @@ def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synt
     start = synth.functions()["functions.start_workflow.handler.lambda_handler"]
     assert queue["VisibilityTimeout"] >= 6 * start["Timeout"]
 
-    (_, mapping) = synth.one("AWS::Lambda::EventSourceMapping")
-    props = mapping["Properties"]
+    (props,) = [
+        m["Properties"]
+        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    ]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == 10
     assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
@@ -319,7 +323,8 @@ def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synt
 
 def test_every_queue_is_encrypted_and_refuses_plain_http(synth: Synth) -> None:
     queues = synth.of_type("AWS::SQS::Queue")
-    assert len(queues) == 4  # start, and the start, notification and events dead-letter queues
+    # start and webhooks, and the start, notification, events and webhooks dead-letter queues
+    assert len(queues) == 6
     statements = [
         (queue["Ref"], s)
         for res in synth.of_type("AWS::SQS::QueuePolicy").values()
