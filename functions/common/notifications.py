@@ -187,10 +187,17 @@ def batch_data(batch: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     )
     data = {k: batch[k] for k in keep if k in batch}
     data["report"] = {
-        k: report[k]
-        for k in ("csv_key", "json_key", "csv_url", "json_url", "totals", "consistency")
-        if k in report
+        k: report[k] for k in ("csv_key", "json_key", "csv_url", "json_url", "totals") if k in report
     }
+    check = report.get("consistency")
+    if isinstance(check, dict):  # a summary: the per-image details are in the report itself
+        flagged = list(check.get("flagged") or [])
+        data["report"]["consistency"] = {
+            "judged": check.get("judged"),
+            "note": check.get("note"),
+            "flagged_count": len(flagged),
+            "flagged": flagged[:100],
+        }
     return data
 
 
@@ -607,8 +614,8 @@ def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     data = payload.get("data") or {}
     name = str(data.get("name") or data.get("id") or "your batch")
     status = str(payload.get("type", "batch.completed")).removeprefix("batch.")
-    counts = data.get("counts") or {}
     report = data.get("report") or {}
+    counts = data.get("counts") or report.get("totals") or {}
     verb = {"completed": "is finished", "stopped": "was stopped", "cancelled": "was cancelled"}.get(
         status, f"is {status}"
     )
@@ -619,8 +626,15 @@ def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     for key in ("total", "succeeded", "failed", "rejected", "cancelled"):
         if counts.get(key) is not None:
             lines.append(f"{key.capitalize():<10} {counts[key]}")
-    if data.get("credits_spent") is not None:
-        lines.append(f"{'Credits':<10} {data['credits_spent']}")
+    spent = data.get("credits_spent", (report.get("totals") or {}).get("credits_spent"))
+    if spent is not None:
+        lines.append(f"{'Credits':<10} {spent}")
+    check = report.get("consistency") or {}
+    if check.get("flagged_count"):
+        lines += [
+            "",
+            f"Consistency check: {check['flagged_count']} image(s) stand out from the batch (see the report).",
+        ]
     links = [
         (label, report[key]) for label, key in (("CSV", "csv_url"), ("JSON", "json_url")) if report.get(key)
     ]

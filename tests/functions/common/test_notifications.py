@@ -247,3 +247,26 @@ def test_post_refuses_without_sending(monkeypatch: pytest.MonkeyPatch) -> None:
         None,
         "the webhook URL is not http(s)",
     )
+
+
+def test_batch_events_summarise_the_report() -> None:
+    report = {
+        "csv_key": "results/t/b/report.csv",
+        "json_key": "results/t/b/report.json",
+        "totals": {"total": 3, "succeeded": 3, "failed": 0, "credits_spent": 3, "files": 3},
+        "files": [{"file": f"{i}.jpg"} for i in range(3)],
+        "consistency": {"judged": True, "note": None, "flagged": ["2.jpg"], "images": [{"id": "2.jpg"}] * 3},
+    }
+    data = notifications.batch_data({"id": "b-1", "name": "SS26", "status": "completed"}, report)
+    assert "files" not in data["report"]
+    assert data["report"]["consistency"] == {
+        "judged": True,
+        "note": None,
+        "flagged_count": 1,
+        "flagged": ["2.jpg"],
+    }
+    _, text, _ = notifications.render_email({"type": "batch.completed", "data": notifications._plain(data)})
+    assert "Succeeded  3" in text
+    assert "Credits    3" in text
+    assert "Consistency check: 1 image(s) stand out" in text
+    assert "JSON: results/t/b/report.json" in text
