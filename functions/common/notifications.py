@@ -767,6 +767,12 @@ def _delivery_view(row: dict[str, Any]) -> WebhookDelivery:
     )
 
 
+def _cursor_key(values: list[Any]) -> tuple[datetime, str]:
+    if len(values) != 2:
+        raise ValueError("a delivery cursor holds two values")
+    return datetime.fromisoformat(str(values[0])), str(uuid.UUID(str(values[1])))
+
+
 def list_deliveries(
     tenant_id: str, limit: int, cursor: str | None, status: str | None = None
 ) -> WebhookDeliveryPage:
@@ -788,9 +794,7 @@ def list_deliveries(
         where.append("status = %s")
         params.append(status)
     if cursor:
-        created, last_id = decode_cursor(
-            cursor, lambda v: (datetime.fromisoformat(v[0]), str(uuid.UUID(v[1])))
-        )
+        created, last_id = decode_cursor(cursor, _cursor_key)
         where.append("(created_at, id) < (%s, %s)")
         params += [created, last_id]
     with db.transaction(tenant_id) as conn:

@@ -51,8 +51,15 @@ def test_deliveries_page_filter_and_isolation(api_env: None, conn) -> None:
     assert sorted(i["id"] for i in page["items"]) == sorted(dead)
     status, body = call("GET", "/v1/account/webhook/deliveries", sub="hooks-a", query="status=lost")
     assert (status, body["error"]["code"]) == (422, "validation_error")
-    status, body = call("GET", "/v1/account/webhook/deliveries", sub="hooks-a", query="cursor=bm9wZQ")
-    assert (status, body["error"]["code"]) == (422, "invalid_cursor")
+    for cursor in (
+        "bm9wZQ",
+        "W10=",
+        "WzEsMl0=",
+        "WyIyMDI2LTAxLTAxIiwgNV0=",
+        "e30=",
+    ):  # nope, [], [1,2], [d, 5], {}
+        status, body = call("GET", "/v1/account/webhook/deliveries", sub="hooks-a", query=f"cursor={cursor}")
+        assert (status, body["error"]["code"]) == (422, "invalid_cursor"), cursor
 
 
 def test_retry_errors(api_env: None, conn) -> None:
