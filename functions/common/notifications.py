@@ -298,6 +298,8 @@ def verify_signature(
     timestamp, signatures = None, []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
+        if not value.isascii():
+            continue
         if key == "t" and value.isdigit():
             timestamp = int(value)
         elif key == "v1":

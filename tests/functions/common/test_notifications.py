@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.common import db, jobs, notifications
 from tests.conftest import create_job
@@ -151,7 +153,17 @@ def test_verification_refuses(secret: str, body: bytes, now: int, why: str) -> N
 
 @pytest.mark.parametrize(
     "header",
-    ["", "t=1800000000", "v1=abc", "t=abc,v1=def", "t=1800000000,v1=", "garbage", "t=-1,v1=00"],
+    [
+        "",
+        "t=1800000000",
+        "v1=abc",
+        "t=abc,v1=def",
+        "t=1800000000,v1=",
+        "garbage",
+        "t=-1,v1=00",
+        "t=\u00b2,v1=00",  # a Unicode digit
+        "t=1800000000,v1=\u00e9\u00e9",  # a non-ASCII signature
+    ],
 )
 def test_malformed_headers_are_refused(header: str) -> None:
     assert not notifications.verify_signature(SECRET, header, BODY, now=1_800_000_000)
@@ -270,3 +282,13 @@ def test_batch_events_summarise_the_report() -> None:
     assert "Credits    3" in text
     assert "Consistency check: 1 image(s) stand out" in text
     assert "JSON: results/t/b/report.json" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=st.text(min_size=1), body=st.binary(), header=st.text(), at=st.integers(0, 2**40))
+def test_signatures_round_trip_and_never_raise(secret: str, body: bytes, header: str, at: int) -> None:
+    assert notifications.verify_signature(secret, notifications.sign(secret, body, at), body, now=at)
+    assert notifications.verify_signature(secret, header, body, now=at) in {True, False}
+    assert not notifications.verify_signature(
+        secret, notifications.sign(secret, body, at), body + b"x", now=at
+    )
