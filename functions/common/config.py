@@ -99,3 +99,18 @@ def s3_public_url() -> str | None:
 def stripe_api_base() -> str | None:
     """Another Stripe API endpoint (``STRIPE_API_BASE``: the local emulator or stripe-mock); unset → api.stripe.com."""
     return os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None
+
+
+def drop_bucket() -> str:
+    """The bulk drop-folder bucket (``drop/{tenant}/{batch}/{file}``)."""
+    return required("DROP_BUCKET")
+
+
+def manifest_max_bytes() -> int:
+    """The largest batch manifest (JSON or CSV) that is read; a larger one is refused as a whole."""
+    return integer("MANIFEST_MAX_BYTES", 5 * 1024 * 1024)
+
+
+def manifest_max_files() -> int:
+    """The most files one manifest may name."""
+    return integer("MANIFEST_MAX_FILES", 10_000)

@@ -159,6 +159,9 @@ def list_page(
     filters = filters or JobFilters()
     params: list[Any] = [tenant_id]
     where = ["tenant_id = %s", "deleted_at IS NULL"]
+    if filters.batch_id:
+        where.append("batch_id = %s")
+        params.append(filters.batch_id)
     if filters.mode:
         where.append("mode = %s")
         params.append(filters.mode)
@@ -281,6 +284,7 @@ _PROGRESS: dict[str, tuple[Stage, str, int, int]] = {
     "succeeded": ("done", "Ready", 100, 5),
     "failed": ("done", "Failed; no credits were charged", 100, 5),
     "rejected": ("done", "Rejected; no credits were charged", 100, 5),
+    "cancelled": ("done", "Cancelled; no credits were charged", 100, 5),
 }
 PROGRESS_STEPS = 5
 
@@ -308,4 +312,6 @@ def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
         stages=row["stages"] or {},
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        batch_id=str(row["batch_id"]) if row.get("batch_id") else None,
+        sku=row.get("sku"),
     )

@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from functions.common import catalogs, config
 
 Mode = Literal["ghost", "on-model"]
-JobStatus = Literal["awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected"]
+JobStatus = Literal[
+    "awaiting_upload", "queued", "validated", "processing", "succeeded", "failed", "rejected", "cancelled"
+]
 JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected"})
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected", "cancelled"})
 IN_PROGRESS_STATUSES: frozenset[str] = frozenset({"queued", "validated", "processing"})
 Priority = Literal["normal", "low"]
 ALLOWED_CONTENT_TYPES = (
@@ -154,6 +156,8 @@ class JobView(Strict):
     stages: dict[str, str] = Field(description="status → the time it was first reached (ISO 8601, UTC)")
     created_at: datetime
     updated_at: datetime
+    batch_id: str | None = Field(default=None, description="the batch this job belongs to (bulk), if any")
+    sku: str | None = Field(default=None, description="the SKU the batch manifest gave this file, if any")
 
 
 class JobPage(Strict):
@@ -180,6 +184,7 @@ class JobFilters(Strict):
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
     q: str | None = None
+    batch_id: str | None = None  # the jobs of one batch (GET /v1/batches/{id}/jobs)
 
 
 class DownloadLink(Strict):
@@ -194,6 +199,150 @@ class Me(Strict):
     tenant_id: str
     tenant_kind: str
     balance: int
+
+
+# ---- batches (bulk: the drop folder drop/{tenant}/{batch}/) -----------------------------------------------------
+
+BatchStatus = Literal["open", "sealed", "completed", "stopped", "cancelled"]
+MANIFEST_FILES: dict[str, str] = {"manifest.json": "application/json", "manifest.csv": "text/csv"}
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def drop_filename(value: str) -> str:
+    """A file name in a batch's drop folder, kept exactly as given (a manifest names files by it): a plain name
+    (no folders), no control characters, not hidden (dot files are ignored), at most 255 UTF-8 bytes."""
+    if value in {"", ".", ".."}:
+        raise ValueError("must be a file name")
+    if "/" in value or "\\" in value:
+        raise ValueError("must be a plain file name, without folders")
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters")
+    if value.startswith("."):
+        raise ValueError("must not start with a dot (hidden files are ignored)")
+    if value != value.strip():
+        raise ValueError("must not start or end with spaces")
+    if len(value.encode("utf-8")) > 255:
+        raise ValueError("must be at most 255 bytes (UTF-8)")
+    return value
+
+
+class BatchDefaults(Strict):
+    """What every file of a batch gets unless its manifest row says otherwise."""
+
+    mode: Mode = "ghost"
+    options: JobOptions = JobOptions()
+    priority: Priority = "normal"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_model_has_a_pose(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "on-model":
+            options = data.get("options", {})
+            if isinstance(options, JobOptions):
+                options = options.model_dump()
+            if isinstance(options, dict) and options.get("pose_id") is None:
+                data = {**data, "options": {**options, "pose_id": catalogs.default_pose()}}
+        return data
+
+
+class BatchRequest(Strict):
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="shown in lists (default: the batch id)"
+    )
+    defaults: BatchDefaults = BatchDefaults()
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return None if value is None else display_name(value)
+
+
+class BatchCounts(Strict):
+    expected: int | None = Field(
+        description="the files the batch is complete with (from the manifest or the seal); null until sealed"
+    )
+    total: int = Field(description="files received (one job each)")
+    awaiting: int = Field(description="expected files not received yet")
+    queued: int = Field(description="received, waiting to be checked or for a GPU")
+    processing: int
+    succeeded: int
+    failed: int
+    rejected: int
+    cancelled: int
+
+
+class BatchReportLinks(Strict):
+    csv_url: str = Field(description="pre-signed GET of report.csv (short-lived)")
+    json_url: str = Field(description="pre-signed GET of report.json (short-lived)")
+
+
+class BatchView(Strict):
+    id: str
+    name: str
+    status: BatchStatus
+    defaults: BatchDefaults
+    sealed: bool = Field(description="no more files are expected (a manifest names them, or it was sealed)")
+    counts: BatchCounts
+    credits_spent: int
+    drop_prefix: str = Field(description="the S3 key prefix of the batch's drop folder (drop bucket)")
+    report: BatchReportLinks | None = Field(description="once finished: the report (CSV and JSON)")
+    manifest_error: str | None = Field(
+        default=None, description="why the manifest as a whole was refused (every file is then rejected)"
+    )
+    stop_reason: str | None = Field(default=None, description="why the batch was stopped")
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BatchPage(Strict):
+    items: list[BatchView]
+    next_cursor: str | None
+
+
+class BatchUploadRequest(Strict):
+    filename: str = Field(
+        min_length=1,
+        max_length=255,
+        description="the file's name in the drop folder, exactly as the manifest names it; manifest.json or "
+        "manifest.csv for the manifest",
+    )
+    content_type: Literal[
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/tiff",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+        "application/json",
+        "text/csv",
+    ]
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return drop_filename(value)
+
+    @model_validator(mode="after")
+    def _manifest_types(self) -> BatchUploadRequest:
+        expected = MANIFEST_FILES.get(self.filename)
+        if expected is not None and self.content_type != expected:
+            raise ValueError(f"{self.filename} must be uploaded as {expected}")
+        if expected is None and self.content_type not in ALLOWED_CONTENT_TYPES:
+            raise ValueError(
+                "a manifest must be named manifest.json (application/json) or manifest.csv (text/csv)"
+            )
+        return self
+
+
+class BatchUploadResponse(Strict):
+    key: str = Field(description="the object key in the drop bucket")
+    upload: PresignedPost = Field(
+        description="POST multipart/form-data to ``url`` with every entry of ``fields`` first and the file "
+        "last as field ``file``; S3 answers 204"
+    )
+    expires_in: int
+    max_bytes: int
 
 
 # ---- workflow payloads (state machine task inputs/outputs) -------------------------------------------------
@@ -466,7 +615,9 @@ class WebhookDelivery(Strict):
     """One event for the account's webhook and how its delivery went."""
 
     id: str = Field(description="the event id, sent as Modamoda-Event-Id (the same on every attempt)")
-    type: str = Field(description="job.succeeded, job.failed, job.rejected, job.cancelled, batch.completed, ...")
+    type: str = Field(
+        description="job.succeeded, job.failed, job.rejected, job.cancelled, batch.completed, ..."
+    )
     status: DeliveryStatus = Field(
         description="pending: not yet delivered (being retried with backoff); delivered: a 2xx answer; dead: "
         "every attempt failed (retry it with POST .../retry)"
