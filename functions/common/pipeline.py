@@ -9,10 +9,22 @@ import hashlib
 import json
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
-from functions.common import config, credits, db, images, jobs, notifications, storage
-from functions.common.errors import InputRejected, NotFound, split_cause
+from functions.common import (
+    aws,
+    batches,
+    config,
+    consistency,
+    credits,
+    db,
+    images,
+    jobs,
+    storage,
+)
+from functions.common.errors import InputRejected, InsufficientCredits, ModamodaError, NotFound, split_cause
 from functions.common.models import (
+    MANIFEST_FILES,
     AsyncInferenceNotification,
     ImageRef,
     InvokeInput,
@@ -30,6 +42,13 @@ MAX_WORKFLOW_TIMEOUT_SECONDS = 86_400  # WorkflowInput's bound
 HOLD_GRACE_SECONDS = (
     900  # a hold outlives the inference timeout, so the workflow settles it before the sweeper
 )
+
+
+class JobEnded(ModamodaError):
+    """The job ended (cancelled with its batch, rejected by a batch stop, expired) before it could run."""
+
+    code = "job_ended"
+    http_status = 409
 
 
 def execution_name(job_id: str, bucket: str, key: str, version_id: str | None) -> str:
@@ -51,11 +70,14 @@ def inference_timeout(priority: str) -> int:
 # ---- S3 "Object Created" (via EventBridge → SQS) → start the workflow once ------------------------------------
 
 
-def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
-    """Start the job's execution for an uploaded object. Returns the execution name, or None when ignored."""
+def start_workflow(sfn: Any, detail: dict[str, Any], s3: Any = None) -> str | None:
+    """Start the job's execution for an uploaded object (``uploads/``) or a file of a batch's drop folder
+    (``drop/``). Returns the execution name, or None when ignored (or, for a drop, recorded without a workflow)."""
     bucket = detail["bucket"]["name"]
     key = detail["object"]["key"]
     version_id = detail["object"].get("version-id")
+    if key.startswith("drop/"):
+        return _start_drop(sfn, s3 if s3 is not None else aws.client("s3"), bucket, key, version_id)
     parsed = jobs.parse_source_key(key)
     if parsed is None:
         logger.warning("ignoring object outside the upload layout", extra={"bucket": bucket, "key": key})
@@ -67,13 +89,27 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
     if claimed is None:
         logger.info("upload already handled, unknown or deleted job", extra={"job_id": job_id, "key": key})
         return None
+    _start_execution(sfn, job_id, tenant_id, bucket, key, version_id, claimed["priority"], name)
+    return name
+
+
+def _start_execution(
+    sfn: Any,
+    job_id: str,
+    tenant_id: str,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    priority: str,
+    name: str,
+) -> None:
     workflow_input = WorkflowInput(
         job_id=job_id,
         tenant_id=tenant_id,
         bucket=bucket,
         key=key,
         version_id=version_id,
-        inference_timeout_seconds=inference_timeout(claimed["priority"]),
+        inference_timeout_seconds=inference_timeout(priority),
     )
     try:
         sfn.start_execution(
@@ -81,7 +117,84 @@ def start_workflow(sfn: Any, detail: dict[str, Any]) -> str | None:
         )
     except sfn.exceptions.ExecutionAlreadyExists:
         logger.info("execution already started", extra={"job_id": job_id, "execution": name})
+
+
+def _object_key(s3: Any, bucket: str, key: str) -> str:
+    """The real key of an event's object. S3's event formats URL-encode keys (``red flower.jpg`` →
+    ``red+flower.jpg``); when the key as given has ``+`` or ``%`` and no such object exists, it is decoded."""
+    if "+" not in key and "%" not in key:
+        return key
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return key
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey"}:
+            raise
+    return unquote_plus(key)
+
+
+def _start_drop(sfn: Any, s3: Any, bucket: str, key: str, version_id: str | None) -> str | None:
+    """A file in a batch's drop folder: the manifest updates the batch; an image gets its one job (created or
+    found by batch and file name), claimed for this object version and started with the uploads' execution
+    naming, or rejected without a workflow when the batch refuses it."""
+    if bucket != config.drop_bucket():
+        logger.warning("ignoring a drop key outside the drop bucket", extra={"bucket": bucket, "key": key})
+        return None
+    key = _object_key(s3, bucket, key)
+    drop = batches.parse_drop_key(key)
+    if drop is None:
+        logger.warning("ignoring object outside the drop layout", extra={"bucket": bucket, "key": key})
+        return None
+    if not batches.tenant_exists(drop.tenant_id):
+        logger.warning("ignoring a drop for an unknown tenant", extra={"bucket": bucket, "key": key})
+        return None
+    if drop.filename in MANIFEST_FILES:
+        _receive_manifest(s3, bucket, key, version_id, drop)
+        return None
+    if batches.wants_manifest(drop):  # a manifest uploaded first may have an event still on its way
+        prefix = batches.drop_prefix(drop.tenant_id, drop.folder)
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}manifest.")
+        present = {entry["Key"] for entry in listing.get("Contents", ())}
+        for manifest_name in MANIFEST_FILES:
+            if prefix + manifest_name in present:
+                manifest = batches.DropKey(drop.tenant_id, drop.folder, manifest_name)
+                _receive_manifest(s3, bucket, prefix + manifest_name, None, manifest)
+                break
+
+    def receive(conn: db.Conn) -> batches.FileOutcome:
+        return batches.receive_file(
+            conn,
+            drop,
+            bucket,
+            key,
+            version_id,
+            lambda job_id: execution_name(job_id, bucket, key, version_id),
+        )
+
+    outcome = db.atomic(drop.tenant_id, receive)
+    name: str | None = None
+    if outcome.action == "start" and outcome.job is not None:
+        job = outcome.job
+        name = str(job["execution_name"])
+        _start_execution(sfn, str(job["id"]), drop.tenant_id, bucket, key, version_id, job["priority"], name)
+    batches.after_commit(drop.tenant_id, outcome.batch_id, s3)
     return name
+
+
+def _receive_manifest(s3: Any, bucket: str, key: str, version_id: str | None, drop: batches.DropKey) -> None:
+    data, version, error = batches.read_manifest(s3, bucket, key, version_id)
+    if error == "missing":
+        logger.warning("manifest object is gone", extra={"key": key})
+        return
+
+    def record(conn: db.Conn) -> str:
+        batches.receive_manifest(conn, drop, key, version, data, error)
+        batch = batches.find_for_drop(conn, drop.tenant_id, drop.folder)
+        assert batch is not None
+        return str(batch["id"])
+
+    batch_id = db.atomic(drop.tenant_id, record)
+    batches.after_commit(drop.tenant_id, batch_id, s3)
 
 
 # ---- state machine tasks --------------------------------------------------------------------------------------
@@ -121,12 +234,28 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
 
 
 def reserve_credits(event: ReserveInput) -> dict[str, Any]:
-    def reserve(conn: db.Conn) -> tuple[credits.Hold, int]:
-        ttl = event.hold_ttl_seconds + HOLD_GRACE_SECONDS
-        hold = credits.reserve(conn, event.tenant_id, event.job_id, event.cost, ttl)
-        return hold, credits.balance(conn, event.tenant_id)
+    """Hold the job's credits. For a batch job, a reservation that fails for lack of credits stops the batch in
+    the same transaction (``batches.stop``), and a job of a stopped or cancelled batch reserves nothing."""
 
-    hold, balance = db.atomic(event.tenant_id, reserve)
+    def reserve(conn: db.Conn) -> tuple[tuple[credits.Hold, int] | InsufficientCredits, str | None]:
+        batch = batches.lock_job_batch(conn, event.job_id)
+        if batch is not None:
+            batches.ensure_may_reserve(conn, batch, event.job_id)
+        ttl = event.hold_ttl_seconds + HOLD_GRACE_SECONDS
+        try:
+            hold = credits.reserve(conn, event.tenant_id, event.job_id, event.cost, ttl)
+        except InsufficientCredits as exc:
+            if batch is None:
+                raise
+            batches.stop(conn, batch, event.job_id, exc.message)
+            return exc, str(batch["id"])
+        return (hold, credits.balance(conn, event.tenant_id)), None
+
+    result, stopped_batch = db.atomic(event.tenant_id, reserve)
+    if isinstance(result, InsufficientCredits):
+        batches.after_commit(event.tenant_id, stopped_batch)  # the stop may have finished the batch
+        raise result
+    hold, balance = result
     return {"job_id": event.job_id, "hold": hold.status, "amount": hold.amount, "balance": balance}
 
 
@@ -147,7 +276,10 @@ def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dic
         Bucket=bucket, Key=input_key, Body=json.dumps(request).encode(), ContentType="application/json"
     )
     with db.transaction(event.tenant_id) as conn:
-        jobs.transition(conn, event.job_id, "processing", task_token=event.task_token)
+        running = jobs.transition(conn, event.job_id, "processing", task_token=event.task_token)
+        status = jobs.load(conn, event.job_id)["status"]
+    if not running:  # cancelled with its batch (or ended otherwise) while it waited: do not run it
+        raise JobEnded(f"the job is {status}; it is not run")
     response = sagemaker_runtime.invoke_endpoint_async(
         EndpointName=config.inference_endpoint_name(),
         InputLocation=f"s3://{bucket}/{input_key}",
@@ -181,25 +313,28 @@ def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
 
 
 def _settle(event: SettleInput, settle: Any) -> SettleResult:
-    def work(conn: db.Conn) -> SettleResult:
-        hold = settle(conn)
+    def work(conn: db.Conn) -> tuple[SettleResult, str | None]:
+        batch = batches.lock_job_batch(conn, event.job_id)  # first: the lock order (batch, hold, tenant, job)
+        hold = settle(conn, batch)
         job = jobs.load(conn, event.job_id)
-        return SettleResult(
+        result = SettleResult(
             job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
         )
+        return result, str(batch["id"]) if batch else None
 
-    result = db.atomic(event.tenant_id, work)
-    notifications.dispatch(event.tenant_id)  # after commit: the outbox rows this settlement recorded
+    result, batch_id = db.atomic(event.tenant_id, work)
+    # after commit: the batch's report if this settlement finished it, the outbox rows it recorded
+    batches.after_commit(event.tenant_id, batch_id)
     return result
 
 
 def capture_credits(event: SettleInput) -> SettleResult:
     """After a successful inference: spend the hold (once) and mark the job succeeded."""
 
-    def capture(conn: db.Conn) -> credits.Hold:
+    def capture(conn: db.Conn, batch: dict[str, Any] | None) -> credits.Hold:
         hold = credits.capture(conn, event.job_id)
-        if hold.status == "captured" and jobs.transition(conn, event.job_id, "succeeded"):
-            notifications.job_finished(conn, jobs.load(conn, event.job_id))
+        if hold.status == "captured":
+            batches.finish_job(conn, event.job_id, "succeeded", batch=batch)
         return hold
 
     return _settle(event, capture)
@@ -209,11 +344,12 @@ def release_credits(event: SettleInput) -> SettleResult:
     """On rejection, failure or timeout: return the hold (if any, once) and record why the job ended."""
     status, code, message = _outcome_of(event.error)
 
-    def release(conn: db.Conn) -> credits.Hold:
+    def release(conn: db.Conn, batch: dict[str, Any] | None) -> credits.Hold:
         hold = credits.release(conn, event.job_id, reason=code)
         if hold.status != "captured":  # a captured hold means the result was delivered: the job succeeded
-            if jobs.transition(conn, event.job_id, status, error_code=code, error_message=message[:1000]):
-                notifications.job_finished(conn, jobs.load(conn, event.job_id))
+            batches.finish_job(
+                conn, event.job_id, status, batch=batch, error_code=code, error_message=message[:1000]
+            )
         return hold
 
     return _settle(event, release)
@@ -225,7 +361,9 @@ def sweep_expired_holds(sfn: Any, limit: int = 200) -> dict[str, int]:
     A still-waiting execution is told the inference failed, so it ends through its own (now no-op) release.
     """
     try:
-        return _sweep(sfn, limit)
+        swept = _sweep(sfn, limit)
+        swept["batch_reports_written"] = batches.flush_unwritten()
+        return swept
     finally:
         db.reset()  # hold no idle connection between runs: an idle Aurora Serverless v2 cluster can pause
 
@@ -272,18 +410,30 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
         if not output:
             raise ValueError(f"success notification for {job_id} has no outputLocation")
         content_type = (note.response_parameters.content_type or "image/png").split(";")[0].strip()
-        result_key = f"results/{job['tenant_id']}/{job_id}.{RESULT_EXTENSIONS.get(content_type, 'bin')}"
-        if job["status"] not in {"failed", "rejected"}:
+        extension = RESULT_EXTENSIONS.get(content_type, "bin")
+        in_batch = bool(job.get("batch_id") and job.get("result_name"))
+        # a batch job's result: results/{tenant}/{batch}/{sku or file stem}-{mode}.{ext}
+        result_key = (
+            batches.result_key(job, extension)
+            if in_batch
+            else f"results/{job['tenant_id']}/{job_id}.{extension}"
+        )
+        metrics = None
+        if job["status"] not in {"failed", "rejected", "cancelled"}:
             storage.copy(s3, output, config.results_bucket(), result_key, content_type)
+            if in_batch:
+                metrics = _measure(s3, output, job_id)
 
-        def capture(conn: db.Conn) -> credits.Hold:
+        def capture(conn: db.Conn) -> tuple[credits.Hold, str | None]:
+            batch = batches.lock_job_batch(conn, job_id)  # first: the lock order (batch, hold, tenant, job)
             hold = credits.capture(conn, job_id)
-            if hold.status == "captured" and jobs.transition(conn, job_id, "succeeded", result_key=result_key):
-                notifications.job_finished(conn, jobs.load(conn, job_id))
-            return hold
+            if hold.status == "captured":
+                batches.record_metrics(conn, job_id, metrics)  # before a last job's report is fixed
+                batches.finish_job(conn, job_id, "succeeded", batch=batch, result_key=result_key)
+            return hold, str(batch["id"]) if batch else None
 
-        hold = db.atomic(tenant_id, capture)
-        notifications.dispatch(tenant_id)  # after commit
+        hold, batch_id = db.atomic(tenant_id, capture)
+        batches.after_commit(tenant_id, batch_id, s3)  # after commit: a finished batch's report, the outbox
         if hold.status != "captured":
             logger.warning(
                 "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}
@@ -303,6 +453,18 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
     if token:
         _resume(sfn, token, failure=("InferenceFailed", cause))
     return "failed"
+
+
+def _measure(s3: Any, output: str, job_id: str) -> dict[str, float] | None:
+    """The consistency numbers of a batch job's result (the async endpoint's output object). SageMaker keeps only
+    the response body, so they are measured here from the image itself (``consistency.measure_result``)."""
+    try:
+        bucket, key = storage.split_s3_uri(output)
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return consistency.measure_result(data)
+    except Exception:  # the check is advisory: a result that cannot be measured is still delivered
+        logger.warning("could not measure the result for the consistency check", extra={"job_id": job_id})
+        return None
 
 
 def job_tenant(job_id: str) -> str | None:

@@ -1,4 +1,5 @@
-"""SQS (EventBridge "Object Created" events from the uploads bucket) → one workflow execution per upload."""
+"""SQS (EventBridge "Object Created" events from the uploads and drop buckets) → one workflow execution per
+upload or dropped file (a drop folder's manifest updates its batch)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str | None:
     event = json.loads(record.body)
-    name = pipeline.start_workflow(aws.client("stepfunctions"), event["detail"])
+    name = pipeline.start_workflow(aws.client("stepfunctions"), event["detail"], aws.client("s3"))
     if name:
         metrics.add_metric(name="WorkflowsStarted", unit="Count", value=1)
     return name

@@ -24,6 +24,7 @@ def setup(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) 
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "900")
+    monkeypatch.setenv("DROP_BUCKET", "modamoda-test-drop")  # drop/ keys count only in this bucket
     tenant_id, job_id = create_job()
     return {"arn": arn, "tenant": tenant_id, "job": job_id}
 

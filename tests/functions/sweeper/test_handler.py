@@ -29,12 +29,14 @@ def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[s
     assert handler.lambda_handler({}, FakeLambdaContext()) == {
         "expired": 1,
         "released": 1,
+        "batch_reports_written": 0,
         "notifications_dispatched": 0,
         "stripe_events_pruned": 0,
     }
     assert handler.lambda_handler({}, FakeLambdaContext()) == {
         "expired": 0,
         "released": 0,
+        "batch_reports_written": 0,
         "notifications_dispatched": 0,
         "stripe_events_pruned": 0,
     }
