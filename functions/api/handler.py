@@ -30,6 +30,11 @@ from functions.common.models import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyRequest,
+    BatchPage,
+    BatchRequest,
+    BatchUploadRequest,
+    BatchUploadResponse,
+    BatchView,
     CheckoutRequest,
     CheckoutResponse,
     CreditBalance,
@@ -67,6 +72,12 @@ or expired token with 401 `{"message": "Unauthorized"}`.
 
 **Jobs**: `POST /v1/jobs` creates a job and a pre-signed S3 upload; processing starts when the upload lands. Poll
 `GET /v1/jobs/{job_id}` (or the list) for `status` and `progress`.
+
+**Batches** (bulk): `POST /v1/batches` creates a batch whose drop folder is `drop/{tenant}/{batch}/` in the drop
+bucket; upload files (and optionally a `manifest.json` or `manifest.csv` first, naming every file with its SKU,
+mode and options) with `POST /v1/batches/{batch_id}/uploads`, then `POST .../seal` if there is no manifest. Each
+file becomes one job; results are `results/{tenant}/{batch}/{sku or file stem}-{mode}.{ext}` with a report (CSV
+and JSON) once the batch has finished.
 
 **Priority**: `priority: "low"` means the job can wait: it may wait four times longer for a GPU before it times out
 (and its credits are released). The SageMaker asynchronous endpoint has one FIFO queue per endpoint, so priority
@@ -245,7 +256,7 @@ def list_jobs(
         Query(
             max_length=200,
             description="comma list of statuses: awaiting_upload, queued, validated, processing, succeeded, "
-            "failed, rejected",
+            "failed, rejected, cancelled",
         ),
     ] = None,
     created_after: Annotated[
@@ -305,6 +316,133 @@ def delete_job(job_id: JobId) -> Response[None]:
 @tracer.capture_method
 def download_job(job_id: JobId) -> DownloadLink:
     return api_service.download(aws.client("s3"), caller(), job_id)
+
+
+# ---- batches (bulk) -------------------------------------------------------------------------------------------
+
+BatchId = Annotated[str, Path(description="the batch's id (a UUID)", max_length=64)]
+
+
+@app.post(
+    "/v1/batches",
+    operation_id="createBatch",
+    tags=["batches"],
+    summary="Create a batch (a drop folder) with defaults for its files",
+    description="Its drop folder is `drop_prefix` in the drop bucket. Files written there (through "
+    "`POST /v1/batches/{batch_id}/uploads`) become one job each.",
+    **documented(201, "The batch", 415),
+)
+@tracer.capture_method
+def create_batch(request: Annotated[BatchRequest, Body()]) -> Response[BatchView]:
+    result = api_service.create_batch(caller(), request)
+    metrics.add_metric(name="BatchesCreated", unit="Count", value=1)
+    return created(result)
+
+
+@app.get(
+    "/v1/batches",
+    operation_id="listBatches",
+    tags=["batches"],
+    summary="The batches, newest first",
+    **documented(200, "A page of batches; pass next_cursor back as cursor for the next one"),
+)
+@tracer.capture_method
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+) -> BatchPage:
+    return api_service.list_batches(aws.client("s3"), caller(), limit, cursor)
+
+
+@app.get(
+    "/v1/batches/<batch_id>",
+    operation_id="getBatch",
+    tags=["batches"],
+    summary="One batch: progress counts, credits spent and, once finished, its report",
+    **documented(200, "The batch", 404),
+)
+@tracer.capture_method
+def get_batch(batch_id: BatchId) -> BatchView:
+    return api_service.get_batch(aws.client("s3"), caller(), batch_id)
+
+
+@app.post(
+    "/v1/batches/<batch_id>/uploads",
+    operation_id="createBatchUpload",
+    tags=["batches"],
+    summary="A pre-signed upload of one file (or the manifest) into the batch's drop folder",
+    description="POST multipart/form-data to `upload.url`: every `upload.fields` entry first, the file last as "
+    "field `file`. Upload the manifest (`manifest.json` as application/json or `manifest.csv` as text/csv) "
+    "first. Asking again for the same file name is fine: each file name becomes one job. `409 batch_closed` "
+    "once the batch is cancelled or finished; `409 batch_sealed` / `409 not_in_manifest` for a file the batch "
+    "does not expect.",
+    **documented(201, "The object key and its pre-signed POST", 404, 409, 415),
+)
+@tracer.capture_method
+def create_batch_upload(
+    batch_id: BatchId, request: Annotated[BatchUploadRequest, Body()]
+) -> Response[BatchUploadResponse]:
+    result = api_service.batch_upload(aws.client("s3"), caller(), batch_id, request)
+    return created(result)
+
+
+@app.post(
+    "/v1/batches/<batch_id>/seal",
+    operation_id="sealBatch",
+    tags=["batches"],
+    summary="No more files: the files in the drop folder now are the whole batch",
+    description="For batches without a manifest (a manifest seals its batch). Idempotent. The batch finishes "
+    "once every file has a final job.",
+    **documented(200, "The batch", 404),
+)
+@tracer.capture_method
+def seal_batch(batch_id: BatchId) -> BatchView:
+    return api_service.seal_batch(aws.client("s3"), caller(), batch_id)
+
+
+@app.post(
+    "/v1/batches/<batch_id>/cancel",
+    operation_id="cancelBatch",
+    tags=["batches"],
+    summary="Cancel a batch",
+    description="Files not yet processing are cancelled (their credit holds released, nothing charged); files "
+    "being processed finish; files arriving later are ignored. Idempotent; `409 batch_finished` once the batch "
+    "has finished.",
+    **documented(200, "The batch", 404, 409),
+)
+@tracer.capture_method
+def cancel_batch(batch_id: BatchId) -> BatchView:
+    result = api_service.cancel_batch(aws.client("s3"), aws.client("stepfunctions"), caller(), batch_id)
+    metrics.add_metric(name="BatchesCancelled", unit="Count", value=1)
+    return result
+
+
+@app.get(
+    "/v1/batches/<batch_id>/jobs",
+    operation_id="listBatchJobs",
+    tags=["batches"],
+    summary="The jobs of one batch, newest first",
+    **documented(200, "A page of the batch's jobs", 404),
+)
+@tracer.capture_method
+def list_batch_jobs(
+    batch_id: BatchId,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="comma list of statuses: awaiting_upload, queued, validated, processing, succeeded, "
+            "failed, rejected, cancelled",
+        ),
+    ] = None,
+) -> JobPage:
+    return api_service.list_batch_jobs(aws.client("s3"), caller(), batch_id, limit, cursor, status)
 
 
 # ---- credits ----------------------------------------------------------------------------------------------------

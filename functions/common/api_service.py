@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.common import accounts, billing, config, credits, db, jobs, storage, tenants
+from functions.common import accounts, batches, billing, config, credits, db, jobs, storage, tenants
 from functions.common.errors import Conflict, Unauthorized
 from functions.common.models import (
+    MANIFEST_FILES,
     Account,
     ApiKeyCreated,
     ApiKeyList,
+    BatchPage,
+    BatchRequest,
+    BatchUploadRequest,
+    BatchUploadResponse,
+    BatchView,
     CheckoutRequest,
     CheckoutResponse,
     CreditBalance,
@@ -27,6 +33,7 @@ from functions.common.models import (
     UploadResponse,
     WebhookCreated,
 )
+from functions.common.observability import logger
 
 
 def identity(claims: dict[str, Any]) -> tenants.Identity:
@@ -69,6 +76,8 @@ def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> Upl
 
 
 def _result_name(job: dict[str, Any]) -> str:
+    if job.get("batch_id"):  # a batch job's result is already named {sku or file stem}-{mode}.{ext}
+        return str(job["result_key"]).rsplit("/", 1)[-1]
     return f"{job['filename'].rsplit('.', 1)[0]}-{job['mode']}.{job['result_key'].rsplit('.', 1)[-1]}"
 
 
@@ -195,3 +204,113 @@ def create_api_key(cognito: Any, who: tenants.Identity, name: str) -> ApiKeyCrea
 
 def revoke_api_key(cognito: Any, who: tenants.Identity, key_id: str) -> None:
     accounts.revoke_api_key(cognito, config.user_pool_id(), who, key_id)
+
+
+# ---- batches (bulk) --------------------------------------------------------------------------------------------
+
+
+def _batch_views(s3: Any, conn: db.Conn, rows: list[dict[str, Any]]) -> list[BatchView]:
+    stats = batches.stats(conn, rows)
+    return [batches.to_view(r, stats[str(r["id"])], batches.report_links(s3, r)) for r in rows]
+
+
+def create_batch(who: tenants.Identity, request: BatchRequest) -> BatchView:
+    """``POST /v1/batches``: its drop folder is ``drop/{tenant}/{batch id}/`` in the drop bucket."""
+    with db.transaction(who.tenant_id) as conn:
+        row = batches.create(conn, who.tenant_id, who.user_id, request)
+        return batches.to_view(row, batches.stats(conn, [row])[str(row["id"])])
+
+
+def get_batch(s3: Any, who: tenants.Identity, batch_id: str) -> BatchView:
+    with db.transaction(who.tenant_id) as conn:
+        return _batch_views(s3, conn, [batches.get(conn, who.tenant_id, batch_id)])[0]
+
+
+def list_batches(s3: Any, who: tenants.Identity, limit: int, cursor: str | None) -> BatchPage:
+    with db.transaction(who.tenant_id) as conn:
+        rows, next_cursor = batches.list_page(conn, who.tenant_id, limit, cursor)
+        return BatchPage(items=_batch_views(s3, conn, rows), next_cursor=next_cursor)
+
+
+def batch_upload(
+    s3: Any, who: tenants.Identity, batch_id: str, request: BatchUploadRequest
+) -> BatchUploadResponse:
+    """A pre-signed POST for ``drop/{tenant}/{batch}/{filename}``. Asking again for the same name is fine (the
+    pipeline makes one job per file name); a cancelled or finished batch takes no files, a sealed one only
+    the files it expects."""
+    with db.transaction(who.tenant_id) as conn:
+        batch = batches.get(conn, who.tenant_id, batch_id)
+    if batch["status"] == "cancelled" or batch["finished_at"] is not None:
+        raise Conflict(f"batch {batch_id} is {batch['status']}; it takes no more files", code="batch_closed")
+    manifest = batch["manifest"]
+    is_manifest = request.filename in MANIFEST_FILES
+    if is_manifest and batch["sealed_at"] is not None and manifest is None:
+        raise Conflict(f"batch {batch_id} was sealed without a manifest", code="batch_sealed")
+    if not is_manifest and manifest is not None and request.filename not in manifest["files"]:
+        raise Conflict(
+            f"the manifest of batch {batch_id} does not list {request.filename}", code="not_in_manifest"
+        )
+    if (
+        not is_manifest
+        and manifest is None
+        and batch["sealed_at"] is not None
+        and request.filename not in (batch["expected_files"] or [])
+    ):
+        raise Conflict(f"batch {batch_id} is sealed; it expects no more files", code="batch_sealed")
+    key = batches.drop_prefix(who.tenant_id, batch["folder"]) + request.filename
+    ttl = config.upload_url_ttl_seconds()
+    max_bytes = config.manifest_max_bytes() if is_manifest else config.upload_max_bytes()
+    post = storage.presigned_post(s3, config.drop_bucket(), key, request.content_type, max_bytes, ttl)
+    return BatchUploadResponse(
+        key=key,
+        upload=PresignedPost(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()}),
+        expires_in=ttl,
+        max_bytes=max_bytes,
+    )
+
+
+def seal_batch(s3: Any, who: tenants.Identity, batch_id: str) -> BatchView:
+    """No more files: the ones in the drop folder now are the complete set (idempotent)."""
+    with db.transaction(who.tenant_id) as conn:
+        batch = batches.get(conn, who.tenant_id, batch_id)
+    if batch["sealed_at"] is None and batch["status"] != "cancelled" and batch["finished_at"] is None:
+        listed = batches.list_drop_files(
+            s3, config.drop_bucket(), batches.drop_prefix(who.tenant_id, batch["folder"])
+        )
+        db.atomic(
+            who.tenant_id,
+            lambda conn: batches.seal(conn, batches.get(conn, who.tenant_id, batch_id, lock=True), listed),
+        )
+        batches.after_commit(who.tenant_id, batch_id, s3)
+    return get_batch(s3, who, batch_id)
+
+
+def cancel_batch(s3: Any, sfn: Any, who: tenants.Identity, batch_id: str) -> BatchView:
+    """Stop what has not started (hold released, execution stopped, nothing charged); what is processing
+    finishes. Idempotent; a finished batch is 409 ``batch_finished``."""
+    executions = db.atomic(
+        who.tenant_id,
+        lambda conn: batches.cancel(conn, batches.get(conn, who.tenant_id, batch_id, lock=True)),
+    )
+    if executions:
+        prefix = config.state_machine_arn().replace(":stateMachine:", ":execution:", 1)
+        for name in executions:
+            try:
+                sfn.stop_execution(
+                    executionArn=f"{prefix}:{name}", error="BatchCancelled", cause="the batch was cancelled"
+                )
+            except (
+                sfn.exceptions.ClientError
+            ) as exc:  # best effort: a job that runs on finds itself cancelled
+                logger.info("execution not stopped", extra={"execution": name, "error": str(exc)[:200]})
+    batches.after_commit(who.tenant_id, batch_id, s3)
+    return get_batch(s3, who, batch_id)
+
+
+def list_batch_jobs(
+    s3: Any, who: tenants.Identity, batch_id: str, limit: int, cursor: str | None, status: str | None
+) -> JobPage:
+    with db.transaction(who.tenant_id) as conn:
+        batch = batches.get(conn, who.tenant_id, batch_id)
+    filters = jobs.parse_filters(status=status).model_copy(update={"batch_id": str(batch["id"])})
+    return list_jobs(s3, who, limit, cursor, filters)

@@ -10,6 +10,7 @@ import pytest
 
 UPLOADS = "modamoda-test-uploads"
 RESULTS = "modamoda-test-results"
+DROP = "modamoda-test-drop"
 # local/stack.py's pool; the cloud pool (infra/api.py) also requires a symbol: API key secrets satisfy both.
 LOCAL_PASSWORD_POLICY = {
     "MinimumLength": 12,
@@ -25,9 +26,13 @@ def api_env(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("UPLOAD_BUCKET", UPLOADS)
     monkeypatch.setenv("RESULTS_BUCKET", RESULTS)
     monkeypatch.setenv("SIGNUP_GRANT_CREDITS", "10")
+    monkeypatch.setenv("DROP_BUCKET", DROP)
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:job")
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=UPLOADS)
     s3.create_bucket(Bucket=RESULTS)
+    s3.create_bucket(Bucket=DROP)
+    s3.put_bucket_versioning(Bucket=DROP, VersioningConfiguration={"Status": "Enabled"})
 
 
 def make_user_pool(password_policy: dict[str, Any] | None = None) -> tuple[str, str]:
