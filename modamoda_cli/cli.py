@@ -172,6 +172,8 @@ def cmd_credits(ctx: Context) -> int:
 
 def cmd_batches(ctx: Context) -> int:
     client, args = ctx.client(), ctx.args
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:

@@ -592,7 +592,7 @@ class Uploader:
                 fatal = isinstance(error, NotLoggedIn | SessionExpired) or (
                     isinstance(error, ApiError)
                     and error.what.startswith("preparing")
-                    and error.status in (404, 409)
+                    and (error.status == 404 or error.code == "batch_closed")
                 )
                 if fatal:  # the session ended, the batch is gone or closed: stop everything
                     if self._fatal is None:
