@@ -14,6 +14,7 @@ WEBHOOKS = "functions.webhooks.handler.lambda_handler"
 PRODUCERS = {
     "functions.api.handler.lambda_handler",
     "functions.start_workflow.handler.lambda_handler",
+    "functions.reserve_credits.handler.lambda_handler",  # a failed reservation stops its batch
     "functions.capture_credits.handler.lambda_handler",
     "functions.release_credits.handler.lambda_handler",
     "functions.notifier.handler.lambda_handler",
