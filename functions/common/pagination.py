@@ -15,13 +15,14 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str, parse: Callable[[list[Any]], tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The sort key in ``cursor``, checked by ``parse`` (which raises ValueError/TypeError on anything else)."""
+    """The sort key in ``cursor``, checked by ``parse``: anything ``parse`` cannot read (wrong length, types or
+    values) is an ``invalid_cursor`` error, never a server error."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if not isinstance(values, list):
             raise TypeError("cursor must hold a list")
         return parse(values)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
         raise InputRejected("cursor is not valid", code="invalid_cursor") from exc
 
 
