@@ -120,6 +120,8 @@ class LocalLambda:
                 "stackTrace": traceback.format_exception(exc)[-5:],
             }
             log.info("function %s failed: %s: %s", name, error_type, exc)
+        finally:
+            _release_database_connection()
         with self._lock:
             self.invocations.append(Invocation(name, event, error_type, time.perf_counter() - started))
         return result, error_type
@@ -153,6 +155,16 @@ class LocalLambda:
     def uninstall(self, session: boto3.Session | None = None) -> None:
         session = session or _default_session()
         session.events.unregister("before-call.lambda.Invoke", unique_id="modamoda-local-lambda")
+
+
+def _release_database_connection() -> None:
+    """Close the calling thread's database connection after each invocation. moto runs every execution on a
+    thread of its own, and a thread that waits for a task token would otherwise keep its connection open: a bulk
+    drop of hundreds of photos exhausted PostgreSQL's connection slots. (A Lambda container keeps its connection;
+    here a reconnect over the local socket costs a few milliseconds.)"""
+    from functions.common import db
+
+    db.reset()
 
 
 def _default_session() -> boto3.Session:

@@ -37,6 +37,7 @@ log = logging.getLogger("modamoda.local")
 
 UPLOAD_BUCKET = "modamoda-local-uploads"
 RESULTS_BUCKET = "modamoda-local-results"
+DROP_BUCKET = "modamoda-local-drop"  # bulk: drop/{tenant}/{batch}/{file}
 ENDPOINT_NAME = "modamoda-local-inference"
 STATE_MACHINE_NAME = "modamoda-local-job"
 STRIPE_SECRET_NAME = "modamoda/local/stripe"  # noqa: S105 - a secret's name
@@ -159,6 +160,7 @@ class LocalStack:
         self._setenv(
             UPLOAD_BUCKET=UPLOAD_BUCKET,
             RESULTS_BUCKET=RESULTS_BUCKET,
+            DROP_BUCKET=DROP_BUCKET,
             STATE_MACHINE_ARN=self.state_machine_arn,
             INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
@@ -266,12 +268,13 @@ class LocalStack:
             self.client("events"),
             self.client("sns"),
         )
-        for bucket in (UPLOAD_BUCKET, RESULTS_BUCKET):
+        for bucket in (UPLOAD_BUCKET, RESULTS_BUCKET, DROP_BUCKET):
             s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=UPLOAD_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_notification_configuration(
-            Bucket=UPLOAD_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
-        )
+        for bucket in (UPLOAD_BUCKET, DROP_BUCKET):  # S3 events start work: versioned, to EventBridge
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
 
         def queue(name: str) -> tuple[str, str]:
             dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -291,22 +294,22 @@ class LocalStack:
             return url, arn
 
         self.start_queue_url, start_queue_arn = queue("modamoda-local-start")
-        events.put_rule(
-            Name="modamoda-local-upload-created",
-            EventPattern=json.dumps(
-                {
-                    "source": ["aws.s3"],
-                    "detail-type": ["Object Created"],
-                    "detail": {
-                        "bucket": {"name": [UPLOAD_BUCKET]},
-                        "object": {"key": [{"prefix": "uploads/"}]},
-                    },
-                }
-            ),
-        )
-        events.put_targets(
-            Rule="modamoda-local-upload-created", Targets=[{"Id": "start", "Arn": start_queue_arn}]
-        )
+        # Uploads and the bulk drop folder feed the same start queue (as infra/pipeline.py's two rules do).
+        for rule, bucket, prefix in (
+            ("modamoda-local-upload-created", UPLOAD_BUCKET, "uploads/"),
+            ("modamoda-local-drop-created", DROP_BUCKET, "drop/"),
+        ):
+            events.put_rule(
+                Name=rule,
+                EventPattern=json.dumps(
+                    {
+                        "source": ["aws.s3"],
+                        "detail-type": ["Object Created"],
+                        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}},
+                    }
+                ),
+            )
+            events.put_targets(Rule=rule, Targets=[{"Id": "start", "Arn": start_queue_arn}])
 
         self.notify_queue_url, notify_queue_arn = queue("modamoda-local-notify")
         self.success_topic_arn = sns.create_topic(Name="modamoda-local-inference-success")["TopicArn"]
