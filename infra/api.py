@@ -25,18 +25,27 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.lambdas import LambdaPackaging
-from infra.nag import acknowledge
-from infra.storage import OBJECT_WRITE, RESULTS_PREFIX, UPLOADS_PREFIX, Storage, grant_objects
+from infra.nag import acknowledge, acknowledge_wildcard
+from infra.storage import (
+    DROP_PREFIX,
+    OBJECT_WRITE,
+    RESULTS_PREFIX,
+    UPLOADS_PREFIX,
+    Storage,
+    grant_batch_reports,
+    grant_objects,
+)
 
 RESOURCE_SERVER_ID = "modamoda"
 API_SCOPE = "api"
@@ -76,6 +85,8 @@ class ApiProps:
     throttle_rate_limit: float = 50
     throttle_burst_limit: int = 100
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    state_machine: sfn.StateMachine | None = None
+    """The job workflow: cancelling a batch stops the executions of its files that have not started."""
 
 
 class Api(Construct):
@@ -126,6 +137,7 @@ class Api(Construct):
             why="signs download URLs for the caller's own results (results/{tenant}/...) and deletes a deleted "
             "job's result",
         )
+        self._add_batches(props)
         # API keys are Cognito users of the tenant: created, given their secret, looked up and deleted here.
         self.function.add_to_role_policy(
             iam.PolicyStatement(
@@ -134,6 +146,50 @@ class Api(Construct):
         )
 
         self._add_http_api(props)
+
+    def _add_batches(self, props: ApiProps) -> None:
+        """Batches: pre-signed POSTs into drop/{tenant}/{batch}/, the seal's listing of that folder, deleting a
+        batch job's photo, the report of a batch that a cancel or seal finished, stopping cancelled executions."""
+        storage = props.storage
+        grant_objects(
+            self.function,
+            storage.drop,
+            DROP_PREFIX,
+            (*OBJECT_WRITE, *UPLOAD_DELETE),
+            why="signs each batch upload's POST policy (drop/{tenant}/{batch}/{file}) and deletes a deleted batch "
+            "job's photo, every version",
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[storage.drop.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{DROP_PREFIX}*"]}},
+            )
+        )
+        grant_batch_reports(
+            self.function,
+            storage.results,
+            why="writes the report of a batch that a cancel or a seal finished",
+        )
+        if props.state_machine is not None:
+            machine = props.state_machine
+            self.function.add_environment("STATE_MACHINE_ARN", machine.state_machine_arn)
+            executions = Stack.of(self).format_arn(
+                service="states",
+                resource="execution",
+                resource_name=f"{machine.state_machine_name}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["states:StopExecution"], resources=[executions])
+            )
+            assert self.function.role is not None
+            acknowledge_wildcard(
+                self.function.role,
+                executions,
+                "executions of the job state machine only: a cancelled batch stops its files' executions, "
+                "whose names are known only per job",
+            )
 
     def _add_user_pool(self, props: ApiProps) -> None:
         self.user_pool = cognito.UserPool(

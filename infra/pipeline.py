@@ -47,6 +47,7 @@ from infra.storage import (
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
     Storage,
+    grant_batch_reports,
     grant_objects,
 )
 
@@ -232,6 +233,7 @@ class Pipeline(Construct):
         self._add_start(props)
         self._add_notifier(props)
         self._add_sweeper(props)
+        self._add_batches(props)
 
     def _add_start(self, props: PipelineProps) -> None:
         """S3 Object Created (uploads/, drop/) → EventBridge → StartQueue → StartWorkflow (idempotent starts)."""
@@ -357,3 +359,32 @@ class Pipeline(Construct):
                 )
             ],
         )
+
+    def _add_batches(self, props: PipelineProps) -> None:
+        """Bulk: StartWorkflow reads a batch's manifest from its drop folder (and lists the folder for one that
+        landed before its event); every function that can end a batch's last job writes the batch's report."""
+        storage = props.storage
+        grant_objects(
+            self.start_workflow,
+            storage.drop,
+            DROP_PREFIX,
+            OBJECT_READ,
+            why="reads each batch's manifest (drop/{tenant}/{batch}/manifest.json|csv) by its event's version",
+        )
+        # ListBucket: a missing key is a 404, not a 403 (URL-encoded event keys), and the manifest lookup lists
+        # drop/{tenant}/{batch}/manifest.
+        self.start_workflow.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[storage.drop.bucket_arn])
+        )
+        for function in (
+            self.start_workflow,  # files refused on arrival (stopped batch, manifest) can be a batch's last
+            self.reserve_credits,  # a failed reservation stops the batch and rejects what had not started
+            self.capture_credits,
+            self.release_credits,
+            self.sweeper,  # and re-writes a report whose writer died after the commit
+        ):
+            function.add_environment("RESULTS_BUCKET", storage.results.bucket_name)
+            grant_batch_reports(
+                function, storage.results, why="writes the report of a batch whose last job it ended"
+            )
+        # The notifier already writes under results/ (each result, and so a batch's report too).

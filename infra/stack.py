@@ -96,6 +96,7 @@ class ModamodaStack(Stack):
                 web_origins=self.web_origins,
                 removal_policy=removal,
                 accept_signin_scope=config.accept_signin_scope,
+                state_machine=self.pipeline.state_machine,
             ),
         )
         self.web.publish(
@@ -127,6 +128,7 @@ class ModamodaStack(Stack):
                 producers=[  # the functions that end jobs (and batches) dispatch their outbox rows
                     self.api.function,
                     pipeline.start_workflow,
+                    pipeline.reserve_credits,  # a failed reservation stops its batch (bulk)
                     pipeline.capture_credits,
                     pipeline.release_credits,
                     pipeline.notifier,

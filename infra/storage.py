@@ -4,9 +4,10 @@ SageMaker async I/O) and the access-log bucket that records requests to all of t
 Key layout (tenant isolation by prefix; IAM grants are scoped to these prefixes, see ``grant_objects``):
 
 * uploads: ``uploads/{tenant_id}/{job_id}/{filename}`` (pre-signed POST from the PWA)
-* drop: ``drop/{tenant_id}/{batch_id}/{filename}`` (bulk). Its "Object Created" events go to the same start
-  queue as uploads; handling them (batches) belongs to the bulk feature, until then the start function skips them.
-* results: ``results/{tenant_id}/...`` and the SageMaker async contract under ``inference/input/``,
+* drop: ``drop/{tenant_id}/{batch}/{filename}`` (bulk; ``manifest.json`` / ``manifest.csv`` beside the photos).
+  Its "Object Created" events go to the same start queue as uploads; each file becomes one job of its batch.
+* results: ``results/{tenant_id}/{job_id}.{ext}``, a batch's ``results/{tenant_id}/{batch_id}/{sku or stem}-{mode}.{ext}``
+  and its ``report.csv`` / ``report.json``, and the SageMaker async contract under ``inference/input/``,
   ``inference/output/``, ``inference/failure/``.
 
 Every bucket: public access blocked, TLS 1.2+ only (bucket policy), SSE-S3 encryption, server access logs.
@@ -38,6 +39,7 @@ INFERENCE_FAILURE_PREFIX = "inference/failure/"
 
 OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion")
 OBJECT_WRITE = ("s3:PutObject",)
+BATCH_REPORTS = ("report.csv", "report.json")  # results/{tenant}/{batch}/report.*
 
 
 @dataclass(frozen=True)
@@ -184,3 +186,16 @@ def grant_objects(
     target = scope if scope is not None else grantee.grant_principal
     assert isinstance(target, Construct)
     acknowledge_wildcard(target, objects, f"objects under {prefix} only: {why}")
+
+
+def grant_batch_reports(grantee: iam.IGrantable, results: s3.IBucket, *, why: str) -> None:
+    """Allow writing batch reports only (``results/*/report.csv`` and ``.json``, created once with
+    ``If-None-Match: *``): any function that can end a batch's last job writes its report after the commit."""
+    resources = [results.arn_for_objects(f"{RESULTS_PREFIX}*/{name}") for name in BATCH_REPORTS]
+    iam.Grant.add_to_principal(grantee=grantee, actions=list(OBJECT_WRITE), resource_arns=resources)
+    target = grantee.grant_principal
+    assert isinstance(target, Construct)
+    for resource in resources:
+        acknowledge_wildcard(
+            target, resource, f"batch report objects only (results/{{tenant}}/{{batch}}/...): {why}"
+        )

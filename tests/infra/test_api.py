@@ -43,5 +43,11 @@ def test_api_knows_its_user_pool(synth: Synth) -> None:
 
 
 def test_version_listing_is_limited_to_uploads(synth: Synth) -> None:
-    (listing,) = [s for s in synth.policy_statements(API) if "s3:ListBucketVersions" in as_list(s["Action"])]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*"]}}
+    """Listing (to delete a job's photo versions, to seal a batch) only under uploads/ and drop/."""
+    listings = [s for s in synth.policy_statements(API) if "s3:ListBucketVersions" in as_list(s["Action"])]
+    assert sorted(str(s["Condition"]) for s in listings) == sorted(
+        str({"StringLike": {"s3:prefix": [prefix]}}) for prefix in ("uploads/*", "drop/*")
+    )
+    for statement in synth.policy_statements(API):
+        if {"s3:ListBucket", "s3:ListBucketVersions"} & set(as_list(statement["Action"])):
+            assert "Condition" in statement

@@ -64,6 +64,11 @@ def test_function_roles_use_star_only_for_xray_and_write_only_their_own_logs(syn
         assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [log_group, "Arn"]}], handler
 
 
+# A batch's report: results/{tenant}/{batch}/report.csv|json, written by whichever function ends its last job.
+REPORTS = {
+    ("s3:PutObject", "results", "results/*/report.csv"),
+    ("s3:PutObject", "results", "results/*/report.json"),
+}
 EXPECTED_S3 = {
     "functions.api.handler.lambda_handler": {
         ("s3:PutObject", "uploads", "uploads/*"),  # signs pre-signed POSTs
@@ -72,7 +77,23 @@ EXPECTED_S3 = {
         ("s3:DeleteObjectVersion", "uploads", "uploads/*"),
         ("s3:ListBucketVersions", "uploads", ""),  # (only under uploads/, see test_api)
         ("s3:DeleteObject", "results", "results/*"),  # ... and its result
+        ("s3:PutObject", "drop", "drop/*"),  # batch uploads (pre-signed POSTs into the drop folder)
+        ("s3:DeleteObject", "drop", "drop/*"),  # DELETE /v1/jobs/{id} of a batch job
+        ("s3:DeleteObjectVersion", "drop", "drop/*"),
+        ("s3:ListBucket", "drop", ""),  # seal lists the folder (only under drop/, see test_api)
+        ("s3:ListBucketVersions", "drop", ""),
+        *REPORTS,  # a cancel or a seal can finish a batch
     },
+    "functions.start_workflow.handler.lambda_handler": {
+        ("s3:GetObject", "drop", "drop/*"),  # a batch's manifest
+        ("s3:GetObjectVersion", "drop", "drop/*"),
+        ("s3:ListBucket", "drop", ""),  # a missing key is a 404; the manifest lookup
+        *REPORTS,  # a file refused on arrival can be a batch's last
+    },
+    "functions.reserve_credits.handler.lambda_handler": REPORTS,  # a failed reservation stops its batch
+    "functions.capture_credits.handler.lambda_handler": REPORTS,
+    "functions.release_credits.handler.lambda_handler": REPORTS,
+    "functions.sweeper.handler.lambda_handler": REPORTS,  # reports whose writer died after the commit
     "functions.validate_input.handler.lambda_handler": {
         ("s3:GetObject", "uploads", "uploads/*"),
         ("s3:GetObjectVersion", "uploads", "uploads/*"),
