@@ -15,6 +15,11 @@ and the median absolute deviation (MAD) and flags a photo when its robust z-scor
 larger than the metric's tolerance (so a batch of near-identical photos does not flag a hair's difference).
 The report is JSON-serialisable. Batches under ``min_batch`` photos are reported without flags.
 
+In the deployed pipeline the ``X-Modamoda-Meta`` header does not survive: SageMaker's asynchronous endpoint keeps
+only the response body (the image). The batch report therefore measures each *result* image when the notifier
+stores it and runs this same report over those numbers (``functions/common/consistency.py``, Pillow only; a test
+keeps the two reports identical).
+
 CLI: ``python -m modamoda_inference.batch PHOTO... [--mannequin auto]`` prints the report for image files, and
 ``python -m modamoda_inference.batch --metrics FILE.json`` for a list of ``{"id": ..., <metrics>}`` objects
 (or engine metadata objects with ``batch_metrics``).
