@@ -32,6 +32,11 @@ test: venv
 	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The heavier variants `make test` leaves out: a 500-photo drop through the local stack (~10 minutes on 2 cores).
+.PHONY: stress
+stress: venv
+	MODAMODA_BULK_500=1 $(PY) -m pytest -m slow -s tests/local/test_bulk.py $(PYTEST_ARGS)
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
