@@ -468,42 +468,20 @@ class LocalStack:
         return messages
 
     def _pump_start_queue(self) -> int:
-        sqs = self.client("sqs")
-        messages = self._receive(self.start_queue_url)
-        if not messages:
-            return 0
-        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:modamoda-local-start"
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-        result, error = self.lambdas.invoke("modamoda-start-workflow", {"Records": records})
-        failed = set() if not error else {r["messageId"] for r in records}
-        if not error:
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-        for m in messages:
-            if m["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=self.start_queue_url, ReceiptHandle=m["ReceiptHandle"])
-        return len(messages)
+        return self._pump_sqs(self.start_queue_url, "modamoda-local-start", "modamoda-start-workflow")
 
     def _pump_webhooks_queue(self) -> int:
-        """SQS → the webhooks function (batch size 10, partial batch failures); delayed retries (DelaySeconds)
-        become visible when SQS says so."""
+        """Delayed retries (DelaySeconds) become visible when SQS says so."""
+        return self._pump_sqs(self.webhook_queue_url, "modamoda-local-webhooks", "modamoda-webhooks")
+
+    def _pump_sqs(self, queue_url: str, queue_name: str, function: str) -> int:
+        """An SQS event-source mapping: up to 10 messages per invocation, partial batch failures (a failed
+        invocation leaves every message to become visible again)."""
         sqs = self.client("sqs")
-        messages = self._receive(self.webhook_queue_url)
+        messages = self._receive(queue_url)
         if not messages:
             return 0
-        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:modamoda-local-webhooks"
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}"
         records = [
             {
                 "messageId": m["MessageId"],
@@ -518,13 +496,13 @@ class LocalStack:
             }
             for m in messages
         ]
-        result, error = self.lambdas.invoke("modamoda-webhooks", {"Records": records})
+        result, error = self.lambdas.invoke(function, {"Records": records})
         failed = {r["messageId"] for r in records} if error else set()
         if not error:
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         for m in messages:
             if m["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=self.webhook_queue_url, ReceiptHandle=m["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         return len(messages)
 
     def _pump_notify_queue(self) -> int:
