@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-FINAL = frozenset({"succeeded", "failed", "rejected"})
+FINAL = frozenset({"succeeded", "failed", "rejected", "cancelled"})
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",

@@ -11,7 +11,7 @@
  * - The page posts {type: 'clear'} on sign-out (and sign-in): API responses and images of that user are deleted.
  */
 
-const VERSION = 'v1';
+const VERSION = 'v2';
 const SHELL_CACHE = `modamoda-shell-${VERSION}`;
 const DATA_CACHE = `modamoda-data-${VERSION}`;
 const RESULTS_CACHE = `modamoda-results-${VERSION}`;

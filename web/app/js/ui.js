@@ -115,8 +115,9 @@ export const STATUS_LABELS = {
   succeeded: 'Done',
   failed: 'Failed',
   rejected: 'Rejected',
+  cancelled: 'Cancelled',
 };
-export const FINAL_STATUSES = new Set(['succeeded', 'failed', 'rejected']);
+export const FINAL_STATUSES = new Set(['succeeded', 'failed', 'rejected', 'cancelled']);
 export const MODE_LABELS = { ghost: 'Ghost mannequin', 'on-model': 'On-model' };
 
 /** The status badge: text for people, the raw status in data-status for scripts and styles. */

@@ -12,6 +12,7 @@ const STATUS_FILTERS = [
   ['awaiting_upload', 'Waiting for upload'],
   ['failed', 'Failed'],
   ['rejected', 'Rejected'],
+  ['cancelled', 'Cancelled'],
 ];
 
 // Kept while the app is open, so coming back to History shows the same filters.
