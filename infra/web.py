@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra import csp
 from infra.config import WEB_DIR
 from infra.nag import acknowledge, acknowledge_wildcard
 from infra.storage import Storage, private_bucket
@@ -57,32 +58,18 @@ class WebConfig:
 def content_security_policy() -> str:
     """Same-origin code only; the PWA may call this region's API Gateway, Cognito and S3 (pre-signed URLs)."""
     region, suffix = Aws.REGION, Aws.URL_SUFFIX
-    aws_endpoints = " ".join(
-        [
-            f"https://*.execute-api.{region}.{suffix}",
-            f"https://cognito-idp.{region}.{suffix}",
-            f"https://*.auth.{region}.amazoncognito.com",
-            f"https://*.s3.{suffix}",
-            f"https://*.s3.{region}.{suffix}",
-        ]
-    )
-    s3_images = f"https://*.s3.{suffix} https://*.s3.{region}.{suffix}"
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self' 'unsafe-inline'",
-            f"img-src 'self' data: blob: {s3_images}",
-            f"connect-src 'self' {aws_endpoints}",
-            "font-src 'self'",
-            "manifest-src 'self'",
-            "worker-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "frame-ancestors 'none'",
-            f"form-action 'self' https://*.auth.{region}.amazoncognito.com https://checkout.stripe.com",
-            "upgrade-insecure-requests",
-        ]
+    aws_endpoints = [
+        f"https://*.execute-api.{region}.{suffix}",
+        f"https://cognito-idp.{region}.{suffix}",
+        f"https://*.auth.{region}.amazoncognito.com",
+        f"https://*.s3.{suffix}",
+        f"https://*.s3.{region}.{suffix}",
+    ]
+    s3_images = [f"https://*.s3.{suffix}", f"https://*.s3.{region}.{suffix}"]
+    return csp.content_security_policy(
+        images=s3_images,
+        connect=aws_endpoints,
+        forms=[f"https://*.auth.{region}.amazoncognito.com", "https://checkout.stripe.com"],
     )
 
 

@@ -45,6 +45,7 @@ import botocore
 import requests
 from botocore.exceptions import ClientError, ParamValidationError
 
+from infra.csp import content_security_policy
 from local.stripe_emulator import StripeEmulator
 
 log = logging.getLogger("modamoda.local.web")
@@ -693,29 +694,15 @@ class LocalWebServer:
     # ---- the HTTP handler --------------------------------------------------------------------------------------
 
     def security_headers(self) -> dict[str, str]:
-        """The cloud's CloudFront headers (infra/web.py), with this origin and the local API allowed (and eval, for
-        browser test tools)."""
+        """The cloud's CloudFront headers (``infra.web``): the same content security policy, with this origin and
+        the local API allowed and no HTTPS upgrade (plain HTTP on loopback)."""
         api = urlsplit(self.config.api_url)
         api_origin = f"{api.scheme}://{api.netloc}" if api.netloc else ""
-        here = " ".join(self.origins[:2])
+        here = self.origins[:2]
         return {
-            "content-security-policy": "; ".join(
-                [
-                    "default-src 'self'",
-                    # As in the cloud: same-origin script files only, no inline scripts, no eval. (Browser tests
-                    # that poll with Playwright's wait_for_function bypass CSP; one test runs under it.)
-                    "script-src 'self'",
-                    "style-src 'self' 'unsafe-inline'",
-                    f"img-src 'self' data: blob: {here}",
-                    f"connect-src 'self' {here} {api_origin}".rstrip(),
-                    "font-src 'self'",
-                    "manifest-src 'self'",
-                    "worker-src 'self'",
-                    "object-src 'none'",
-                    "base-uri 'self'",
-                    "frame-ancestors 'none'",
-                    "form-action 'self'",
-                ]
+            # Browser tests that poll with Playwright's wait_for_function bypass the CSP; one test runs under it.
+            "content-security-policy": content_security_policy(
+                images=here, connect=[*here, api_origin], upgrade_insecure_requests=False
             ),
             "x-content-type-options": "nosniff",
             "x-frame-options": "DENY",
