@@ -9,15 +9,11 @@ from typing import Any
 
 import requests
 
-FINAL = frozenset({"succeeded", "failed", "rejected", "cancelled"})
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-}
+from functions.common.models import FINAL_STATUSES
+from modamoda_cli.upload import EXTENSIONS
+
+FINAL = FINAL_STATUSES
+CONTENT_TYPES = EXTENSIONS  # photo file extensions → the content types the API accepts (the CLI's table)
 
 
 class ApiError(RuntimeError):
