@@ -56,6 +56,11 @@ class Session:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def unexpected_errors(self) -> list[str]:
+        """Page errors and console errors, less the browser's own log lines for failed requests (4xx answers the
+        app handles, requests cut off by going offline)."""
+        return [e for e in self.errors if "Failed to load resource" not in e]
+
     def close(self) -> None:
         self.context.close()
 
@@ -66,7 +71,7 @@ def session(browser: Any, stack: LocalStack, screenshot_dir: Path) -> Iterator[S
     # phone test below runs under the CSP and fails on any violation.
     opened = Session(browser, stack, screenshot_dir, viewport={"width": 1280, "height": 900}, bypass_csp=True)
     yield opened
-    errors = [e for e in opened.errors if "Failed to load resource" not in e]
+    errors = opened.unexpected_errors()
     opened.close()
     assert errors == [], errors
 
@@ -282,7 +287,7 @@ def test_phone_layout_keyboard_labels_and_contrast(
             assert page.evaluate(UNLABELLED) == [], route
             assert page.evaluate(CONTRAST) == [], route
             phone.shot(f"11-phone-{route}")
-        errors = [e for e in phone.errors if "Failed to load resource" not in e]
+        errors = phone.unexpected_errors()
         assert errors == [], errors
         assert violations == [], violations  # the app runs under the cloud's CSP
     finally:
