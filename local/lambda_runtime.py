@@ -83,12 +83,19 @@ class Invocation:
 
 
 class LocalLambda:
-    """Calls handlers in-process; records every invocation (tests and the demo's per-stage timings read it)."""
+    """Calls handlers in-process; records every invocation (tests and the demo's per-stage timings read it).
+
+    Each function is one warm container: its invocations run one at a time, as Lambda never runs two requests in
+    one execution environment. Handlers may keep per-invocation state in module globals (powertools' resolver
+    keeps the current event on the app object); two concurrent API requests in one process would otherwise read
+    each other's caller. Different functions run concurrently.
+    """
 
     def __init__(self, functions: dict[str, str] | None = None) -> None:
         self._paths = dict(functions or FUNCTIONS)
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._lock = threading.Lock()
+        self._containers: dict[str, threading.Lock] = {}  # function → its one execution environment
         self.invocations: list[Invocation] = []
         self.faults: dict[str, Callable[[Any], None]] = {}  # function → hook run before the handler (tests)
 
@@ -101,27 +108,32 @@ class LocalLambda:
                 self._handlers[name] = getattr(importlib.import_module(module_name), attr)
             return self._handlers[name]
 
+    def _container(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._containers.setdefault(name, threading.Lock())
+
     def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
         """Run the handler; returns (payload, error_type) like the Lambda service's synchronous invoke."""
         import time
 
-        started = time.perf_counter()
         error_type: str | None = None
-        try:
-            fault = self.faults.get(name)
-            if fault is not None:
-                fault(event)
-            result = self.handler(name)(event, LambdaContext(function_name=name))
-        except Exception as exc:  # the Lambda runtime turns any exception into a function error
-            error_type = type(exc).__name__
-            result = {
-                "errorType": error_type,
-                "errorMessage": str(exc),
-                "stackTrace": traceback.format_exception(exc)[-5:],
-            }
-            log.info("function %s failed: %s: %s", name, error_type, exc)
-        finally:
-            _release_database_connection()
+        with self._container(name):
+            started = time.perf_counter()
+            try:
+                fault = self.faults.get(name)
+                if fault is not None:
+                    fault(event)
+                result = self.handler(name)(event, LambdaContext(function_name=name))
+            except Exception as exc:  # the Lambda runtime turns any exception into a function error
+                error_type = type(exc).__name__
+                result = {
+                    "errorType": error_type,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exception(exc)[-5:],
+                }
+                log.info("function %s failed: %s: %s", name, error_type, exc)
+            finally:
+                _release_database_connection()
         with self._lock:
             self.invocations.append(Invocation(name, event, error_type, time.perf_counter() - started))
         return result, error_type
