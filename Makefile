@@ -32,10 +32,12 @@ test: venv
 	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The heavier variants `make test` leaves out: a 500-photo drop through the local stack (~10 minutes on 2 cores).
+# The heavier variants of what `make test` runs: the reliability suite with 32 concurrent customers x 4 jobs and
+# repeated fault rounds, and a 500-photo drop through the local stack (about 15 minutes on 2 cores).
 .PHONY: stress
 stress: venv
-	MODAMODA_BULK_500=1 $(PY) -m pytest -m slow -s tests/local/test_bulk.py $(PYTEST_ARGS)
+	MODAMODA_STRESS=1 MODAMODA_LOAD_USERS=32 MODAMODA_LOAD_JOBS=4 MODAMODA_BULK_500=1 \
+		$(PY) -m pytest -s tests/reliability tests/local/test_bulk.py $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
