@@ -50,6 +50,7 @@ class LocalAsyncEndpoint:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sagemaker-async")
         self.futures: list[Future[str]] = []
         self.drop_notifications = False  # fault injection: the notification never arrives
+        self.dropped: list[tuple[str, str]] = []  # (topic, message) of each dropped notification (send late)
         self.fail_with: tuple[int, str] | None = None  # fault injection: the model answers with this error
         self._lock = threading.Lock()
 
@@ -151,7 +152,10 @@ class LocalAsyncEndpoint:
                 "responseParameters": {"contentType": response_type, "failureLocation": failure},
             }
             topic = self.config.error_topic_arn
-        if not self.drop_notifications:
+        if self.drop_notifications:
+            with self._lock:
+                self.dropped.append((topic, json.dumps(message)))
+        else:
             sns.publish(TopicArn=topic, Message=json.dumps(message))
         return str(message["invocationStatus"])
 

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,16 +77,21 @@ def secret_dsn(secret: dict[str, Any]) -> str:
 
 def connection() -> psycopg.Connection[DictRow]:
     """The cached connection of this thread, reconnecting when it was closed or broken."""
+    return _connection()[0]
+
+
+def _connection() -> tuple[psycopg.Connection[DictRow], bool]:
+    """This thread's connection and whether it was opened just now (False: cached from an earlier call)."""
     conn: psycopg.Connection[DictRow] | None = getattr(_local, "conn", None)
     if conn is not None and not conn.closed and not conn.broken:
-        return conn
+        return conn, False
     try:
         # No server-side prepared statements: behind RDS Proxy they would pin each session to one connection.
         conn = psycopg.connect(dsn(), autocommit=True, row_factory=dict_row, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
     _local.conn = conn
-    return conn
+    return conn, True
 
 
 def reset() -> None:
@@ -106,10 +111,10 @@ def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
 
     Connection-level failures surface as ``TransientError`` (retryable by the caller or Step Functions).
     """
-    conn = connection()
+    scope = ExitStack()
+    conn = _begin(scope, tenant_id)
     try:
-        with conn.transaction():
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id or "",))
+        with scope:
             yield conn
     except RETRYABLE:  # OperationalError subclasses the caller retries (atomic); not an outage
         raise
@@ -117,6 +122,31 @@ def transaction(tenant_id: str | None) -> Iterator[psycopg.Connection[DictRow]]:
         if conn.broken or conn.closed:
             reset()
         raise TransientError(f"database unavailable: {exc}".strip()) from exc
+
+
+def _begin(scope: ExitStack, tenant_id: str | None) -> psycopg.Connection[DictRow]:
+    """Begin a transaction acting for ``tenant_id`` on this thread's connection (its end is pushed on ``scope``).
+
+    A cached connection the server has closed since its last use (a restart, an Aurora failover, an idle
+    timeout, ``pg_terminate_backend``) looks healthy until its first statement fails. Nothing has run in the
+    transaction then, so such a connection is replaced once and the transaction begun again, instead of failing
+    the first request of every warm container after a failover.
+    """
+    for attempt in range(2):
+        conn, fresh = _connection()
+        try:
+            with ExitStack() as begun:
+                begun.enter_context(conn.transaction())
+                conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id or "",))
+                scope.push(begun.pop_all())
+                return conn
+        except psycopg.OperationalError as exc:
+            lost = conn.broken or conn.closed
+            if lost:
+                reset()
+            if not lost or fresh or attempt:
+                raise TransientError(f"database unavailable: {exc}".strip()) from exc
+    raise AssertionError("unreachable")
 
 
 def atomic(
