@@ -58,7 +58,22 @@ from functions.common.models import (
 from functions.common.observability import logger, metrics, tracer
 from functions.common.tenants import Identity
 
-app = APIGatewayHttpResolver(enable_validation=True)
+
+def json_body(text: str) -> Any:
+    """The request body as JSON. What ``json.loads`` refuses other than by ``JSONDecodeError`` (nesting deeper
+    than the interpreter's recursion limit, an integer of more than 4,300 digits) is a ``JSONDecodeError`` too, so
+    powertools answers 422 ``validation_error`` instead of 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("the JSON is nested too deeply", text, 0) from None
+    except ValueError as exc:
+        raise json.JSONDecodeError(f"the JSON cannot be read: {str(exc)[:100]}", text, 0) from None
+
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=json_body)
 
 TITLE = "Modamoda API"
 VERSION = "1.0.0"

@@ -43,12 +43,23 @@ def test_wrong_method_is_405_with_allow(api_env: None) -> None:
     assert {m.strip() for m in allow.split(",")} == {"GET", "POST"}
 
 
-def test_malformed_json_is_a_validation_error(api_env: None) -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        "[" * 100_000 + "]" * 100_000,  # deeper than the recursion limit: was a 500
+        '{"filename": "a.jpg", "content_type": "image/jpeg", "options": {"seed": 1'
+        + "0" * 5000
+        + "}}",  # was a 500
+    ],
+    ids=["malformed", "nested", "5000-digit-int"],
+)
+def test_malformed_json_is_a_validation_error(api_env: None, raw: str) -> None:
     event = copy.deepcopy(load_event("apigw_http_get_me.json"))
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/v1/jobs"
     event["requestContext"]["http"]["method"] = "POST"
     event["headers"]["content-type"] = "application/json"
-    event["body"] = "{not json"
+    event["body"] = raw
     response = handler.lambda_handler(event, FakeLambdaContext())
     assert response["statusCode"] == 422
     body = json.loads(response["body"])

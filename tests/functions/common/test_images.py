@@ -34,6 +34,10 @@ def test_allowed_formats_pass(fmt: str) -> None:
         (encoded("JPEG")[:400], "truncated_image"),
         (encoded("PNG", (2000, 2000))[:300], "truncated_image"),
         (encoded("PNG", (30, 30)), "too_small"),
+        (b"\x89PNG\r\n\x1a\n", "truncated_image"),  # a signature alone is a cut-short PNG, not "not an image"
+        (encoded("PNG")[:33], "truncated_image"),  # cut right after IHDR
+        (b"\xff\xd8\xff", "truncated_image"),
+        (encoded("WEBP")[:16], "truncated_image"),
     ],
 )
 def test_bad_inputs_are_rejected_with_a_code(data: bytes, code: str) -> None:
@@ -58,3 +62,14 @@ def test_decompression_bomb_is_refused() -> None:
     with pytest.raises(InputRejected) as raised:
         inspect(bytes(patched), 50_000_000)
     assert raised.value.code == "too_many_pixels"
+
+
+def test_a_bomb_refused_by_pillow_gets_a_plain_message() -> None:
+    bomb = encoded("PNG", (64, 64), mode="1")
+    ihdr = bomb.index(b"IHDR")
+    patched = bytearray(bomb)
+    patched[ihdr + 4 : ihdr + 12] = (20_000).to_bytes(4, "big") * 2
+    patched[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(patched[ihdr : ihdr + 17])).to_bytes(4, "big")
+    with pytest.raises(InputRejected) as raised:
+        inspect(bytes(patched), 50_000_000)
+    assert raised.value.message.startswith("the image has 400000000 pixels; the limit is ")
