@@ -10,6 +10,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Every code a job can end with because of what was sent (the job's ``error.code``; ``rejected`` unless noted),
+# with its one-line meaning. README "Input error codes" lists exactly these; a test keeps the three in step
+# (this table, the README, and the codes the source raises).
+INPUT_ERROR_CODES: dict[str, str] = {
+    "not_an_image": "the file is not an image (text, HTML, PDF, an archive, a program...)",
+    "unsupported_format": "an image format other than JPEG, PNG, WebP, AVIF, HEIC/HEIF or TIFF (GIF, BMP, ...)",
+    "truncated_image": "the image is cut short or its data is corrupt",
+    "too_many_pixels": "the image has more pixels than allowed (decompression bombs included)",
+    "too_small": "the image is smaller than 64x64 pixels",
+    "empty_file": "the uploaded file has no bytes",
+    "file_too_large": "the file is larger than the upload limit",
+    "upload_missing": "the uploaded object was gone when the job came to read it",
+    "input_rejected": "the input was refused for another reason (the message says why)",
+    "inference_rejected": "the image passed validation but the inference engine refused it (status failed)",
+    "manifest_invalid": "the batch's manifest row for this file, or the whole manifest, is invalid",
+    "not_in_manifest": "the file is in the drop folder but the batch's manifest does not list it",
+    "batch_sealed": "the file arrived after its batch was sealed without it",
+}
+
 
 class ModamodaError(Exception):
     """Base class: a stable machine-readable ``code``, a human message and an HTTP status for the API."""
