@@ -158,8 +158,35 @@ def documented(
 
 
 def caller() -> Identity:
+    """The caller, authenticated by ``authenticate`` before the route ran (or now, when called outside it)."""
+    who = app.context.get("identity")
+    if isinstance(who, Identity):
+        return who
     claims = app.current_event.request_context.authorizer.jwt_claim or {}
     return api_service.identity(claims)
+
+
+def authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Resolve the caller of a request with a token before anything else: a token the authorizer passed but the
+    API refuses (not an access token, a revoked API key) is a 401 on every route, whatever the input, never a
+    422 about the body nor an answer from a route that does not read the caller (catalogs). An error response,
+    or None with the identity in the routing context."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    app.clear_context()
+    if not claims:  # public routes: no authorizer
+        return None
+    try:
+        app.append_context(identity=api_service.identity(claims))
+    except ModamodaError as error:
+        if error.http_status >= 500:
+            logger.exception("request failed")
+        body = error.to_body()["error"]
+        return _raw_error(error.http_status, error.code, error.message, body.get("details"))
+    except Exception:  # as the resolver's unexpected_error handler answers
+        logger.exception("unexpected error")
+        return _raw_error(500, "internal_error", "something went wrong on our side; please try again")
+    return None
 
 
 def created(body: Any) -> Response[Any]:
@@ -800,4 +827,4 @@ def _raw_error(status: int, code: str, message: str, details: Any = None) -> dic
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return refuse_body(event) or app.resolve(event, context)
+    return refuse_body(event) or authenticate(event) or app.resolve(event, context)
