@@ -27,7 +27,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,7 +245,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(stack: LocalStack) -> Any:
+def world(stack: LocalStack) -> Iterator[World]:
     receiver = Receiver().start()
     a = Owned(new_tenant(stack, "sec-a"))
     b = Owned(new_tenant(stack, "sec-b"))
@@ -264,9 +264,14 @@ def world(stack: LocalStack) -> Any:
     stack.wait_idle()
     yield World(a, b, receiver)
     receiver.stop()
+
+
+def audited(stack: LocalStack, world: World) -> None:
+    """The end of every test: the stack idle, no pump error, the books of both tenants balanced (the jobs kept
+    waiting for an upload on purpose are the only unfinished ones)."""
     stack.wait_idle()
     assert stack.pump_errors == []
-    assert_balanced([a.tenant.tenant_id, b.tenant.tenant_id], allow_awaiting_upload=True)
+    assert_balanced([world.a.tenant.tenant_id, world.b.tenant.tenant_id], allow_awaiting_upload=True)
 
 
 # ---- 1. routes x tenants ------------------------------------------------------------------------------------------
@@ -314,6 +319,7 @@ def test_every_id_route_answers_the_other_tenants_ids_like_missing_ones(
                 assert owner.call("GET", concrete(op.path, owner.ids)).status_code == 200, op.operation_id
     TALLY.add("security", "routes × tenants checked", checked)  # noqa: RUF001
     assert checked == 2 * len(id_ops)
+    audited(stack, world)
 
 
 def state(owner: Owned) -> dict[str, Any]:
@@ -376,6 +382,7 @@ def test_reads_and_lists_show_nothing_of_the_other_tenant(stack: LocalStack, wor
                 assert key.split("/")[1] == owner.tenant.tenant_id, key
     assert urls >= 6  # result, download, thumbnails in lists, batch report links, for both
     TALLY.zero("security", "cross-tenant reads")
+    audited(stack, world)
 
 
 # ---- 2. tokens ------------------------------------------------------------------------------------------------
@@ -461,6 +468,7 @@ def test_tokens_that_must_not_pass_are_refused(stack: LocalStack, world: World) 
     assert state(owner) == before
     TALLY.add("security", "bad tokens refused", refused)
     assert refused >= len(secured) * len(everywhere)
+    audited(stack, world)
 
 
 def revoked_key_token(stack: LocalStack, owner: Owned) -> str:
@@ -610,6 +618,7 @@ def test_presigned_posts_cannot_be_bent(
     assert b.tenant.api.wait(created["job_id"], timeout=120)["status"] == "succeeded"
     monkeypatch.undo()
     assert b.ok("DELETE", f"/v1/jobs/{short['job_id']}") is None  # never uploaded: it leaves no trace
+    audited(stack, world)
 
 
 def _epoch(text: str) -> float:
@@ -685,6 +694,7 @@ def test_planted_objects_do_not_reach_the_other_tenant(stack: LocalStack, world:
             x["drop_prefix"].startswith(f"drop/{owner.tenant.tenant_id}/") for x in own_batches.values()
         )
     TALLY.add("security", "forged uploads refused", len(planted))
+    audited(stack, world)
 
 
 def drop_jobs(owner: Owned, of: Owned) -> set[str]:
@@ -799,6 +809,7 @@ def test_row_level_security_on_every_tenant_table(stack: LocalStack, world: Worl
     assert after == b_rows, "B's rows changed"
     TALLY.add("security", "tables under RLS checked", len(tables))
     TALLY.add("security", "forged row writes refused", refusals)
+    audited(stack, world)
 
 
 def rows_of(conn: psycopg.Connection[Any], tables: dict[str, str], tenant_id: str) -> dict[str, int]:
