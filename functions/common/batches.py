@@ -713,7 +713,7 @@ def receive_file(
     else:
         job = dict(existing)
     claimed = jobs.claim_upload(
-        conn, str(job["id"]), drop.tenant_id, version_id, execution_name(str(job["id"]))
+        conn, str(job["id"]), drop.tenant_id, job["source_key"], version_id, execution_name(str(job["id"]))
     )
     if claimed is None:
         logger.info("file already handled (another version or a final job)", extra={"key": key})

@@ -223,21 +223,29 @@ def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:
 
 
 def claim_upload(
-    conn: Conn, job_id: str, tenant_id: str, version_id: str | None, execution_name: str
+    conn: Conn, job_id: str, tenant_id: str, key: str, version_id: str | None, execution_name: str
 ) -> dict[str, Any] | None:
     """Mark the job's upload received (``awaiting_upload → queued``) for this object version; the claimed job's
     ``id`` and ``priority``, or None.
 
-    Replays of the same version claim again (so a crashed start can be retried); a second, different upload for
-    the same job, or an upload for a deleted job, returns None and is ignored.
+    Only the job's own key claims it (the key the pre-signed POST allowed): another file written under the job's
+    prefix is ignored. Replays of the same version claim again (so a crashed start can be retried); a second,
+    different upload for the same job, or an upload for a deleted job, returns None and is ignored.
     """
     row = conn.execute(
         "UPDATE jobs SET status = 'queued', source_version = %(v)s, execution_name = %(e)s, updated_at = now(),"
         " stages = stages || jsonb_build_object('queued', COALESCE(stages->>'queued', %(now)s))"
-        " WHERE id = %(id)s AND tenant_id = %(t)s AND deleted_at IS NULL AND (status = 'awaiting_upload'"
-        "   OR (status = 'queued' AND execution_name = %(e)s))"
+        " WHERE id = %(id)s AND tenant_id = %(t)s AND source_key = %(k)s AND deleted_at IS NULL"
+        "   AND (status = 'awaiting_upload' OR (status = 'queued' AND execution_name = %(e)s))"
         " RETURNING id, priority",
-        {"v": version_id, "e": execution_name, "id": job_id, "t": tenant_id, "now": _now_text(conn)},
+        {
+            "v": version_id,
+            "e": execution_name,
+            "id": job_id,
+            "t": tenant_id,
+            "k": key,
+            "now": _now_text(conn),
+        },
     ).fetchone()
     return dict(row) if row is not None else None
 

@@ -85,7 +85,7 @@ def start_workflow(sfn: Any, detail: dict[str, Any], s3: Any = None) -> str | No
     tenant_id, job_id = parsed
     name = execution_name(job_id, bucket, key, version_id)
     with db.transaction(tenant_id) as conn:
-        claimed = jobs.claim_upload(conn, job_id, tenant_id, version_id, name)
+        claimed = jobs.claim_upload(conn, job_id, tenant_id, key, version_id, name)
     if claimed is None:
         logger.info("upload already handled, unknown or deleted job", extra={"job_id": job_id, "key": key})
         return None

@@ -656,6 +656,8 @@ def test_planted_objects_do_not_reach_the_other_tenant(stack: LocalStack, world:
             (UPLOAD_BUCKET, f"uploads/{owner_t}/{victim.waiting_job_id}/x.jpg"),
             (UPLOAD_BUCKET, f"uploads/{nobody}/{victim.waiting_job_id}/x.jpg"),
             (UPLOAD_BUCKET, f"uploads/{victim_t.upper()}/{owner.waiting_job_id}/x.jpg"),
+            # the right tenant and job but not the file the job's pre-signed POST allowed
+            (UPLOAD_BUCKET, f"uploads/{victim_t}/{victim.waiting_job_id}/not-the-upload.jpg"),
             (DROP_BUCKET, f"drop/{owner_t}/{victim.open_batch_id}/x.jpg"),
             (DROP_BUCKET, f"drop/{nobody}/{victim.open_batch_id}/x.jpg"),
         ]

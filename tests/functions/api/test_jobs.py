@@ -361,4 +361,5 @@ def test_deleted_jobs_cannot_be_claimed(database_url: str) -> None:
     tenant_id, job_id = create_job(sub="alice")
     with db.transaction(tenant_id) as tx:
         jobs.mark_deleted(tx, job_id)
-        assert jobs.claim_upload(tx, job_id, tenant_id, "v1", "exec") is None
+        key = jobs.load(tx, job_id)["source_key"]
+        assert jobs.claim_upload(tx, job_id, tenant_id, key, "v1", "exec") is None
