@@ -8,6 +8,7 @@ What the suite tried is counted in ``tally.TALLY`` and printed as a table after 
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,18 @@ from local.stack import LocalSettings, LocalStack
 from tests.reliability.tally import TALLY
 
 PASSWORD = "Reliab1lity-Passw0rd"
+# `make stress` (MODAMODA_STRESS=1) runs every fault injection several times: races between duplicate deliveries,
+# outages and retries land differently each round.
+STRESS_ROUNDS = int(
+    os.environ.get("MODAMODA_STRESS_ROUNDS", "5" if os.environ.get("MODAMODA_STRESS") else "1")
+)
+REPEATED_MODULES = ("test_faults",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if STRESS_ROUNDS > 1 and metafunc.module.__name__.rsplit(".", 1)[-1] in REPEATED_MODULES:
+        metafunc.fixturenames.append("stress_round")
+        metafunc.parametrize("stress_round", range(1, STRESS_ROUNDS + 1), ids=lambda n: f"round{n}")
 
 
 @pytest.fixture(scope="module")
