@@ -39,11 +39,12 @@ PASSWORD = "Load-Passw0rd-2026"  # noqa: S105 - throwaway users of the in-proces
 POLL_SECONDS = 0.25
 
 
-def garment_photo(seed: int, size: tuple[int, int] = (480, 600)) -> bytes:
-    """A small garment photo on a grey backdrop; the colour varies with ``seed`` so every upload differs."""
+def garment_image(
+    size: tuple[int, int] = (480, 600), colour: tuple[int, int, int] = (30, 60, 140)
+) -> Image.Image:
+    """A small garment (a flat shirt shape) on a grey backdrop: quick for the studio engine."""
     width, height = size
     image = Image.new("RGB", size, (214, 216, 219))
-    colour = (30 + seed * 37 % 180, 60 + seed * 53 % 150, 140 - seed * 29 % 100)
     ImageDraw.Draw(image).polygon(
         [
             (width * 0.31, height * 0.2),
@@ -55,8 +56,14 @@ def garment_photo(seed: int, size: tuple[int, int] = (480, 600)) -> bytes:
         ],
         fill=colour,
     )
+    return image
+
+
+def garment_photo(seed: int, size: tuple[int, int] = (480, 600)) -> bytes:
+    """A JPEG of ``garment_image``; the colour varies with ``seed`` so every upload differs."""
+    colour = (30 + seed * 37 % 180, 60 + seed * 53 % 150, 140 - seed * 29 % 100)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
+    garment_image(size, colour).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +18,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.image_support import make_icc_profile
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO / "inference_container"
@@ -83,74 +84,6 @@ def encode(rgb: np.ndarray | Image.Image, fmt: str = "PNG", **params: object) ->
     buf = io.BytesIO()
     image.save(buf, format=fmt, **params)
     return buf.getvalue()
-
-
-def make_icc_profile(gamma: float = 1.0, description: str = "Linear RGB (test)") -> bytes:
-    """A minimal ICC v2 RGB matrix/TRC display profile: sRGB primaries with a pure power-law curve."""
-
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
-
-    def xyz(x: float, y: float, z: float) -> bytes:
-        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
-
-    def curve(g: float) -> bytes:
-        return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(g * 256)) + b"\0\0"
-
-    def desc(text: str) -> bytes:
-        raw = text.encode("ascii") + b"\0"
-        return (
-            b"desc\0\0\0\0"
-            + struct.pack(">I", len(raw))
-            + raw
-            + struct.pack(">IIHB", 0, 0, 0, 0)
-            + b"\0" * 67
-        )
-
-    def text(value: str) -> bytes:
-        return b"text\0\0\0\0" + value.encode("ascii") + b"\0"
-
-    tags = [
-        (b"desc", desc(description)),
-        (b"cprt", text("No copyright, test data")),
-        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-        (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
-        (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
-        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
-        (b"rTRC", curve(gamma)),
-        (b"gTRC", curve(gamma)),
-        (b"bTRC", curve(gamma)),
-    ]
-    table = b""
-    data = b""
-    offset = 128 + 4 + 12 * len(tags)
-    for sig, payload in tags:
-        padded = payload + b"\0" * (-len(payload) % 4)
-        table += sig + struct.pack(">II", offset + len(data), len(payload))
-        data += padded
-    body = struct.pack(">I", len(tags)) + table + data
-    size = 128 + len(body)
-    header = (
-        struct.pack(">I", size)
-        + b"lcms"
-        + struct.pack(">I", 0x02100000)
-        + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
-        + b"acsp"
-        + b"APPL"
-        + b"\0" * 4  # flags
-        + b"\0" * 8  # manufacturer, model
-        + b"\0" * 8  # attributes
-        + struct.pack(">I", 0)  # rendering intent
-        + s15(0.9642)
-        + s15(1.0)
-        + s15(0.8249)
-        + b"\0" * 4  # creator
-        + b"\0" * 16  # profile id
-        + b"\0" * 28
-    )
-    assert len(header) == 128
-    return header + body
 
 
 @pytest.fixture(scope="session")

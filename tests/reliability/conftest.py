@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image, ImageDraw
 
+from bench.load import garment_image
 from local.client import ApiClient
 from local.stack import LocalSettings, LocalStack
 from tests.reliability.tally import TALLY
@@ -65,21 +65,8 @@ def new_tenant(stack: LocalStack, prefix: str = "rel") -> Tenant:
 
 def garment_jpeg(size: tuple[int, int] = (480, 600), colour: tuple[int, int, int] = (30, 60, 140)) -> bytes:
     """A small, valid garment photo on a grey backdrop (the studio engine processes it in well under a second)."""
-    width, height = size
-    image = Image.new("RGB", size, (214, 216, 219))
-    ImageDraw.Draw(image).polygon(
-        [
-            (width * 0.31, height * 0.2),
-            (width * 0.69, height * 0.2),
-            (width * 0.79, height * 0.33),
-            (width * 0.73, height * 0.87),
-            (width * 0.27, height * 0.87),
-            (width * 0.21, height * 0.33),
-        ],
-        fill=colour,
-    )
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
+    garment_image(size, colour).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 

@@ -20,7 +20,10 @@ from functools import cache
 from typing import Literal
 
 import pillow_heif
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from bench.load import garment_image
+from tests.image_support import ADOBE_RGB_D50, make_icc_profile
 
 pillow_heif.register_heif_opener()
 
@@ -48,24 +51,6 @@ class Case:
 
 
 # ---- building blocks ---------------------------------------------------------------------------------------------
-
-
-def garment(size: tuple[int, int] = (360, 450), colour: tuple[int, int, int] = (30, 60, 140)) -> Image.Image:
-    """A small garment photo on a grey backdrop (quick for the studio engine)."""
-    width, height = size
-    image = Image.new("RGB", size, (214, 216, 219))
-    ImageDraw.Draw(image).polygon(
-        [
-            (width * 0.31, height * 0.2),
-            (width * 0.69, height * 0.2),
-            (width * 0.79, height * 0.33),
-            (width * 0.73, height * 0.87),
-            (width * 0.27, height * 0.87),
-            (width * 0.21, height * 0.33),
-        ],
-        fill=colour,
-    )
-    return image
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
@@ -118,14 +103,14 @@ def bomb_png(side: int) -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     """A small valid PNG whose IHDR (CRC fixed up) claims ``width`` x ``height``."""
-    data = encode(garment((96, 96)), "PNG")
+    data = encode(garment_image((96, 96)), "PNG")
     ihdr = struct.pack(">II", width, height) + data[24:29]
     return data[:8] + png_chunk(b"IHDR", ihdr) + data[33:]
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small valid JPEG whose SOF0 frame header claims ``width`` x ``height``."""
-    data = bytearray(encode(garment((96, 96)), "JPEG", quality=85))
+    data = bytearray(encode(garment_image((96, 96)), "JPEG", quality=85))
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
@@ -166,65 +151,6 @@ def rgb16_png(width: int = 320, height: int = 400) -> bytes:
             row += struct.pack(">HHH", r + 7 * x, g + 5 * y, b)
         rows.append(bytes(row))
     return png_file(width, height, 16, 2, b"".join(rows), level=6)
-
-
-def icc_profile_adobe_rgb() -> bytes:
-    """A minimal ICC v2 RGB display profile with Adobe RGB (1998) primaries (D50-adapted) and gamma 2.2: a real
-    non-sRGB colour space the pipeline must convert."""
-
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
-
-    def xyz(x: float, y: float, z: float) -> bytes:
-        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
-
-    def curve(gamma: float) -> bytes:
-        return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-
-    def desc(text: str) -> bytes:
-        raw = text.encode("ascii") + b"\0"
-        return (
-            b"desc\0\0\0\0"
-            + struct.pack(">I", len(raw))
-            + raw
-            + struct.pack(">IIHB", 0, 0, 0, 0)
-            + b"\0" * 67
-        )
-
-    tags = [
-        (b"desc", desc("Adobe RGB compatible (test)")),
-        (b"cprt", b"text\0\0\0\0No copyright, test data\0"),
-        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-        (b"rXYZ", xyz(0.6097, 0.3111, 0.0195)),
-        (b"gXYZ", xyz(0.2053, 0.6257, 0.0609)),
-        (b"bXYZ", xyz(0.1492, 0.0632, 0.7446)),
-        (b"rTRC", curve(2.2)),
-        (b"gTRC", curve(2.2)),
-        (b"bTRC", curve(2.2)),
-    ]
-    table, payloads = b"", b""
-    offset = 128 + 4 + 12 * len(tags)
-    for signature, payload in tags:
-        table += signature + struct.pack(">II", offset + len(payloads), len(payload))
-        payloads += payload + b"\0" * (-len(payload) % 4)
-    body = struct.pack(">I", len(tags)) + table + payloads
-    header = (
-        struct.pack(">I", 128 + len(body))
-        + b"lcms"
-        + struct.pack(">I", 0x02100000)
-        + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
-        + b"acsp"
-        + b"APPL"
-        + b"\0" * 20
-        + struct.pack(">I", 0)
-        + s15(0.9642)
-        + s15(1.0)
-        + s15(0.8249)
-        + b"\0" * 48
-    )
-    assert len(header) == 128
-    return header + body
 
 
 def minimal_pdf() -> bytes:
@@ -281,11 +207,11 @@ def cut(data: bytes, fraction: float) -> bytes:
 
 def bad_input_corpus() -> list[Case]:
     rng = random.Random(9)
-    photo = garment()
+    photo = garment_image((360, 450))
     jpeg = encode(photo, "JPEG", quality=90)
     png = encode(photo, "PNG")
     webp = encode(photo, "WEBP", quality=85)
-    big_jpeg = encode(garment((1200, 1500)), "JPEG", quality=92)
+    big_jpeg = encode(garment_image((1200, 1500)), "JPEG", quality=92)
     cases: list[Case] = []
 
     def reject(name: str, filename: str, content_type: str, data: bytes, code: str) -> None:
@@ -401,11 +327,13 @@ def bad_input_corpus() -> list[Case]:
 
     # -- too small
     reject("png 1x1", "dot.png", "image/png", encode(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), "too_small")
-    reject("jpeg 63x63", "small.jpg", "image/jpeg", encode(garment((63, 63)), "JPEG"), "too_small")
-    reject("png 2000x40 strip", "strip.png", "image/png", encode(garment((2000, 40)), "PNG"), "too_small")
+    reject("jpeg 63x63", "small.jpg", "image/jpeg", encode(garment_image((63, 63)), "JPEG"), "too_small")
+    reject(
+        "png 2000x40 strip", "strip.png", "image/png", encode(garment_image((2000, 40)), "PNG"), "too_small"
+    )
 
     # -- formats Pillow identifies but the pipeline does not take
-    small = garment((120, 150))
+    small = garment_image((120, 150))
     for fmt, ext in (
         ("GIF", "gif"),
         ("BMP", "bmp"),
@@ -480,7 +408,12 @@ def bad_input_corpus() -> list[Case]:
         "adobe rgb icc jpeg",
         "adobergb.jpg",
         "image/jpeg",
-        encode(photo, "JPEG", quality=90, icc_profile=icc_profile_adobe_rgb()),
+        encode(
+            photo,
+            "JPEG",
+            quality=90,
+            icc_profile=make_icc_profile(2.2, "Adobe RGB compatible (test)", ADOBE_RGB_D50),
+        ),
     )
     accept("tiff", "scan.tiff", "image/tiff", encode(photo, "TIFF", compression="tiff_lzw"))
     accept(
@@ -488,5 +421,5 @@ def bad_input_corpus() -> list[Case]:
     )
     accept("heic", "phone.heic", "image/heic", encode(photo, "HEIF", quality=80))
     accept("avif", "phone.avif", "image/avif", encode(photo, "AVIF", quality=70))
-    accept("smallest accepted 64x64", "tiny64.png", "image/png", encode(garment((64, 64)), "PNG"))
+    accept("smallest accepted 64x64", "tiny64.png", "image/png", encode(garment_image((64, 64)), "PNG"))
     return cases
