@@ -52,24 +52,23 @@ def test_pixel_budget_is_enforced_before_decoding() -> None:
     assert raised.value.code == "too_many_pixels"
 
 
-def test_decompression_bomb_is_refused() -> None:
-    # A PNG header declaring 100k x 100k pixels in a few hundred bytes.
+def png_declaring(side: int) -> bytes:
+    """A PNG of a few hundred bytes whose header declares ``side`` x ``side`` pixels (a decompression bomb)."""
     bomb = encoded("PNG", (64, 64), mode="1")
     ihdr = bomb.index(b"IHDR")
     patched = bytearray(bomb)
-    patched[ihdr + 4 : ihdr + 12] = (100_000).to_bytes(4, "big") * 2
+    patched[ihdr + 4 : ihdr + 12] = side.to_bytes(4, "big") * 2
     patched[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(patched[ihdr : ihdr + 17])).to_bytes(4, "big")
+    return bytes(patched)
+
+
+def test_decompression_bomb_is_refused() -> None:
     with pytest.raises(InputRejected) as raised:
-        inspect(bytes(patched), 50_000_000)
+        inspect(png_declaring(100_000), 50_000_000)
     assert raised.value.code == "too_many_pixels"
 
 
 def test_a_bomb_refused_by_pillow_gets_a_plain_message() -> None:
-    bomb = encoded("PNG", (64, 64), mode="1")
-    ihdr = bomb.index(b"IHDR")
-    patched = bytearray(bomb)
-    patched[ihdr + 4 : ihdr + 12] = (20_000).to_bytes(4, "big") * 2
-    patched[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(patched[ihdr : ihdr + 17])).to_bytes(4, "big")
     with pytest.raises(InputRejected) as raised:
-        inspect(bytes(patched), 50_000_000)
+        inspect(png_declaring(20_000), 50_000_000)
     assert raised.value.message.startswith("the image has 400000000 pixels; the limit is ")
