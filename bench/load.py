@@ -93,6 +93,9 @@ class LoadReport:
     latencies: list[tuple[str, float, int]] = field(default_factory=list)  # (operation, seconds, HTTP status)
     upload_seconds: list[float] = field(default_factory=list)
     final: dict[str, str] = field(default_factory=dict)  # job id → final status
+    failures: dict[str, str] = field(
+        default_factory=dict
+    )  # job id → error code, for jobs that did not succeed
     customers: list[Customer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -188,8 +191,11 @@ def _customer_run(
         while pending and time.monotonic() < deadline:
             for job_id in list(pending):
                 got = _call(report, session, "GET", f"{api}/v1/jobs/{job_id}", "GET /v1/jobs/{id}")
-                if got.status_code == 200 and got.json()["status"] in FINAL_STATUSES:
-                    report.final[job_id] = got.json()["status"]
+                job = got.json() if got.status_code == 200 else {}
+                if job.get("status") in FINAL_STATUSES:
+                    report.final[job_id] = job["status"]
+                    if job["status"] != "succeeded":
+                        report.failures[job_id] = str((job.get("error") or {}).get("code"))
                     pending.remove(job_id)
             if pending:
                 time.sleep(POLL_SECONDS)

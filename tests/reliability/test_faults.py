@@ -464,7 +464,11 @@ def test_duplicate_and_out_of_order_sns_notifications(faulty: LocalStack) -> Non
     tenant = new_tenant(faulty)
     dead_letters = faults.queue_depth(faulty, NOTIFY_DLQ)
     # Malformed notifications first: they are retried and dead-lettered while the rest goes on (no wedged pump).
-    malformed = ["not json {", json.dumps({"inferenceId": 5, "invocationStatus": "Completed"})]
+    nonce = uuid.uuid4().hex  # this round's messages only (make stress repeats the test on one stack)
+    malformed = [
+        f"not json {{ {nonce}",
+        json.dumps({"inferenceId": 5, "invocationStatus": "Completed", "eventName": nonce}),
+    ]
     for message in malformed:
         faults.publish_notification(faulty, message)
     unknown = str(uuid.uuid4())
