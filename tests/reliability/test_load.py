@@ -44,8 +44,12 @@ def test_concurrent_customers_lose_nothing_and_pay_once(stack, monkeypatch) -> N
     audited = books.assert_balanced([c.tenant_id for c in report.customers])
     assert audited.captured == USERS * JOBS * cost
     assert audited.jobs == {"succeeded": USERS * JOBS}
-    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
-    names = [e["name"] for e in executions["executions"]]
+    pages = stack.client("stepfunctions").get_paginator("list_executions")
+    names = [
+        e["name"]
+        for page in pages.paginate(stateMachineArn=stack.state_machine_arn)
+        for e in page["executions"]
+    ]
     for job_id in report.final:  # one execution per job, whatever the retries
         assert sum(1 for n in names if n.startswith(f"job-{job_id}-")) == 1
 
