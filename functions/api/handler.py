@@ -178,14 +178,8 @@ def authenticate(event: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         app.append_context(identity=api_service.identity(claims))
-    except ModamodaError as error:
-        if error.http_status >= 500:
-            logger.exception("request failed")
-        body = error.to_body()["error"]
-        return _raw_error(error.http_status, error.code, error.message, body.get("details"))
-    except Exception:  # as the resolver's unexpected_error handler answers
-        logger.exception("unexpected error")
-        return _raw_error(500, "internal_error", "something went wrong on our side; please try again")
+    except Exception as error:  # answered as the resolver's exception handlers answer
+        return _raw_error(*failure(error))
     return None
 
 
@@ -689,23 +683,35 @@ def retry_webhook_delivery(
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response[dict[str, Any]]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = details
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": error},
+        body=error_body(code, message, details),
         headers=headers,
     )
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The one error shape: ``{"error": {"code", "message", "details"?}}``."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def failure(error: Exception) -> tuple[int, str, str, Any]:
+    """(status, code, message, details) for an exception a request raised; server-side failures are logged."""
+    if isinstance(error, ModamodaError):
+        if error.http_status >= 500:
+            logger.exception("request failed")
+        return error.http_status, error.code, error.message, error.details
+    logger.exception("unexpected error")
+    return 500, "internal_error", "something went wrong on our side; please try again", None
+
+
 @app.exception_handler(ModamodaError)
 def domain_error(error: ModamodaError) -> Response[dict[str, Any]]:
-    if error.http_status >= 500:
-        logger.exception("request failed")
-    body = error.to_body()["error"]
-    return error_response(error.http_status, error.code, error.message, body.get("details"))
+    return error_response(*failure(error))
 
 
 @app.exception_handler(RequestValidationError)
@@ -755,8 +761,7 @@ def not_found(error: NotFoundError) -> Response[dict[str, Any]]:
 
 @app.exception_handler(Exception)
 def unexpected_error(error: Exception) -> Response[dict[str, Any]]:
-    logger.exception("unexpected error")
-    return error_response(500, "internal_error", "something went wrong on our side; please try again")
+    return error_response(*failure(error))
 
 
 # ---- OpenAPI ------------------------------------------------------------------------------------------------------
@@ -812,13 +817,11 @@ def refuse_body(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = details
+    """An error answered before the resolver runs, as the Lambda proxy response it would have built."""
     return {
         "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"error": error}, separators=(",", ":")),
+        "body": json.dumps(error_body(code, message, details), separators=(",", ":")),
         "isBase64Encoded": False,
     }
 
