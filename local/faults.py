@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from local.sagemaker_async import notification, now
+from local.stack import sns_event
+
 if TYPE_CHECKING:
     from local.lambda_runtime import LocalLambda
     from local.sagemaker_async import LocalAsyncEndpoint
@@ -80,43 +83,19 @@ def wait_dropped(endpoint: LocalAsyncEndpoint, inference_id: str, timeout: float
 def success_notification(job_id: str, output_location: str, content_type: str = "image/png") -> str:
     """A SageMaker async success notification (the documented JSON) for ``job_id``."""
     return json.dumps(
-        {
-            "awsRegion": "us-east-1",
-            "eventTime": _now(),
-            "receivedTime": _now(),
-            "invocationStatus": "Completed",
-            "requestParameters": {"inputLocation": f"s3://unused/inference/input/{job_id}.json"},
-            "responseParameters": {"contentType": content_type, "outputLocation": output_location},
-            "inferenceId": job_id,
-            "eventVersion": "1.0",
-            "eventSource": "aws:sagemaker",
-            "eventName": "InferenceResult",
-        }
+        notification(job_id, _input_of(job_id), content_type=content_type, output_location=output_location)
     )
 
 
 def error_notification(job_id: str, status: int = 500, detail: str = "model error") -> str:
     """A SageMaker async error notification for ``job_id`` (the failure reason SageMaker writes)."""
-    kind = "client" if 400 <= status < 500 else "server"
     return json.dumps(
-        {
-            "awsRegion": "us-east-1",
-            "eventTime": _now(),
-            "receivedTime": _now(),
-            "invocationStatus": "Failed",
-            "failureReason": f'ClientError: Received {kind} error ({status}) from model with message "{detail}".',
-            "requestParameters": {"inputLocation": f"s3://unused/inference/input/{job_id}.json"},
-            "responseParameters": {"contentType": "application/json"},
-            "inferenceId": job_id,
-            "eventVersion": "1.0",
-            "eventSource": "aws:sagemaker",
-            "eventName": "InferenceResult",
-        }
+        notification(job_id, _input_of(job_id), content_type="application/json", failure=(status, detail))
     )
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+def _input_of(job_id: str) -> str:
+    return f"s3://unused/inference/input/{job_id}.json"
 
 
 def publish_notification(stack: LocalStack, message: str, *, success: bool = True) -> None:
@@ -127,28 +106,15 @@ def publish_notification(stack: LocalStack, message: str, *, success: bool = Tru
 
 def notifier_event(topic_arn: str, message: str) -> dict[str, Any]:
     """The SNS event the notifier Lambda receives for ``message`` (for invoking it directly, concurrently)."""
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{topic_arn}:local",
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": str(uuid.uuid4()),
-                    "TopicArn": topic_arn,
-                    "Subject": None,
-                    "Message": message,
-                    "Timestamp": _now(),
-                    "SignatureVersion": "1",
-                    "Signature": "local",
-                    "SigningCertUrl": "",
-                    "UnsubscribeUrl": "",
-                    "MessageAttributes": {},
-                },
-            }
-        ]
-    }
+    return sns_event(
+        {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": topic_arn,
+            "Message": message,
+            "Timestamp": now(),
+        }
+    )
 
 
 # ---- Stripe -------------------------------------------------------------------------------------------------
@@ -417,12 +383,4 @@ def send_to_start_queue(stack: LocalStack, body: str) -> None:
 
 def queue_depth(stack: LocalStack, queue_name: str) -> int:
     """Messages in a queue of the stack, visible or in flight (e.g. ``modamoda-local-notify-dlq``)."""
-    sqs = stack.client("sqs")
-    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
+    return stack.queue_depth(stack.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"])

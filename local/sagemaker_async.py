@@ -8,6 +8,7 @@ topic — the same message the notifier Lambda receives in the cloud.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -26,8 +27,55 @@ from functions.common.storage import split_s3_uri
 log = logging.getLogger("modamoda.local.sagemaker")
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def notification(
+    inference_id: str,
+    input_location: str,
+    *,
+    content_type: str,
+    output_location: str | None = None,
+    failure: tuple[int, str] | None = None,
+    failure_location: str | None = None,
+    endpoint_name: str = "",
+    region: str = "us-east-1",
+    received: str | None = None,
+    request_content_type: str = "application/json",
+) -> dict[str, Any]:
+    """SageMaker's async completion notification (the documented JSON): ``Completed`` with ``output_location``,
+    or ``Failed`` with ``failure`` = (the model's HTTP status, the start of its answer)."""
+    message: dict[str, Any] = {
+        "awsRegion": region,
+        "receivedTime": received or now(),
+        "inferenceId": inference_id,
+        "eventVersion": "1.0",
+        "eventSource": "aws:sagemaker",
+        "eventName": "InferenceResult",
+        "requestParameters": {
+            "contentType": request_content_type,
+            "endpointName": endpoint_name,
+            "inputLocation": input_location,
+        },
+        "eventTime": now(),
+    }
+    if failure is None:
+        message["invocationStatus"] = "Completed"
+        message["responseParameters"] = {"contentType": content_type, "outputLocation": output_location}
+        return message
+    status, detail = failure
+    kind = "client" if 400 <= status < 500 else "server"
+    message["invocationStatus"] = "Failed"
+    message["failureReason"] = (
+        f'ClientError: Received {kind} error ({status}) from model with message "{detail}". '
+        "See the SageMaker Endpoint logs in your account for more information."
+    )
+    message["responseParameters"] = {
+        "contentType": content_type,
+        **({"failureLocation": failure_location} if failure_location else {}),
+    }
+    return message
 
 
 @dataclass(frozen=True)
@@ -67,7 +115,7 @@ class LocalAsyncEndpoint:
         content_type = headers.get("x-amzn-sagemaker-content-type", "application/json")
         output = f"{self.config.output_path.rstrip('/')}/{inference_id}.out"
         failure = f"{self.config.failure_path.rstrip('/')}/{inference_id}-error.out"
-        received = _now()
+        received = now()
         with self._lock:
             self.futures.append(
                 self._pool.submit(
@@ -93,20 +141,6 @@ class LocalAsyncEndpoint:
     ) -> str:
         s3 = boto3.client("s3", region_name=self.config.region)
         sns = boto3.client("sns", region_name=self.config.region)
-        request_parameters = {
-            "contentType": content_type,
-            "endpointName": self.config.endpoint_name,
-            "inputLocation": input_location,
-        }
-        base = {
-            "awsRegion": self.config.region,
-            "receivedTime": received,
-            "inferenceId": inference_id,
-            "eventVersion": "1.0",
-            "eventSource": "aws:sagemaker",
-            "eventName": "InferenceResult",
-            "requestParameters": request_parameters,
-        }
         try:
             bucket, key = split_s3_uri(input_location)
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -128,29 +162,28 @@ class LocalAsyncEndpoint:
         except Exception as exc:  # the container is unreachable or timed out: SageMaker reports a failure
             log.warning("inference %s could not run: %s", inference_id, exc)
             status, response_body, response_type = 500, str(exc).encode(), "text/plain"
+        describe = functools.partial(
+            notification,
+            inference_id,
+            input_location,
+            endpoint_name=self.config.endpoint_name,
+            region=self.config.region,
+            received=received,
+            request_content_type=content_type,
+        )
         if 200 <= status < 300:
             out_bucket, out_key = split_s3_uri(output)
             s3.put_object(Bucket=out_bucket, Key=out_key, Body=response_body, ContentType=response_type)
-            message = {
-                **base,
-                "eventTime": _now(),
-                "invocationStatus": "Completed",
-                "responseParameters": {"contentType": response_type, "outputLocation": output},
-            }
+            message = describe(content_type=response_type, output_location=output)
             topic = self.config.success_topic_arn
         else:
             fail_bucket, fail_key = split_s3_uri(failure)
             s3.put_object(Bucket=fail_bucket, Key=fail_key, Body=response_body, ContentType=response_type)
-            kind = "client" if 400 <= status < 500 else "server"
-            detail = response_body[:512].decode("utf-8", "replace")
-            message = {
-                **base,
-                "eventTime": _now(),
-                "invocationStatus": "Failed",
-                "failureReason": f'ClientError: Received {kind} error ({status}) from model with message "{detail}". '
-                "See the SageMaker Endpoint logs in your account for more information.",
-                "responseParameters": {"contentType": response_type, "failureLocation": failure},
-            }
+            message = describe(
+                content_type=response_type,
+                failure=(status, response_body[:512].decode("utf-8", "replace")),
+                failure_location=failure,
+            )
             topic = self.config.error_topic_arn
         if self.drop_notifications:
             with self._lock:

@@ -72,6 +72,33 @@ def substitute(definition: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], definition)
 
 
+def sns_event(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The Lambda event SNS delivers for one message, from the message's SNS envelope (as an SQS subscription
+    receives it: ``Type``, ``MessageId``, ``TopicArn``, ``Message``, ``Timestamp``...)."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{envelope.get('TopicArn')}:local",
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope.get("MessageId"),
+                    "TopicArn": envelope.get("TopicArn"),
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope.get("Timestamp"),
+                    "SignatureVersion": "1",
+                    "Signature": "local",
+                    "SigningCertUrl": "",
+                    "UnsubscribeUrl": "",
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }
+        ]
+    }
+
+
 class Timer:
     def __init__(self) -> None:
         self.marks: dict[str, float] = {}
@@ -509,29 +536,7 @@ class LocalStack:
         sqs = self.client("sqs")
         messages = self._receive(self.notify_queue_url)
         for m in messages:
-            envelope = json.loads(m["Body"])
-            event = {
-                "Records": [
-                    {
-                        "EventSource": "aws:sns",
-                        "EventVersion": "1.0",
-                        "EventSubscriptionArn": f"{envelope.get('TopicArn')}:local",
-                        "Sns": {
-                            "Type": envelope.get("Type", "Notification"),
-                            "MessageId": envelope.get("MessageId"),
-                            "TopicArn": envelope.get("TopicArn"),
-                            "Subject": envelope.get("Subject"),
-                            "Message": envelope["Message"],
-                            "Timestamp": envelope.get("Timestamp"),
-                            "SignatureVersion": "1",
-                            "Signature": "local",
-                            "SigningCertUrl": "",
-                            "UnsubscribeUrl": "",
-                            "MessageAttributes": envelope.get("MessageAttributes", {}),
-                        },
-                    }
-                ]
-            }
+            event = sns_event(json.loads(m["Body"]))
             _, error = self.lambdas.invoke("modamoda-notifier", event)
             if not error:  # a failed delivery becomes visible again and is retried, then dead-lettered
                 sqs.delete_message(QueueUrl=self.notify_queue_url, ReceiptHandle=m["ReceiptHandle"])
@@ -563,6 +568,16 @@ class LocalStack:
             "refresh_token": result.get("RefreshToken", ""),
         }
 
+    def queue_depth(self, queue_url: str) -> int:
+        """Messages in the queue, visible or in flight."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
+
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait until no execution runs, no inference is queued and the queues are drained."""
         sfn = self.client("stepfunctions")
@@ -573,19 +588,8 @@ class LocalStack:
             ]
             busy = any(not f.done() for f in self.endpoint.futures)
             queued = sum(
-                int(
-                    self.client("sqs")
-                    .get_queue_attributes(
-                        QueueUrl=q,
-                        AttributeNames=[
-                            "ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible",
-                        ],
-                    )["Attributes"]
-                    .get(a, 0)
-                )
+                self.queue_depth(q)
                 for q in (self.start_queue_url, self.notify_queue_url, self.webhook_queue_url)
-                for a in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
             )
             if not running and not busy and queued == 0:
                 return
