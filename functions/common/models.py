@@ -20,15 +20,10 @@ JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected", "cancelled"})
 IN_PROGRESS_STATUSES: frozenset[str] = frozenset({"queued", "validated", "processing"})
 Priority = Literal["normal", "low"]
-ALLOWED_CONTENT_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/tiff",
-    "image/avif",
-    "image/heic",
-    "image/heif",
-)
+ImageContentType = Literal[
+    "image/jpeg", "image/png", "image/webp", "image/tiff", "image/avif", "image/heic", "image/heif"
+]
+ALLOWED_CONTENT_TYPES: tuple[str, ...] = get_args(ImageContentType)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -91,9 +86,7 @@ class JobOptions(Strict):
 
 class UploadRequest(Strict):
     filename: str = Field(min_length=1, max_length=255)
-    content_type: Literal[
-        "image/jpeg", "image/png", "image/webp", "image/tiff", "image/avif", "image/heic", "image/heif"
-    ]
+    content_type: ImageContentType
     mode: Mode = "ghost"
     options: JobOptions = JobOptions()
     priority: Priority = Field(
@@ -306,17 +299,7 @@ class BatchUploadRequest(Strict):
         description="the file's name in the drop folder, exactly as the manifest names it; manifest.json or "
         "manifest.csv for the manifest",
     )
-    content_type: Literal[
-        "image/jpeg",
-        "image/png",
-        "image/webp",
-        "image/tiff",
-        "image/avif",
-        "image/heic",
-        "image/heif",
-        "application/json",
-        "text/csv",
-    ]
+    content_type: Literal[ImageContentType, "application/json", "text/csv"]
 
     @field_validator("filename")
     @classmethod
