@@ -5,19 +5,26 @@ The codes travel to the caller (the async endpoint's failure reason) and must no
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ModamodaError(Exception):
-    """Base class: ``code`` is stable and machine readable, the message is for people."""
+    """Base class: ``code`` is stable and machine readable, the message is for people; ``details`` (optional,
+    JSON-serialisable) travels in the error body."""
 
     code = "internal_error"
     http_status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details or {}
 
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
 
 
 class InvalidRequest(ModamodaError):
@@ -34,10 +41,34 @@ class InvalidImage(ModamodaError):
     http_status = 400
 
 
-class NoGarmentFound(InvalidImage):
-    """The photo decodes but nothing stands out from the backdrop."""
+class PhotoRefused(InvalidImage):
+    """The photo decodes, but the engine can tell it would not make a usable packshot of it; the message says
+    what was wrong and how to reshoot, in the customer's words. The job ends ``rejected`` and costs nothing."""
+
+    code = "photo_refused"
+    http_status = 422
+
+
+class NoGarmentFound(PhotoRefused):
+    """The photo decodes but no garment stands out from the backdrop (an empty wall, a screenshot)."""
 
     code = "no_garment_found"
+
+
+class LowConfidence(PhotoRefused):
+    """A cut-out was made but the engine's own checks say it is not good enough to sell with; ``details``
+    carries the confidence ``score``, the ``threshold`` and the failed ``checks``."""
+
+    code = "low_confidence"
+
+
+class PersonInPhoto(PhotoRefused):
+    """Someone is wearing the garment: a ghost packshot needs it on a mannequin, a hanger or laid flat."""
+
+    code = "person_in_photo"
+
+
+REFUSAL_CODES: frozenset[str] = frozenset({"no_garment_found", "low_confidence", "person_in_photo"})
 
 
 class ModeNotSupported(ModamodaError):
