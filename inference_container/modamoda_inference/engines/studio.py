@@ -131,6 +131,7 @@ class Matte:
     behind: np.ndarray | None = None  # (h, w, 3) float32: the colour behind the garment's edge
     small: np.ndarray | None = None  # (h, w, 3) uint8: the working image
     timings_ms: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)  # the quality gate's score, threshold and checks
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -524,6 +525,14 @@ class StudioEngine(Engine):
                 filled &= fill_holes_in
             garment = garment | filled
         return garment
+
+    def cutout(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
+        """The garment's matte as a job gets it: segmentation, then the checks that refuse a photo the engine
+        cannot make a sellable packshot of (raises a :class:`PhotoRefused`)."""
+        matte = self.matte(rgb, mannequin=mannequin)
+        if matte.bbox() is None:
+            raise NoGarmentFound("no garment found in the photo")
+        return matte
 
     # -- hollow -------------------------------------------------------------------------------------------
 
