@@ -1,4 +1,5 @@
-"""Read the input photo from S3 (the only place boto3 is used in the container).
+"""Read the input photo from S3 and write the job's metadata JSON there (the only place boto3 is used in the
+container).
 
 The client is created lazily with boto3's default configuration, so ``AWS_ENDPOINT_URL``, ``AWS_REGION`` and
 the usual credential chain apply; tests and the local runner may pass their own client.
@@ -6,8 +7,10 @@ the usual credential chain apply; tests and the local runner may pass their own 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from modamoda_inference.errors import InvalidImage, InvalidRequest, StorageError
@@ -86,3 +89,35 @@ class S3ImageSource:
         if len(data) > self.max_bytes:
             raise InvalidImage(f"the input file is too large: over {self.max_bytes / 1e6:.1f} MB")
         return data
+
+
+class S3MetadataWriter:
+    """Writes a job's metadata document (small JSON) to ``s3://bucket/key``. Best effort by design: a write
+    that fails is reported as False, never raised, so it can never fail the job."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    config = Config(
+                        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10
+                    )
+                    self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def write(self, uri: str, document: Mapping[str, Any]) -> bool:
+        try:
+            bucket, key = parse_s3_uri(uri)
+            body = json.dumps(document, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        except Exception:  # best effort: the caller logs it; the job goes on
+            return False
+        return True

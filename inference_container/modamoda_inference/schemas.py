@@ -8,6 +8,9 @@ Example::
                  "shadow": "contact", "mannequin": {"color": "#F0EEEA"}, "hollow": true,
                  "inside_image": {"s3_uri": "s3://bucket/inside-key"}}}
 
+``metadata_s3_uri`` (optional, ``s3://bucket/key``): the container writes the job's metadata JSON there (see
+:mod:`modamoda_inference.server`), on success and when the engine refuses the photo.
+
 ``image`` (and ``options.inside_image``) holds exactly one of ``s3_uri`` (with an optional ``version_id``) or
 ``b64`` (the file's bytes in standard base64). Every option is optional; unknown fields are rejected everywhere.
 
@@ -242,6 +245,16 @@ class InferenceRequest(BaseModel):
     mode: Mode
     image: ImageRef
     options: Options = Field(default_factory=Options)
+    # Where to write the job's metadata JSON (quality, bbox, timings; on success and on refusal, best effort):
+    # the async endpoint keeps only the response body, so this is how the engine's numbers reach the caller.
+    metadata_s3_uri: str | None = Field(default=None, max_length=1100)
+
+    @field_validator("metadata_s3_uri")
+    @classmethod
+    def _check_metadata_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_s3_uri(value)
+        return value
 
 
 def _describe(exc: ValidationError) -> str:

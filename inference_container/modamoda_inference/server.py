@@ -4,8 +4,14 @@
 * ``POST /invocations`` (``application/json``, see :mod:`modamoda_inference.schemas`) → 200 with the image
   bytes (``image/png`` | ``image/jpeg`` | ``image/webp`` | ``image/avif``; RGBA when the background is
   ``transparent``) and an ``X-Modamoda-Meta`` header of compact JSON
-  metadata; errors → ``{"error": {"code": ..., "message": ...}}`` with 400 (bad request / image / mode),
-  413 (body too large), 415 (not JSON), 503 (engine unavailable) or 500.
+  metadata; errors → ``{"error": {"code": ..., "message": ..., "details": ...}}`` with 400 (bad request / image /
+  mode), 422 (the engine refused the photo: ``no_garment_found``, ``low_confidence``, ``person_in_photo``), 413
+  (body too large), 415 (not JSON), 503 (engine unavailable) or 500.
+* When the request has ``metadata_s3_uri``, the job's metadata JSON is also written there (SageMaker's async
+  endpoint keeps only the response body): on success ``{"outcome": "succeeded", "quality": {...} | null, ...the
+  X-Modamoda-Meta fields}``, on an error after the request was read ``{"outcome": "refused" | "failed", "job_id",
+  "mode", "engine", "version", "error": {...}, "quality": {...} | null, "timings_ms": {"total": ...}}``. Best
+  effort: a write that fails is logged and the job's answer is unchanged.
 
 Environment: ``SAGEMAKER_BIND_TO_PORT`` (8080), ``MODEL_DIR`` (/opt/ml/model), ``MODAMODA_ENGINES`` (studio),
 ``MODAMODA_BIND_HOST`` (0.0.0.0), ``MODAMODA_MAX_BODY_BYTES`` (100 MiB), ``MODAMODA_MAX_PIXELS`` (50 MP),
@@ -43,11 +49,12 @@ from modamoda_inference.errors import (
     InvalidRequest,
     ModamodaError,
     PayloadTooLarge,
+    PhotoRefused,
     UnsupportedMediaType,
 )
 from modamoda_inference.imageio import CONTENT_TYPES, decode_image, encode_image
-from modamoda_inference.s3io import S3ImageSource
-from modamoda_inference.schemas import ImageRef, parse_request
+from modamoda_inference.s3io import S3ImageSource, S3MetadataWriter
+from modamoda_inference.schemas import ImageRef, InferenceRequest, parse_request
 
 logger = logging.getLogger("modamoda_inference")
 
@@ -111,6 +118,29 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1e3, 1)
 
 
+def quality_of(value: Any) -> dict[str, Any] | None:
+    """The ``{"score", "threshold", "checks"}`` part of an engine's quality report (``metadata["quality"]``, or a
+    ``low_confidence`` refusal's ``details``), or None when it has no numeric score and threshold."""
+    if not isinstance(value, Mapping):
+        return None
+    score, threshold = value.get("score"), value.get("threshold")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (score, threshold))
+    if not numbers:
+        return None
+    quality: dict[str, Any] = {"score": score, "threshold": threshold}
+    if isinstance(value.get("checks"), Mapping):
+        quality["checks"] = dict(value["checks"])
+    return quality
+
+
+@dataclass
+class _Call:
+    """What one invocation has learnt so far (for the metadata document written when it fails)."""
+
+    request: InferenceRequest | None = None
+    engine: str | None = None
+
+
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return True
@@ -128,9 +158,11 @@ class InferenceService:
         image_source: S3ImageSource | None = None,
         model_dir: Path | None = None,
         max_pixels: int | None = None,
+        metadata_writer: S3MetadataWriter | None = None,
     ) -> None:
         self.engines = dict(engines)
         self.image_source = image_source or S3ImageSource()
+        self.metadata_writer = metadata_writer or S3MetadataWriter()
         self.model_dir = model_dir
         self.max_pixels = max_pixels
 
@@ -151,9 +183,11 @@ class InferenceService:
         """
         start = time.perf_counter()
         job: dict[str, Any] = {"inference_id": inference_id} if inference_id else {}
+        call = _Call()
         try:
-            response = self._invoke(body, content_type, start, job)
+            response = self._invoke(body, content_type, start, job, call)
         except ModamodaError as exc:
+            self._write_failure(call, exc, start, job)
             logger.warning(
                 "invocation failed",
                 extra={
@@ -185,14 +219,17 @@ class InferenceService:
         )
         return response
 
-    def _invoke(self, body: bytes, content_type: str | None, start: float, job: dict[str, Any]) -> Response:
+    def _invoke(
+        self, body: bytes, content_type: str | None, start: float, job: dict[str, Any], call: _Call
+    ) -> Response:
         if not _is_json(content_type):
             raise UnsupportedMediaType(f"Content-Type must be {_JSON}, got {content_type!r}")
         request = parse_request(body)
+        call.request = request
         opts = request.options
         job.update(job_id=request.job_id, mode=request.mode)
         engine = select_engine(request, self.engines, self.model_dir)
-        job["engine"] = engine.name
+        job["engine"] = call.engine = engine.name
 
         t_fetch = time.perf_counter()
         data = self._read(request.image)
@@ -240,7 +277,33 @@ class InferenceService:
         }
         job["timings_ms"] = meta["timings_ms"]
         header = json.dumps(meta, separators=(",", ":"), ensure_ascii=True, default=str)
+        if request.metadata_s3_uri:
+            quality = quality_of(result.metadata.get("quality"))
+            self._write_metadata(
+                request.metadata_s3_uri, {"outcome": "succeeded", **meta, "quality": quality}, job
+            )
         return Response(200, payload, CONTENT_TYPES[opts.output_format], {META_HEADER: header})
+
+    def _write_failure(self, call: _Call, exc: ModamodaError, start: float, job: dict[str, Any]) -> None:
+        """The metadata document of a request that was read and then failed (a refusal above all)."""
+        request = call.request
+        if request is None or not request.metadata_s3_uri:
+            return
+        document = {
+            "outcome": "refused" if isinstance(exc, PhotoRefused) else "failed",
+            "job_id": request.job_id,
+            "mode": request.mode,
+            "engine": call.engine,
+            "version": __version__,
+            "error": exc.to_dict()["error"],
+            "quality": quality_of(exc.details),
+            "timings_ms": {"total": _ms(start, time.perf_counter())},
+        }
+        self._write_metadata(request.metadata_s3_uri, document, job)
+
+    def _write_metadata(self, uri: str, document: Mapping[str, Any], job: dict[str, Any]) -> None:
+        if not self.metadata_writer.write(uri, document):
+            logger.warning("metadata not written", extra={"fields": {**job, "metadata_s3_uri": uri}})
 
     def _read(self, ref: ImageRef) -> bytes:
         if ref.s3_uri is not None:
