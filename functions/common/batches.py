@@ -69,6 +69,8 @@ REPORT_COLUMNS = (
     "error_message",
     "cost",
     "result_key",
+    "quality_score",
+    "quality_threshold",
     "consistency_flagged",
     "consistency_reasons",
 )
@@ -930,7 +932,7 @@ def build_report(conn: Conn, batch: dict[str, Any]) -> dict[str, Any]:
     tenant_id, batch_id = str(batch["tenant_id"]), str(batch["id"])
     rows = conn.execute(
         "SELECT j.id, j.filename, j.sku, j.status, j.mode, j.error_code, j.error_message, j.result_key,"
-        " j.metrics, CASE WHEN h.status = 'captured' THEN h.amount ELSE 0 END AS charged"
+        " j.metrics, j.quality, CASE WHEN h.status = 'captured' THEN h.amount ELSE 0 END AS charged"
         " FROM jobs j LEFT JOIN holds h ON h.job_id = j.id WHERE j.batch_id = %s ORDER BY j.filename",
         (batch_id,),
     ).fetchall()
@@ -945,6 +947,8 @@ def build_report(conn: Conn, batch: dict[str, Any]) -> dict[str, Any]:
             "error_message": r["error_message"],
             "cost": int(r["charged"]),
             "result_key": r["result_key"] if r["status"] == "succeeded" else None,
+            "quality_score": (r["quality"] or {}).get("score"),
+            "quality_threshold": (r["quality"] or {}).get("threshold"),
         }
         for r in rows
     ]
@@ -962,6 +966,8 @@ def build_report(conn: Conn, batch: dict[str, Any]) -> dict[str, Any]:
                 "error_message": "the file never arrived in the drop folder",
                 "cost": 0,
                 "result_key": None,
+                "quality_score": None,
+                "quality_threshold": None,
             }
         )
     files.sort(key=lambda f: f["file"])

@@ -24,10 +24,18 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "upload_missing": "the uploaded object was gone when the job came to read it",
     "input_rejected": "the input was refused for another reason (the message says why)",
     "inference_rejected": "the image passed validation but the inference engine refused it (status failed)",
+    "no_garment_found": "the engine found no garment standing out from the backdrop (an empty wall, a screenshot)",
+    "low_confidence": "the engine's own checks scored the cut-out below its threshold: not good enough to sell",
+    "person_in_photo": "someone is wearing the garment; a ghost packshot needs a mannequin, a hanger or a flat lay",
     "manifest_invalid": "the batch's manifest row for this file, or the whole manifest, is invalid",
     "not_in_manifest": "the file is in the drop folder but the batch's manifest does not list it",
     "batch_sealed": "the file arrived after its batch was sealed without it",
 }
+
+# The inference engine's refusals (HTTP 422 from the container): the job ends ``rejected`` with the engine's
+# message and costs nothing. A plain copy of ``modamoda_inference.errors.REFUSAL_CODES`` (the Lambda layer does not
+# carry the container package); tests/functions/common/test_refusals.py keeps the two equal.
+REFUSAL_CODES: frozenset[str] = frozenset({"no_garment_found", "low_confidence", "person_in_photo"})
 
 
 class ModamodaError(Exception):

@@ -19,6 +19,7 @@ from functions.common.models import (
     JobError,
     JobFilters,
     JobProgress,
+    JobQuality,
     JobStatus,
     JobView,
     Mode,
@@ -263,7 +264,7 @@ def transition(conn: Conn, job_id: str, status: str, **fields: Any) -> bool:
 
     The first time a status is reached is kept in ``stages`` (seconds per stage for reports).
     """
-    allowed = {"image", "cost", "task_token", "result_key", "error_code", "error_message"}
+    allowed = {"image", "cost", "task_token", "result_key", "error_code", "error_message", "quality"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"cannot set job fields {sorted(unknown)}")
@@ -274,7 +275,7 @@ def transition(conn: Conn, job_id: str, status: str, **fields: Any) -> bool:
     params: dict[str, Any] = {"status": status, "id": job_id, "final": list(_FINAL), "now": _now_text(conn)}
     for name, value in fields.items():
         sets.append(f"{name} = %({name})s")
-        params[name] = json.dumps(value) if name == "image" else value
+        params[name] = json.dumps(value) if name in {"image", "quality"} else value
     row = conn.execute(
         f"UPDATE jobs SET {', '.join(sets)} WHERE id = %(id)s AND NOT (status = ANY(%(final)s)) RETURNING id",
         params,
@@ -322,4 +323,14 @@ def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
         updated_at=row["updated_at"],
         batch_id=str(row["batch_id"]) if row.get("batch_id") else None,
         sku=row.get("sku"),
+        quality=_quality(row.get("quality")),
     )
+
+
+def _quality(value: Any) -> JobQuality | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return JobQuality(score=value["score"], threshold=value["threshold"])
+    except (KeyError, ValueError):  # the column's CHECK keeps this from happening; never fail a read over it
+        return None

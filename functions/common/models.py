@@ -123,6 +123,15 @@ class JobError(Strict):
     message: str
 
 
+class JobQuality(Strict):
+    """The inference engine's own confidence in the result (present when the engine reports one)."""
+
+    score: float = Field(ge=0, le=1, description="the engine's confidence in the result, 0..1")
+    threshold: float = Field(
+        ge=0, le=1, description="the score below which the engine refuses the photo (low_confidence)"
+    )
+
+
 class JobProgress(Strict):
     """Where the job is, for a progress bar: ``step`` of ``steps``; ``percent`` is 100 once it has ended."""
 
@@ -151,6 +160,11 @@ class JobView(Strict):
     updated_at: datetime
     batch_id: str | None = Field(default=None, description="the batch this job belongs to (bulk), if any")
     sku: str | None = Field(default=None, description="the SKU the batch manifest gave this file, if any")
+    quality: JobQuality | None = Field(
+        default=None,
+        description="the engine's quality score and threshold for this job (a result, or a low_confidence "
+        "refusal), when the engine reports them",
+    )
 
 
 class JobPage(Strict):

@@ -20,6 +20,7 @@ from functions.common import (
     db,
     images,
     jobs,
+    refusals,
     storage,
 )
 from functions.common.errors import InputRejected, InsufficientCredits, ModamodaError, NotFound, split_cause
@@ -42,6 +43,14 @@ MAX_WORKFLOW_TIMEOUT_SECONDS = 86_400  # WorkflowInput's bound
 HOLD_GRACE_SECONDS = (
     900  # a hold outlives the inference timeout, so the workflow settles it before the sweeper
 )
+# The container writes each job's metadata JSON (quality, engine metadata, timings; or a refusal's error) here in
+# the results bucket (the request's ``metadata_s3_uri``); infra/storage.py grants the endpoint's role this prefix.
+METADATA_PREFIX = "inference/metadata/"
+MAX_METADATA_BYTES = 256 * 1024
+
+
+def metadata_key(job_id: str) -> str:
+    return f"{METADATA_PREFIX}{job_id}.json"
 
 
 class JobEnded(ModamodaError):
@@ -270,6 +279,7 @@ def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dic
             **({"version_id": event.image.version_id} if event.image.version_id else {}),
         },
         "options": event.options,
+        "metadata_s3_uri": f"s3://{bucket}/{metadata_key(event.job_id)}",
     }
     input_key = f"inference/input/{event.job_id}.json"
     s3.put_object(
@@ -340,15 +350,23 @@ def capture_credits(event: SettleInput) -> SettleResult:
     return _settle(event, capture)
 
 
-def release_credits(event: SettleInput) -> SettleResult:
-    """On rejection, failure or timeout: return the hold (if any, once) and record why the job ended."""
+def release_credits(event: SettleInput, *, quality: dict[str, float] | None = None) -> SettleResult:
+    """On rejection, failure or timeout: return the hold (if any, once) and record why the job ended (and the
+    engine's ``quality``, when it refused a photo as not good enough), in the transaction that makes it final."""
     status, code, message = _outcome_of(event.error)
+    extra: dict[str, Any] = {"quality": quality} if quality else {}
 
     def release(conn: db.Conn, batch: dict[str, Any] | None) -> credits.Hold:
         hold = credits.release(conn, event.job_id, reason=code)
         if hold.status != "captured":  # a captured hold means the result was delivered: the job succeeded
             batches.finish_job(
-                conn, event.job_id, status, batch=batch, error_code=code, error_message=message[:1000]
+                conn,
+                event.job_id,
+                status,
+                batch=batch,
+                error_code=code,
+                error_message=message[:1000],
+                **extra,
             )
         return hold
 
@@ -419,17 +437,20 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
             else f"results/{job['tenant_id']}/{job_id}.{extension}"
         )
         metrics = None
+        quality = None
         if job["status"] not in {"failed", "rejected", "cancelled"}:
             storage.copy(s3, output, config.results_bucket(), result_key, content_type)
             if in_batch:
                 metrics = _measure(s3, output, job_id)
+            quality = refusals.quality(_read_metadata(s3, job_id))
+        extra: dict[str, Any] = {"quality": quality} if quality else {}
 
         def capture(conn: db.Conn) -> tuple[credits.Hold, str | None]:
             batch = batches.lock_job_batch(conn, job_id)  # first: the lock order (batch, hold, tenant, job)
             hold = credits.capture(conn, job_id)
             if hold.status == "captured":
                 batches.record_metrics(conn, job_id, metrics)  # before a last job's report is fixed
-                batches.finish_job(conn, job_id, "succeeded", batch=batch, result_key=result_key)
+                batches.finish_job(conn, job_id, "succeeded", batch=batch, result_key=result_key, **extra)
             return hold, str(batch["id"]) if batch else None
 
         hold, batch_id = db.atomic(tenant_id, capture)
@@ -442,17 +463,42 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
         if token:
             _resume(sfn, token, success={"result_key": result_key, "output_location": output})
         return outcome
-    reason = note.failure_reason or "inference failed"
-    code = "inference_rejected" if "(4" in reason else "inference_failed"  # "Received client error (400) ..."
-    cause = f"{code}: {reason}"
+    # An engine refusal ends the job rejected with the engine's sentence, through the same path as a photo that
+    # validation refuses (InputRejected); anything else fails it with a plain message. The raw reason is logged.
+    document = _read_metadata(s3, job_id)
+    ending = refusals.outcome(note.failure_reason, document)
+    logger.warning(
+        "inference failed",
+        extra={"job_id": job_id, "code": ending.code, "failure_reason": (note.failure_reason or "")[:2000]},
+    )
+    error_name = "InputRejected" if ending.refused else "InferenceFailed"
+    cause = f"{ending.code}: {ending.message}"
     release_credits(
         SettleInput(
-            job_id=job_id, tenant_id=str(job["tenant_id"]), error={"Error": "InferenceFailed", "Cause": cause}
-        )
+            job_id=job_id, tenant_id=str(job["tenant_id"]), error={"Error": error_name, "Cause": cause}
+        ),
+        quality=refusals.quality(document) if ending.refused else None,
     )
     if token:
-        _resume(sfn, token, failure=("InferenceFailed", cause))
-    return "failed"
+        _resume(sfn, token, failure=(error_name, cause))
+    return "rejected" if ending.refused else "failed"
+
+
+def _read_metadata(s3: Any, job_id: str) -> dict[str, Any] | None:
+    """The job's metadata document written by the container (``metadata_s3_uri``), or None when there is none
+    or it cannot be read: it is advisory, so it never fails the notification."""
+    try:
+        response = s3.get_object(Bucket=config.results_bucket(), Key=metadata_key(job_id))
+        data = response["Body"].read(MAX_METADATA_BYTES + 1)
+        if len(data) > MAX_METADATA_BYTES:
+            raise ValueError("metadata document over the size limit")
+        document = json.loads(data)
+    except Exception as exc:  # absent (an older container, a failed write), unreadable or not JSON
+        missing = getattr(exc, "response", {}).get("Error", {}).get("Code") in {"NoSuchKey", "404"}
+        if not missing:
+            logger.warning("could not read the job's metadata", extra={"job_id": job_id, "error": repr(exc)})
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _measure(s3: Any, output: str, job_id: str) -> dict[str, float] | None:

@@ -70,6 +70,12 @@ def test_a_batch_runs_to_its_report_once(bulk: Bulk) -> None:
     batch_id = str(bulk.batch("run")["id"])
     results = {"a.jpg": packshot(), "b.jpg": packshot(), "c.jpg": packshot(), "d.jpg": packshot()}
     results["e.jpg"] = packshot(box=(0.02, 0.02, 0.3, 0.35))  # the odd one out
+    # the engine's quality report for a.jpg, as the container writes it beside the result
+    bulk.s3.put_object(
+        Bucket=RESULTS,
+        Key=f"inference/metadata/{found['a.jpg']['id']}.json",
+        Body=json.dumps({"outcome": "succeeded", "quality": {"score": 0.87, "threshold": 0.6}}).encode(),
+    )
     for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "broken.jpg"):
         assert bulk.batch("run")["finished_at"] is None
         bulk.run(str(found[name]["id"]), results.get(name))
@@ -120,6 +126,8 @@ def test_a_batch_runs_to_its_report_once(bulk: Bulk) -> None:
         "error_message": None,
         "cost": 1,
         "result_key": prefix + "SKU-A-ghost.png",
+        "quality_score": 0.87,
+        "quality_threshold": 0.6,
         "consistency_flagged": False,
         "consistency_reasons": [],
     }
@@ -140,6 +148,10 @@ def test_a_batch_runs_to_its_report_once(bulk: Bulk) -> None:
     csv_b = next(r for r in rows if r["file"] == "b.jpg")
     assert csv_b["sku"].startswith("'=")  # a spreadsheet shows the SKU; it does not run it
     assert next(r for r in rows if r["file"] == "e.jpg")["consistency_flagged"] == "yes"
+    csv_a = next(r for r in rows if r["file"] == "a.jpg")
+    assert (csv_a["quality_score"], csv_a["quality_threshold"]) == ("0.87", "0.6")
+    assert (csv_b["quality_score"], csv_b["quality_threshold"]) == ("", "")  # the engine gave none
+    assert by_file["c.jpg"]["quality_score"] is None
 
     # exactly once: replays of every step change nothing and record nothing twice
     events = batch_events(bulk, batch_id)

@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from modamoda_inference.schemas import parse_request  # inference_container/ is on the test path
 
 from functions.common import db, jobs
 from functions.invoke_inference import handler
@@ -65,7 +66,9 @@ def test_request_written_and_submitted(event: dict) -> None:
         "mode": "ghost",
         "image": {"s3_uri": f"s3://modamoda-test-uploads/{event['image']['key']}", "version_id": "v1"},
         "options": event["options"],
+        "metadata_s3_uri": f"s3://{RESULTS}/inference/metadata/{event['job_id']}.json",
     }
+    parse_request(body)  # the container accepts it as it is
     with db.transaction(event["tenant_id"]) as conn:
         row = jobs.load(conn, event["job_id"])
     assert (row["status"], row["task_token"]) == ("processing", "t" * 1500)
