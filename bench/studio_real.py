@@ -264,8 +264,8 @@ def contact_sheets(rows: list[dict[str, Any]], out_dir: Path, thumb: int = 220) 
                 if len(label) > 44:
                     draw.text((c * thumb + 2, y + thumb + 12), label[44:88], fill=(60, 60, 60))
             draw.text((2, y + thumb + 12), item["file"][:40], fill=(0, 0, 0))
-        path = out_dir / f"sheet_{category}.jpg"
-        sheet.save(path, quality=88)
+        path = out_dir / f"sheet_{category}.png"
+        sheet.save(path)
         paths.append(path)
     return paths
 

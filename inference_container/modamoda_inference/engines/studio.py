@@ -40,8 +40,11 @@ from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound
+from modamoda_inference.frame import inner_frame, rectangular_insets
+from modamoda_inference.forms import form_models, thin_structures
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.refine import graph_cut
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
 
@@ -60,6 +63,7 @@ class StudioSettings:
     print_texture_ratio: float = (
         1.6  # a large enclosed "hole" this much more textured than the backdrop is a print
     )
+    graph_cut: bool = True  # settle figure and ground by GrabCut from the first mask (modamoda_inference.refine)
     matting: bool = True  # closed-form matting of the edge (else a feathered binary mask)
     matting_band: int = 2  # unknown band outside the mask's edge, working pixels
     matting_inner: int = 3  # ... and inside it (the mask takes faint mixed pixels: its edge lies outward)
@@ -311,6 +315,11 @@ class StudioEngine(Engine):
             if factor < 1.0
             else np.ascontiguousarray(rgb)
         )
+        fy0, fy1, fx0, fx1 = inner_frame(_to_lab(small.astype(np.float32)))
+        if (fy0, fy1, fx0, fx1) != (0, hs, 0, ws):  # frame lines: the inside's edge carried over them
+            small = cv2.copyMakeBorder(
+                np.ascontiguousarray(small[fy0:fy1, fx0:fx1]), fy0, hs - fy1, fx0, ws - fx1, cv2.BORDER_REPLICATE
+            )
         small_f = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
 
         backdrop = self.fit_backdrop(small_f)
@@ -332,6 +341,7 @@ class StudioEngine(Engine):
         # the closing may bridge small defects, but not across what is clearly backdrop (a narrow gap
         # between a sleeve and the body)
         subject = self._clean(subject, allow=d > 0.6 * t_low, evidence=evidence)
+        subject &= ~rectangular_insets(subject)
         if float(subject.mean()) < s.min_garment_frac:
             raise NoGarmentFound(
                 "no garment found: the photo looks like an empty backdrop "
@@ -340,27 +350,34 @@ class StudioEngine(Engine):
         t2 = time.perf_counter()
 
         model = self._mannequin_model(mannequin, lab, subject)
+        models = [model] if model is not None else []
+        if mannequin == "auto":
+            models += form_models(lab, subject)
         mann = np.zeros_like(subject)
-        mann_like = mann
-        garment = subject
-        if model is not None:
-            mann = mannequin_mask(lab, subject, model)
+        for m in models:
+            mann |= mannequin_mask(lab, subject, m)
+        mann_like = mann.copy()
+        for m in models:
             # a mannequin close to the backdrop's colour partly passes for backdrop: for the hollow, it counts
-            mann_like = mann | (~subject & (model.distance(lab) < model.tolerance))
-            if mann.any():
-                garment = subject & ~mann
-                # slivers where the mannequin met the backdrop (mixed colours) go with the mannequin
-                near = cv2.dilate(mann.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-                opened = (
-                    cv2.morphologyEx(
-                        garment.astype(np.uint8),
-                        cv2.MORPH_OPEN,
-                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
-                    )
-                    > 0
+            mann_like |= ~subject & (m.distance(lab) < m.tolerance)
+        garment = subject & ~mann
+        if mann.any():
+            # slivers where the mannequin met the backdrop (mixed colours) go with the mannequin
+            near = cv2.dilate(mann.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+            opened = (
+                cv2.morphologyEx(
+                    garment.astype(np.uint8),
+                    cv2.MORPH_OPEN,
+                    cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
                 )
-                garment = np.where(near, opened, garment)
-                garment = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
+                > 0
+            )
+            garment = np.where(near, opened, garment)
+        if s.graph_cut and garment.any():
+            sure_not = cv2.erode(mann.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            garment = graph_cut(small, garment, not_garment=sure_not) & ~sure_not
+        garment &= ~thin_structures(garment)
+        garment = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
         coverage = float(garment.mean())
         if coverage < s.min_garment_frac:
             raise NoGarmentFound(
@@ -404,7 +421,7 @@ class StudioEngine(Engine):
             garment=garment,
             mannequin=mann,
             mannequin_like=mann_like,
-            mannequin_model=model,
+            mannequin_model=model or (models[0] if models else None),
             behind=behind,
             small=small,
             timings_ms={

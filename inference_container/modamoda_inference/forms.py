@@ -1,0 +1,137 @@
+"""Where a mannequin, dress form or stand leaves the garment, and what it looks like there.
+
+A form shows where the garment ends: above the collar (neck, head, the hook it hangs from), below the hem (hips,
+legs, the stand's pole and base) and below the sleeves (hands). Those places are found by the subject's shape —
+rows at the top and the bottom where the subject is much narrower than the garment — and what is there is
+clustered by colour. A cluster becomes a mannequin colour model (:class:`MannequinModel`, source ``"form"``)
+when the garment's body does not share that colour: a hood or a waistband of the garment's own colour is not
+taken for a form, whatever its shape. :func:`modamoda_inference.mannequin.mannequin_mask` then takes every
+region of that colour that is connected to the backdrop: the neck inside a V-neck, hands, a second leg.
+
+:func:`thin_structures` finds what no colour model needs: poles, hooks and hanger wires — parts of the subject
+much thinner than the garment, at its top or bottom, that a morphological opening at the garment's scale
+removes while the garment stays whole.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from modamoda_inference.mannequin import MAX_SHARE, MannequinModel
+
+NARROW_TOP = 0.4  # top rows narrower than this share of the subject's widest row are above the garment
+NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (legs, stand, hips)
+BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
+MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
+
+
+def _row_widths(fg: np.ndarray) -> np.ndarray:
+    return fg.sum(axis=1).astype(np.float64)
+
+
+def _protrusion_rows(fg: np.ndarray, ratio: float, from_top: bool) -> tuple[int, int] | None:
+    rows = np.flatnonzero(fg.any(axis=1))
+    if rows.size < 20:
+        return None
+    widths = _row_widths(fg)
+    widest = float(np.percentile(widths[rows], 95))
+    narrow = widths < ratio * widest
+    seq = rows if from_top else rows[::-1]
+    n = 0
+    for r in seq:
+        if not narrow[r]:
+            break
+        n += 1
+    height = rows[-1] - rows[0] + 1
+    if n < max(3, round(0.03 * height)) or n > 0.6 * height:
+        return None
+    return (int(seq[0]), int(seq[0] + n)) if from_top else (int(seq[0] - n + 1), int(seq[0] + 1))
+
+
+def _body(lab: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(fg.any(axis=1))
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    inner = cv2.erode(fg.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    band = slice(r0 + round(0.3 * (r1 - r0)), r0 + round(0.7 * (r1 - r0)))
+    values: np.ndarray = lab[band][inner[band]]
+    return values
+
+
+def _cluster(values: np.ndarray, k: int) -> list[np.ndarray]:
+    if values.shape[0] < 4 * k:
+        return [values]
+    sample = values[:: max(1, values.shape[0] // 4000)].astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(0)
+    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    d = np.linalg.norm(values[:, None, :] - centres[None, :, :], axis=2)
+    nearest = d.argmin(axis=1)
+    return [values[nearest == i] for i in range(k)]
+
+
+def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
+    """Colour models of the form where it leaves the garment (top and bottom protrusions), maybe none."""
+    if fg.sum() < 200:
+        return []
+    body = _body(lab, fg)
+    if body.shape[0] < 50:
+        return []
+    inner = cv2.erode(fg.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    models: list[MannequinModel] = []
+    for ratio, from_top in ((NARROW_TOP, True), (NARROW_BOTTOM, False)):
+        span = _protrusion_rows(fg, ratio, from_top)
+        if span is None:
+            continue
+        values = lab[span[0] : span[1]][inner[span[0] : span[1]]]
+        if values.shape[0] < 30:
+            continue
+        for cluster in _cluster(values, 3):
+            if cluster.shape[0] < max(20, 0.12 * values.shape[0]):
+                continue
+            ref = np.median(cluster, axis=0)
+            probe = MannequinModel((float(ref[0]), float(ref[1]), float(ref[2])), 14.0, "form")
+            spread = probe.distance(cluster)
+            tolerance = float(np.clip(1.5 * float(np.percentile(spread, 80)) + 4.0, 8.0, 20.0))
+            model = MannequinModel(probe.lab, tolerance, "form")
+            d_body = model.distance(body)
+            if float((d_body < tolerance).mean()) > BODY_SHARE_MAX:
+                continue  # the garment's own colour (a hood, a hem band, trouser legs of a jumpsuit)
+            if float(np.median(d_body)) < MIN_DISTANCE:
+                continue
+            if any(m.distance(np.asarray([model.lab], np.float32))[0] < 0.5 * m.tolerance for m in models):
+                continue
+            models.append(model)
+    return models
+
+
+def thin_structures(garment: np.ndarray) -> np.ndarray:
+    """Parts of ``garment`` much thinner than it (poles, hooks, wires, a single strap of a stand), at its top
+    or bottom: what an opening at 4 % of the garment's width removes, kept only where it sticks out above the
+    garment's top or below its bottom rows of full width."""
+    rows = np.flatnonzero(garment.any(axis=1))
+    if rows.size < 20:
+        return np.zeros_like(garment)
+    widths = _row_widths(garment)
+    widest = float(np.percentile(widths[rows], 95))
+    k = max(3, round(0.04 * widest)) | 1
+    opened = cv2.morphologyEx(
+        garment.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    ) > 0
+    thin = garment & ~opened
+    full = np.flatnonzero(widths >= 0.3 * widest)
+    if full.size == 0:
+        return np.zeros_like(garment)
+    top, bottom = int(full[0]), int(full[-1])
+    outside = np.zeros_like(garment)
+    outside[:top] = True
+    outside[bottom + 1 :] = True
+    n, labels = cv2.connectedComponents(thin.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    hit = np.unique(labels[thin & outside])
+    keep[hit] = True
+    keep[0] = False
+    out = keep[labels]
+    if out.sum() > (1 - MAX_SHARE) * garment.sum():
+        return np.zeros_like(garment)
+    return out
