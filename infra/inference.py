@@ -25,6 +25,7 @@ from infra.storage import (
     DROP_PREFIX,
     INFERENCE_FAILURE_PREFIX,
     INFERENCE_INPUT_PREFIX,
+    INFERENCE_METADATA_PREFIX,
     INFERENCE_OUTPUT_PREFIX,
     OBJECT_READ,
     UPLOADS_PREFIX,
@@ -139,6 +140,13 @@ class Inference(Construct):
                 ("s3:PutObject", "s3:AbortMultipartUpload"),
                 why="SageMaker writes each response (or failure) under its own key",
             )
+        grant_objects(
+            role,
+            storage.results,
+            INFERENCE_METADATA_PREFIX,
+            ("s3:PutObject",),
+            why="the container writes each job's metadata JSON (quality, timings) under the job's key",
+        )
         self.success_topic.grant_publish(role)
         self.error_topic.grant_publish(role)
         log_group = (

@@ -41,6 +41,7 @@ from infra.nag import acknowledge
 from infra.storage import (
     DROP_PREFIX,
     INFERENCE_INPUT_PREFIX,
+    INFERENCE_METADATA_PREFIX,
     INFERENCE_OUTPUT_PREFIX,
     OBJECT_READ,
     OBJECT_WRITE,
@@ -310,6 +311,13 @@ class Pipeline(Construct):
             INFERENCE_OUTPUT_PREFIX,
             ("s3:GetObject",),
             why="copies each job's inference output (the copy's source)",
+        )
+        grant_objects(
+            self.notifier,
+            results,
+            INFERENCE_METADATA_PREFIX,
+            ("s3:GetObject",),
+            why="reads each job's metadata JSON (the engine's refusal, its quality score)",
         )
         grant_objects(
             self.notifier,

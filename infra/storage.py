@@ -36,6 +36,8 @@ INFERENCE_PREFIX = "inference/"
 INFERENCE_INPUT_PREFIX = "inference/input/"
 INFERENCE_OUTPUT_PREFIX = "inference/output/"
 INFERENCE_FAILURE_PREFIX = "inference/failure/"
+# each job's metadata JSON, written by the container (functions/common/pipeline.py METADATA_PREFIX)
+INFERENCE_METADATA_PREFIX = "inference/metadata/"
 
 OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion")
 OBJECT_WRITE = ("s3:PutObject",)

@@ -105,6 +105,7 @@ EXPECTED_S3 = {
     "functions.invoke_inference.handler.lambda_handler": {("s3:PutObject", "results", "inference/input/*")},
     "functions.notifier.handler.lambda_handler": {
         ("s3:GetObject", "results", "inference/output/*"),
+        ("s3:GetObject", "results", "inference/metadata/*"),  # the engine's refusal and quality per job
         ("s3:PutObject", "results", "results/*"),
     },
 }
@@ -130,6 +131,7 @@ def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> No
         ("s3:AbortMultipartUpload", "results", "inference/output/*"),
         ("s3:PutObject", "results", "inference/failure/*"),
         ("s3:AbortMultipartUpload", "results", "inference/failure/*"),
+        ("s3:PutObject", "results", "inference/metadata/*"),  # each job's metadata JSON (metadata_s3_uri)
     }
     (publish,) = [s for s in statements if s["Action"] == "sns:Publish"]
     topics = {r["Ref"] for r in publish["Resource"]}
@@ -145,3 +147,11 @@ def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> No
     assert all("log-group:/aws/sagemaker/Endpoints/modamoda-dev-inference" in r for r in logs), logs
     (pull,) = [s for s in statements if "ecr:BatchGetImage" in as_list(s["Action"])]
     assert ":repository/" in render(pull["Resource"])
+
+
+def test_the_metadata_prefix_is_the_one_the_pipeline_uses() -> None:
+    from functions.common import pipeline
+    from infra.storage import INFERENCE_METADATA_PREFIX, INFERENCE_PREFIX
+
+    assert pipeline.METADATA_PREFIX == INFERENCE_METADATA_PREFIX
+    assert INFERENCE_METADATA_PREFIX.startswith(INFERENCE_PREFIX)  # expired with the other inference objects
