@@ -4,6 +4,9 @@ Used by ``tests/reliability/test_faults.py`` (and meant for a stress run against
 acts on the real pieces of a running :class:`local.stack.LocalStack`, never on a copy of the flow:
 
 - :func:`inference_errors`: the model answers an HTTP error (the async endpoint publishes the error notification);
+- :func:`engine_answers`: the inference container's engine refuses photos (``no_garment_found``,
+  ``low_confidence``, ``person_in_photo``) or reports metadata (its quality score) of the tests' choosing, inside
+  the real container, so its answer and its metadata document go the whole way;
 - :func:`dropped_notifications`: SageMaker's notification never arrives (kept, so a test can publish it late);
 - :class:`ResumeCrash`: the notifier Lambda dies after its settlement committed, before it resumed the execution;
 - :class:`DatabaseOutage`: PostgreSQL refuses the application (its role loses LOGIN and its sessions are ended,
@@ -19,6 +22,7 @@ All of them are off unless used, and each context manager restores what it chang
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -48,14 +52,66 @@ APP_ROLE = "modamoda_app"
 
 
 @contextmanager
-def inference_errors(endpoint: LocalAsyncEndpoint, status: int, message: str) -> Iterator[None]:
-    """Every inference answers HTTP ``status`` with ``message`` (500: a server error such as a CUDA fault; 4xx:
-    the model refused the request). The endpoint publishes SageMaker's error notification for each."""
+def inference_errors(
+    endpoint: LocalAsyncEndpoint,
+    status: int,
+    message: str,
+    *,
+    code: str = "injected",
+    details: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Every inference answers HTTP ``status`` with ``{"error": {"code", "message", "details"}}`` (500: a server
+    error such as a CUDA fault; 4xx: the model refused the request) without reaching the container, so no metadata
+    document is written. The endpoint publishes SageMaker's error notification for each."""
     endpoint.fail_with = (status, message)
+    endpoint.fail_code, endpoint.fail_details = code, details
     try:
         yield
     finally:
         endpoint.fail_with = None
+        endpoint.fail_code, endpoint.fail_details = "injected", None
+
+
+@contextmanager
+def engine_answers(
+    stack: LocalStack,
+    *,
+    refuse: Exception | None = None,
+    metadata: dict[str, Any] | None = None,
+    when: Callable[[Any], bool] | None = None,
+) -> Iterator[None]:
+    """Every run of the container's engines whose request ``when`` accepts (default: all) raises ``refuse`` (an
+    error of ``modamoda_inference.errors``, e.g. ``LowConfidence(message, details=...)``), or else returns the
+    engine's real result with ``metadata`` merged into its metadata (e.g. ``{"quality": {...}}``). The container
+    answers and writes its metadata document as it would for the engine's own. Blocks nest; each restores the
+    engines' ``run`` it found."""
+    engines = list(stack.container.service.engines.values())
+    saved = [(engine, engine.__dict__.get("run")) for engine in engines]
+
+    def hooked(engine: Any) -> Callable[..., Any]:
+        original = engine.run
+
+        def run(image: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if when is not None and not when(request):
+                return original(image, request, *args, **kwargs)
+            if refuse is not None:
+                raise refuse.with_traceback(None)
+            result = original(image, request, *args, **kwargs)
+            result.metadata.update(copy.deepcopy(metadata or {}))
+            return result
+
+        return run
+
+    for engine in engines:
+        engine.run = hooked(engine)
+    try:
+        yield
+    finally:
+        for engine, previous in saved:
+            if previous is None:
+                engine.__dict__.pop("run", None)
+            else:
+                engine.run = previous
 
 
 @contextmanager

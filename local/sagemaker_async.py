@@ -100,6 +100,8 @@ class LocalAsyncEndpoint:
         self.drop_notifications = False  # fault injection: the notification never arrives
         self.dropped: list[tuple[str, str]] = []  # (topic, message) of each dropped notification (send late)
         self.fail_with: tuple[int, str] | None = None  # fault injection: the model answers with this error
+        self.fail_code = "injected"  # ... with this code
+        self.fail_details: dict[str, Any] | None = None  # ... and these details
         self._lock = threading.Lock()
 
     # botocore hook for sagemaker-runtime InvokeEndpointAsync
@@ -146,10 +148,10 @@ class LocalAsyncEndpoint:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             if self.fail_with is not None:
                 status, text = self.fail_with
-                response_body, response_type = (
-                    json.dumps({"error": {"code": "injected", "message": text}}).encode(),
-                    "application/json",
-                )
+                error: dict[str, Any] = {"code": self.fail_code, "message": text}
+                if self.fail_details:
+                    error["details"] = self.fail_details
+                response_body, response_type = json.dumps({"error": error}).encode(), "application/json"
             else:
                 response = requests.post(
                     f"{self.config.container_url}/invocations",
