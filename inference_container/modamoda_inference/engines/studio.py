@@ -41,9 +41,10 @@ from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_pr
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound
 from modamoda_inference.frame import inner_frame, rectangular_insets
-from modamoda_inference.forms import form_models, thin_structures
+from modamoda_inference.forms import form_models, garment_colour, thin_structures
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.quality import assess
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
@@ -72,6 +73,11 @@ class StudioSettings:
 
 
 MannequinOption = str | MannequinColour
+
+NO_GARMENT = (
+    "We could not find a garment in this photo. Please send a photo of the garment on a mannequin, on a hanger "
+    "or laid flat, against a plain background. Nothing was charged."
+)
 
 
 def _poly_terms(degree: int) -> list[tuple[int, int]]:
@@ -136,6 +142,8 @@ class Matte:
     small: np.ndarray | None = None  # (h, w, 3) uint8: the working image
     timings_ms: dict[str, float] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)  # the quality gate's score, threshold and checks
+    first: np.ndarray | None = None  # (h, w) bool: the garment by backdrop distance alone, before the graph cut
+    leftover: float = 0.0  # share of the garment that still looks like a form where forms leave garments
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -343,13 +351,12 @@ class StudioEngine(Engine):
         subject = self._clean(subject, allow=d > 0.6 * t_low, evidence=evidence)
         subject &= ~rectangular_insets(subject)
         if float(subject.mean()) < s.min_garment_frac:
-            raise NoGarmentFound(
-                "no garment found: the photo looks like an empty backdrop "
-                "(the studio engine needs the garment on a plain, lighter or darker backdrop)"
-            )
+            raise NoGarmentFound(NO_GARMENT)
         t2 = time.perf_counter()
 
         model = self._mannequin_model(mannequin, lab, subject)
+        if model is not None and model.source == "sampled" and garment_colour(model, lab, subject):
+            model = None  # the "neck" sampled was the garment's own colour (a collar, a hood)
         models = [model] if model is not None else []
         if mannequin == "auto":
             models += form_models(lab, subject)
@@ -373,16 +380,22 @@ class StudioEngine(Engine):
                 > 0
             )
             garment = np.where(near, opened, garment)
+        first = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
         if s.graph_cut and garment.any():
             sure_not = cv2.erode(mann.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
             garment = graph_cut(small, garment, not_garment=sure_not) & ~sure_not
         garment &= ~thin_structures(garment)
         garment = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
+        leftover = 0.0
+        if garment.any():
+            for m in form_models(lab, garment):
+                leftover += float(mannequin_mask(lab, garment, m).sum()) / float(garment.sum())
         coverage = float(garment.mean())
         if coverage < s.min_garment_frac:
             raise NoGarmentFound(
-                "no garment found: what stands out from the backdrop is all mannequin-coloured "
-                "(check options.mannequin)"
+                "We could only find the mannequin in this photo, not a garment on it. If the garment is the same "
+                "colour as the mannequin, please choose no mannequin setting or use a mannequin of another "
+                "colour. Nothing was charged."
             )
         t3 = time.perf_counter()
 
@@ -424,6 +437,8 @@ class StudioEngine(Engine):
             mannequin_model=model or (models[0] if models else None),
             behind=behind,
             small=small,
+            first=first,
+            leftover=leftover,
             timings_ms={
                 "backdrop": (t1 - t0) * 1e3,
                 "mask": (t2 - t1) * 1e3,
@@ -547,8 +562,12 @@ class StudioEngine(Engine):
         """The garment's matte as a job gets it: segmentation, then the checks that refuse a photo the engine
         cannot make a sellable packshot of (raises a :class:`PhotoRefused`)."""
         matte = self.matte(rgb, mannequin=mannequin)
-        if matte.bbox() is None:
-            raise NoGarmentFound("no garment found in the photo")
+        if matte.bbox() is None or matte.garment is None or matte.small is None:
+            raise NoGarmentFound(NO_GARMENT)
+        first = matte.first if matte.first is not None else matte.garment
+        verdict = assess(matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover)
+        matte.quality = verdict.as_dict()
+        verdict.enforce()
         return matte
 
     # -- hollow -------------------------------------------------------------------------------------------
@@ -634,10 +653,10 @@ class StudioEngine(Engine):
         preset = get_preset(opts.preset)
         background, background_desc = self.resolve_background(request)  # unknown library ids fail first
         rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-        matte = self.matte(rgb, mannequin=opts.mannequin)
+        matte = self.cutout(rgb, mannequin=opts.mannequin)
         bbox = matte.bbox()
         if bbox is None:
-            raise NoGarmentFound("no garment found in the photo")
+            raise NoGarmentFound(NO_GARMENT)
         t1 = time.perf_counter()
 
         subject = Subject(alpha=matte.alpha, behind=matte.behind)
@@ -672,6 +691,7 @@ class StudioEngine(Engine):
             "thresholds": [round(t, 2) for t in matte.thresholds],
             "mannequin": matte.mannequin_model.describe() if matte.mannequin_model else None,
             "hollow": hollow_meta,
+            "quality": matte.quality,
             "batch_metrics": batch_metrics(matte, rgb),
             "timings_ms": {
                 **{k: round(v, 1) for k, v in matte.timings_ms.items()},
