@@ -11,8 +11,9 @@ The body may be cut short, and its quotes may come escaped (``\\"``). :func:`eng
 message from the complete error in the metadata document when there is one, else from the failure reason as far
 as it goes; :func:`outcome` turns that into the job's ending: a code of ``REFUSAL_CODES`` ends the job
 ``rejected`` with the engine's own sentence (or this module's, when the reason lost it), anything else is
-today's ``inference_rejected`` (4xx) or ``inference_failed``, with a plain message. The raw reason is logged,
-never shown to the customer.
+today's ``inference_rejected`` (4xx) or ``inference_failed``, with the container's message where its code is one
+whose messages are written for the customer (``CUSTOMER_MESSAGE_CODES``: e.g. ``on-model`` without the diffusion
+weights) and a plain message otherwise. The raw reason is logged, never shown to the customer.
 
 The Lambda layer does not carry the container package: the codes are mirrored in ``errors.REFUSAL_CODES``
 (``tests/functions/common/test_refusals.py`` keeps them equal to ``modamoda_inference.errors.REFUSAL_CODES``).
@@ -44,6 +45,13 @@ FAILED_MESSAGE = (
     "The image could not be created because of a problem on our side. Nothing was charged; please try again."
 )
 MAX_MESSAGE = 1000
+# Container error codes (``modamoda_inference.errors``) whose messages speak about the customer's photo or
+# request in the customer's terms; other codes (invalid_request, storage_error, internal_error...) describe the
+# request the Lambda built or the container itself, so the customer gets a plain message instead.
+CUSTOMER_MESSAGE_CODES: frozenset[str] = frozenset(
+    {"invalid_image", "mode_not_supported", "engine_unavailable"}
+)
+_INTERNAL = ("s3://", "Traceback", "botocore", "Exception")
 
 _STATUS = re.compile(r"\((\d{3})\)")
 _BODY = re.compile(r'from model with message "(?P<body>.*)', re.S)
@@ -165,9 +173,11 @@ def outcome(reason: str | None, document: Any = None) -> Outcome:
     client_error = error.status is not None and 400 <= error.status < 500
     if error.status is None and isinstance(reason, str):
         client_error = "client error" in reason
-    if client_error:
-        return Outcome("failed", "inference_rejected", REJECTED_MESSAGE)
-    return Outcome("failed", "inference_failed", FAILED_MESSAGE)
+    code = "inference_rejected" if client_error else "inference_failed"
+    readable = error.code in CUSTOMER_MESSAGE_CODES and error.message
+    if readable and not any(marker in error.message for marker in _INTERNAL):
+        return Outcome("failed", code, error.message)
+    return Outcome("failed", code, REJECTED_MESSAGE if client_error else FAILED_MESSAGE)
 
 
 def quality(document: Any) -> dict[str, float] | None:

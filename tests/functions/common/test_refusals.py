@@ -41,6 +41,10 @@ def test_the_codes_mirror_the_container() -> None:
     refused.add(container_errors.PersonInPhoto.code)
     assert refused == REFUSAL_CODES
     assert container_errors.PhotoRefused.http_status == 422
+    container_codes = {
+        cls.code for cls in vars(container_errors).values() if isinstance(cls, type) and hasattr(cls, "code")
+    }
+    assert container_codes >= refusals.CUSTOMER_MESSAGE_CODES
 
 
 @pytest.mark.parametrize("code", sorted(REFUSAL_CODES))
@@ -87,8 +91,15 @@ def test_the_metadata_documents_error_wins_over_a_cut_reason() -> None:
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        (reason(body("invalid_image", "the input is not an image"), 400), "inference_rejected"),
-        (reason(body("mode_not_supported"), 400), "inference_rejected"),
+        (reason(body("invalid_request", "options.preset: bad"), 400), "inference_rejected"),
+        (
+            reason(body("storage_error", "cannot read s3://b/k from S3: AccessDenied"), 500),
+            "inference_failed",
+        ),
+        (
+            reason(body("internal_error", "unexpected error in the inference container"), 500),
+            "inference_failed",
+        ),
         (reason('{"error": {"code": "unknown_refusal", "message": "x"}}', 422), "inference_rejected"),
         (reason("<html>Bad Gateway</html>", 502, "server"), "inference_failed"),
         (reason("CUDA error: an illegal memory access", 500, "server"), "inference_failed"),
@@ -106,6 +117,27 @@ def test_anything_else_keeps_todays_codes_with_a_plain_message(text: str | None,
     assert ending.message in {refusals.REJECTED_MESSAGE, refusals.FAILED_MESSAGE}
     assert "SageMaker" not in ending.message
     assert "{" not in ending.message
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "ending"),
+    [
+        ("invalid_image", 400, "inference_rejected"),
+        ("mode_not_supported", 400, "inference_rejected"),
+        ("engine_unavailable", 503, "inference_failed"),
+    ],
+)
+def test_codes_whose_messages_are_for_the_customer_keep_them(code: str, status: int, ending: str) -> None:
+    said = "on-model needs the diffusion engine and its weights; this endpoint runs only: studio"
+    kind = "client" if status < 500 else "server"
+    assert refusals.outcome(reason(body(code, said), status, kind)) == refusals.Outcome(
+        "failed", ending, said
+    )
+    leaky = "the input object s3://bucket/key cannot be read"
+    assert refusals.outcome(reason(body(code, leaky), status, kind)).message in {
+        refusals.REJECTED_MESSAGE,
+        refusals.FAILED_MESSAGE,
+    }
 
 
 def test_control_characters_and_length_are_tamed() -> None:
