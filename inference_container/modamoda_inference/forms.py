@@ -70,6 +70,15 @@ def _cluster(values: np.ndarray, k: int) -> list[np.ndarray]:
     return [values[nearest == i] for i in range(k)]
 
 
+def garment_colour(model: MannequinModel, lab: np.ndarray, fg: np.ndarray) -> bool:
+    """Whether ``model``'s colour is the garment's own: found on the garment's body (the middle rows)."""
+    body = _body(lab, fg)
+    if body.shape[0] < 50:
+        return False
+    d_body = model.distance(body)
+    return float((d_body < model.tolerance).mean()) > BODY_SHARE_MAX or float(np.median(d_body)) < MIN_DISTANCE
+
+
 def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
     """Colour models of the form where it leaves the garment (top and bottom protrusions), maybe none."""
     if fg.sum() < 200:
@@ -103,6 +112,15 @@ def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
                 continue
             models.append(model)
     return models
+
+
+def narrow_below(garment: np.ndarray) -> float:
+    """Share of the garment's height taken by narrow rows at its bottom (legs or a stand left under the hem)."""
+    span = _protrusion_rows(garment, NARROW_BOTTOM, False)
+    rows = np.flatnonzero(garment.any(axis=1))
+    if span is None or rows.size == 0:
+        return 0.0
+    return (span[1] - span[0]) / float(rows[-1] - rows[0] + 1)
 
 
 def thin_structures(garment: np.ndarray) -> np.ndarray:

@@ -39,11 +39,12 @@ from PIL import Image
 from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
-from modamoda_inference.errors import NoGarmentFound
+from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
 from modamoda_inference.frame import inner_frame, rectangular_insets
-from modamoda_inference.forms import form_models, garment_colour, thin_structures
+from modamoda_inference.forms import form_models, garment_colour, narrow_below, thin_structures
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import assess
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
@@ -390,6 +391,8 @@ class StudioEngine(Engine):
         if garment.any():
             for m in form_models(lab, garment):
                 leftover += float(mannequin_mask(lab, garment, m).sum()) / float(garment.sum())
+            if models:  # on a form: narrow rows under the hem are legs or a stand the colour models missed
+                leftover = max(leftover, narrow_below(garment))
         coverage = float(garment.mean())
         if coverage < s.min_garment_frac:
             raise NoGarmentFound(
@@ -564,6 +567,16 @@ class StudioEngine(Engine):
         matte = self.matte(rgb, mannequin=mannequin)
         if matte.bbox() is None or matte.garment is None or matte.small is None:
             raise NoGarmentFound(NO_GARMENT)
+        if mannequin != "auto" and matte.subject is not None:
+            # a seller who says "on a mannequin" has told us the skin-coloured parts are a form (wooden hands)
+            evidence = person_evidence(matte.small, matte.subject, matte.garment)
+            if has_person(evidence):
+                raise PersonInPhoto(
+                    "This photo shows someone wearing the garment, and a ghost packshot cannot be made from it. "
+                    "Please send a photo of the garment on a mannequin, on a hanger or laid flat. Nothing was "
+                    "charged.",
+                    details={k: round(v, 3) for k, v in evidence.items()},
+                )
         first = matte.first if matte.first is not None else matte.garment
         verdict = assess(matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover)
         matte.quality = verdict.as_dict()

@@ -1,0 +1,98 @@
+"""Someone wearing the garment: a ghost packshot cannot be made from it (the result would be a cut-out person).
+
+No weights: a person shows skin where a garment leaves off — a neck and face above the collar, arms and hands
+below the sleeves, legs below the hem — and skin, unlike a painted or plastic form, is not one flat colour: it
+has the darker creases, hair, eyes and lips of a body. The check is run on the subject (everything that is not
+backdrop) and looks for
+
+* skin-coloured pixels (the classic chrominance box in YCrCb, Chai & Ngan 1999, narrowed by lightness and
+  saturation so white, grey and black forms and wooden hands are not skin), in regions that touch the backdrop
+  or the frame (where the body leaves the garment), together covering enough of the subject;
+* and in at least two separate places (a neck and a hand, two arms, a face and legs) or one place that touches
+  the frame's edge at the top (a head cut off by the frame).
+
+A skin-toned mannequin passes the colour test; it is told apart by its surface: a form's skin-coloured region is
+smooth (low local variation of lightness), a person's is not.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_SHARE = 0.03  # skin regions together cover at least this share of the subject
+MIN_REGION = 0.004  # a region counts when at least this share of the subject
+BODY_DISTANCE = 12.0  # CIELAB distance within which a colour is one of the garment body's
+SMOOTH_FORM = 0.0  # median local lightness variation (L* units) below which skin colour is a painted form
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.int16)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.int16)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    s, v = hsv[..., 1], hsv[..., 2]
+    return (cr >= 138) & (cr <= 173) & (cb >= 77) & (cb <= 127) & (y >= 50) & (s >= 40) & (s <= 170) & (v >= 70)
+
+
+def _garment_coloured(rgb: np.ndarray, subject: np.ndarray) -> np.ndarray:
+    """Pixels whose colour is one of the garment body's main colours (a beige or pink garment is not skin)."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    rows = np.flatnonzero(subject.any(axis=1))
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    band = slice(r0 + round(0.35 * (r1 - r0)), r0 + round(0.75 * (r1 - r0)))
+    inner = cv2.erode(subject.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    body = lab[band][inner[band]]
+    if body.shape[0] < 50:
+        return np.zeros(subject.shape, bool)
+    sample = body[:: max(1, body.shape[0] // 3000)].astype(np.float32)
+    k = 5
+    cv2.setRNGSeed(0)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    counts = np.bincount(labels.ravel(), minlength=k)
+    centres = centres[counts >= 0.08 * sample.shape[0]]
+    d = np.min(np.linalg.norm(lab[..., None, :] - centres[None, None], axis=-1), axis=-1)
+    return d < BODY_DISTANCE
+
+
+def person_evidence(rgb: np.ndarray, subject: np.ndarray, garment: np.ndarray) -> dict[str, float]:
+    """Numbers behind :func:`has_person` (for the job's metadata)."""
+    n_subject = int(subject.sum())
+    if n_subject == 0:
+        return {"skin_share": 0.0, "regions": 0.0, "texture": 0.0}
+    skin = skin_mask(rgb) & subject & ~_garment_coloured(rgb, subject)
+    skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    # skin where the body leaves the garment: connected to the backdrop or the frame
+    outside = cv2.dilate((~subject).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    outside[0, :] = outside[-1, :] = True
+    outside[:, 0] = outside[:, -1] = True
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(skin.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[skin & outside])] = True
+    # ... and where it leaves the garment: touching what is not skin of the subject (a prop lies apart)
+    clothed = cv2.dilate((subject & ~skin).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[skin & clothed])] = True
+    keep &= touching
+    keep[0] = False
+    keep &= stats[:, cv2.CC_STAT_AREA] >= MIN_REGION * n_subject
+    regions = int(keep.sum())
+    found = keep[labels]
+    if not found.any():
+        return {"skin_share": 0.0, "regions": 0.0, "texture": 0.0}
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) * (100.0 / 255.0)
+    local = np.abs(lum - cv2.blur(lum, (5, 5)))
+    inner = cv2.erode(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    texture = float(np.median(local[inner])) if inner.sum() >= 20 else 0.0
+    top_cut = bool(found[0, :].any())
+    return {
+        "skin_share": float(found.sum()) / n_subject,
+        "regions": float(regions + (1 if top_cut else 0)),
+        "texture": texture,
+    }
+
+
+def has_person(evidence: dict[str, float]) -> bool:
+    return (
+        evidence["skin_share"] >= MIN_SHARE and evidence["regions"] >= 2 and evidence["texture"] >= SMOOTH_FORM
+    )
