@@ -58,6 +58,13 @@ def _body(lab: np.ndarray, fg: np.ndarray) -> np.ndarray:
     return values
 
 
+def _form_like(lab: np.ndarray) -> bool:
+    """A colour a form can have: neutral (white, grey, black, clear) or skin / wood tones (warm hues)."""
+    chroma = float(np.hypot(lab[1], lab[2]))
+    hue = float(np.degrees(np.arctan2(lab[2], lab[1])) % 360.0)
+    return chroma < 12.0 or (20.0 <= hue <= 95.0 and chroma < 45.0)
+
+
 def _cluster(values: np.ndarray, k: int) -> list[np.ndarray]:
     if values.shape[0] < 4 * k:
         return [values]
@@ -102,6 +109,8 @@ def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
             probe = MannequinModel((float(ref[0]), float(ref[1]), float(ref[2])), 14.0, "form")
             spread = probe.distance(cluster)
             tolerance = float(np.clip(1.5 * float(np.percentile(spread, 80)) + 4.0, 8.0, 20.0))
+            if not _form_like(ref):
+                continue  # forms are white, grey, black, skin or wood: a green or blue part is the garment's
             model = MannequinModel(probe.lab, tolerance, "form")
             d_body = model.distance(body)
             if float((d_body < tolerance).mean()) > BODY_SHARE_MAX:

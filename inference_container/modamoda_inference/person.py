@@ -38,8 +38,14 @@ def _garment_coloured(rgb: np.ndarray, subject: np.ndarray) -> np.ndarray:
     """Pixels whose colour is one of the garment body's main colours (a beige or pink garment is not skin)."""
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     rows = np.flatnonzero(subject.any(axis=1))
+    cols = np.flatnonzero(subject.any(axis=0))
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
-    band = slice(r0 + round(0.35 * (r1 - r0)), r0 + round(0.75 * (r1 - r0)))
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    # the middle of the body: arms hang at the sides, a head sits above, legs below
+    band = (
+        slice(r0 + round(0.35 * (r1 - r0)), r0 + round(0.75 * (r1 - r0))),
+        slice(c0 + round(0.25 * (c1 - c0)), c0 + round(0.75 * (c1 - c0))),
+    )
     inner = cv2.erode(subject.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     body = lab[band][inner[band]]
     if body.shape[0] < 50:

@@ -71,6 +71,7 @@ def graph_cut(
     if not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
         return first
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # the colour models start from k-means: the same photo gives the same matte
     try:
         cv2.grabCut(np.ascontiguousarray(img[..., ::-1]), mask, None, bgd, fgd, s.iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

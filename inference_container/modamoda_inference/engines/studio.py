@@ -437,7 +437,7 @@ class StudioEngine(Engine):
             garment=garment,
             mannequin=mann,
             mannequin_like=mann_like,
-            mannequin_model=model or (models[0] if models else None),
+            mannequin_model=model,
             behind=behind,
             small=small,
             first=first,

@@ -108,10 +108,10 @@ def test_light_garment_on_dark_backdrop(studio: StudioEngine) -> None:
 def test_empty_backdrop_is_no_garment(studio: StudioEngine) -> None:
     rng = np.random.default_rng(4)
     blank = np.clip(np.full((500, 400, 3), 225.0) + rng.normal(0, 2, (500, 400, 3)), 0, 255).astype(np.uint8)
-    with pytest.raises(NoGarmentFound, match="no garment found") as info:
+    with pytest.raises(NoGarmentFound, match="could not find a garment") as info:
         studio.run(Image.fromarray(blank), request())
     assert info.value.code == "no_garment_found"
-    assert info.value.http_status == 400
+    assert info.value.http_status == 422
 
 
 @pytest.mark.parametrize("name", ["tshirt_navy", "hoodie_burgundy", "dress_emerald", "trousers_khaki"])
