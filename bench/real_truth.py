@@ -223,7 +223,7 @@ def grid_image(rgb: np.ndarray, step: int = 25, crop: list[int] | None = None) -
 
 def overlay(rgb: np.ndarray, t: Truth) -> Image.Image:
     """Photo | truth over it (garment green, other red, outline yellow) | garment on white."""
-    h, w = rgb.shape[:2]
+    _h, _w = rgb.shape[:2]
     tint = rgb.astype(np.float32).copy()
     tint[t.garment] = 0.55 * tint[t.garment] + 0.45 * np.array([0, 255, 0])
     tint[t.other] = 0.5 * tint[t.other] + 0.5 * np.array([255, 0, 0])
@@ -237,7 +237,9 @@ def overlay(rgb: np.ndarray, t: Truth) -> Image.Image:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["grid", "show"])
     parser.add_argument("stems", nargs="*")
     parser.add_argument("--all", action="store_true")
@@ -269,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             if crop:
                 x0, y0, x1, y1 = crop
                 rgb = rgb[y0:y1, x0:x1]
-                t = Truth(t.file, t.category, t.garment[y0:y1, x0:x1], t.other[y0:y1, x0:x1], t.expect, t.note)
+                t = Truth(
+                    t.file, t.category, t.garment[y0:y1, x0:x1], t.other[y0:y1, x0:x1], t.expect, t.note
+                )
             path = OUT / f"{name}{suffix}.truth.png"
             overlay(rgb, t).save(path)
             print(

@@ -33,10 +33,13 @@ with one summary line per method, the project's engine last.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -140,14 +143,21 @@ def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
     mask = np.zeros((sh, sw), np.uint8)
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.grabCut(
-        np.ascontiguousarray(small[..., ::-1]), mask, (mx, my, sw - 2 * mx, sh - 2 * my), bgd, fgd, 5,
+        np.ascontiguousarray(small[..., ::-1]),
+        mask,
+        (mx, my, sw - 2 * mx, sh - 2 * my),
+        bgd,
+        fgd,
+        5,
         cv2.GC_INIT_WITH_RECT,
     )
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
     return cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
 
 
-def studio_result(engine: Any, rgb: np.ndarray, options: dict[str, Any]) -> tuple[np.ndarray | None, str | None, float | None]:
+def studio_result(
+    engine: Any, rgb: np.ndarray, options: dict[str, Any]
+) -> tuple[np.ndarray | None, str | None, float | None]:
     from modamoda_inference.errors import ModamodaError
 
     try:
@@ -187,12 +197,16 @@ def run_baseline(root: Path, entries: list[dict[str, Any]], workdir: Path) -> di
     """The baseline engine from git, in a subprocess; ``{file: (mask or None, code, seconds)}``."""
     src = workdir / "baseline"
     src.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", BASELINE_COMMIT, "inference_container/modamoda_inference"],
+    git = shutil.which("git")
+    if git is None:
+        raise RuntimeError("the baseline is taken from git history: git is not installed")
+    archive = subprocess.run(  # noqa: S603 - fixed arguments, our own repository
+        [git, "-C", str(REPO), "archive", BASELINE_COMMIT, "inference_container/modamoda_inference"],
         check=True,
         capture_output=True,
     ).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(src, filter="data")
     items = [{"root": str(root), "file": e["file"], "options": options_for(e)} for e in entries]
     masks = workdir / "masks"
     masks.mkdir()
@@ -203,7 +217,7 @@ def run_baseline(root: Path, entries: list[dict[str, Any]], workdir: Path) -> di
         f"{str(masks)!r})"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO), env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO), env=env)  # noqa: S603 - our worker
     results = json.loads((masks / "results.json").read_text())
     out: dict[str, Any] = {}
     for file, r in results.items():
@@ -248,7 +262,9 @@ def contact_sheets(rows: list[dict[str, Any]], out_dir: Path, thumb: int = 220) 
                 o: Outcome = item["outcomes"][method]
                 label = f"{method}: {o.verdict}"
                 if o.iou is not None:
-                    label += f" IoU {o.iou:.3f} res {100 * (o.residue or 0):.1f}% hol {100 * (o.holes or 0):.1f}%"
+                    label += (
+                        f" IoU {o.iou:.3f} res {100 * (o.residue or 0):.1f}% hol {100 * (o.holes or 0):.1f}%"
+                    )
                 elif o.code:
                     label += f" ({o.code})"
                 panels.append((method, item["panels"][method], label))
@@ -351,20 +367,42 @@ def evaluate(root: Path, only: str | None = None, sheets: bool = True) -> dict[s
         per: dict[str, Outcome] = {}
         for method, (mask, code, score, secs) in results.items():
             scores = measure(mask, t) if mask is not None else None
-            o = Outcome(method, e["file"], e["category"], verdict(t, mask is None, scores), code=code,
-                        score=score, seconds=round(secs, 3))
+            o = Outcome(
+                method,
+                e["file"],
+                e["category"],
+                verdict(t, mask is None, scores),
+                code=code,
+                score=score,
+                seconds=round(secs, 3),
+            )
             if scores:
                 o.iou, o.boundary_f = round(scores["iou"], 4), round(scores["boundary_f"], 4)
                 o.residue, o.holes = round(scores["residue"], 4), round(scores["holes"], 4)
             outcomes[method].append(o)
             per[method] = o
             panels[method] = _cutout(rgb, mask)
-        rows.append({"file": e["file"], "category": e["category"], "input": rgb, "panels": panels,
-                     "ref": _ref_panel(root, t, rgb), "outcomes": per})
+        rows.append(
+            {
+                "file": e["file"],
+                "category": e["category"],
+                "input": rgb,
+                "panels": panels,
+                "ref": _ref_panel(root, t, rgb),
+                "outcomes": per,
+            }
+        )
         s = per["studio"]
-        print(f"  {stem(e['file'])[:52]:52s} baseline {per['baseline'].verdict:7s} grabcut {per['grabcut'].verdict:7s}"
-              f" studio {s.verdict:7s} " + (f"IoU {s.iou:.3f} res {s.residue:.3f} hol {s.holes:.3f}" if s.iou is not None else f"({s.code})")
-              + (f" score {s.score:.2f}" if s.score is not None else ""))
+        print(
+            f"  {stem(e['file'])[:52]:52s} baseline {per['baseline'].verdict:7s} grabcut {per['grabcut'].verdict:7s}"
+            f" studio {s.verdict:7s} "
+            + (
+                f"IoU {s.iou:.3f} res {s.residue:.3f} hol {s.holes:.3f}"
+                if s.iou is not None
+                else f"({s.code})"
+            )
+            + (f" score {s.score:.2f}" if s.score is not None else "")
+        )
     if sheets and rows:
         OUT.mkdir(parents=True, exist_ok=True)
         for path in contact_sheets(rows, OUT):
@@ -373,7 +411,9 @@ def evaluate(root: Path, only: str | None = None, sheets: bool = True) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", help="only photos whose file name contains this (e.g. mannequin)")
     parser.add_argument("--json", type=Path, help="write every outcome here")
     parser.add_argument("--no-sheets", action="store_true")

@@ -71,7 +71,7 @@ def _cluster(values: np.ndarray, k: int) -> list[np.ndarray]:
     sample = values[:: max(1, values.shape[0] // 4000)].astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     cv2.setRNGSeed(0)
-    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    _, _labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
     d = np.linalg.norm(values[:, None, :] - centres[None, :, :], axis=2)
     nearest = d.argmin(axis=1)
     return [values[nearest == i] for i in range(k)]
@@ -83,7 +83,9 @@ def garment_colour(model: MannequinModel, lab: np.ndarray, fg: np.ndarray) -> bo
     if body.shape[0] < 50:
         return False
     d_body = model.distance(body)
-    return float((d_body < model.tolerance).mean()) > BODY_SHARE_MAX or float(np.median(d_body)) < MIN_DISTANCE
+    return (
+        float((d_body < model.tolerance).mean()) > BODY_SHARE_MAX or float(np.median(d_body)) < MIN_DISTANCE
+    )
 
 
 def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
@@ -142,9 +144,12 @@ def thin_structures(garment: np.ndarray) -> np.ndarray:
     widths = _row_widths(garment)
     widest = float(np.percentile(widths[rows], 95))
     k = max(3, round(0.04 * widest)) | 1
-    opened = cv2.morphologyEx(
-        garment.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    ) > 0
+    opened = (
+        cv2.morphologyEx(
+            garment.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        )
+        > 0
+    )
     thin = garment & ~opened
     full = np.flatnonzero(widths >= 0.3 * widest)
     if full.size == 0:

@@ -31,7 +31,9 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.int16)
     y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
     s, v = hsv[..., 1], hsv[..., 2]
-    return (cr >= 138) & (cr <= 173) & (cb >= 77) & (cb <= 127) & (y >= 50) & (s >= 40) & (s <= 170) & (v >= 70)
+    return (
+        (cr >= 138) & (cr <= 173) & (cb >= 77) & (cb <= 127) & (y >= 50) & (s >= 40) & (s <= 170) & (v >= 70)
+    )
 
 
 def _garment_coloured(rgb: np.ndarray, subject: np.ndarray) -> np.ndarray:
@@ -54,7 +56,7 @@ def _garment_coloured(rgb: np.ndarray, subject: np.ndarray) -> np.ndarray:
     k = 5
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
     counts = np.bincount(labels.ravel(), minlength=k)
     centres = centres[counts >= 0.08 * sample.shape[0]]
     d = np.min(np.linalg.norm(lab[..., None, :] - centres[None, None], axis=-1), axis=-1)
@@ -100,5 +102,7 @@ def person_evidence(rgb: np.ndarray, subject: np.ndarray, garment: np.ndarray) -
 
 def has_person(evidence: dict[str, float]) -> bool:
     return (
-        evidence["skin_share"] >= MIN_SHARE and evidence["regions"] >= 2 and evidence["texture"] >= SMOOTH_FORM
+        evidence["skin_share"] >= MIN_SHARE
+        and evidence["regions"] >= 2
+        and evidence["texture"] >= SMOOTH_FORM
     )

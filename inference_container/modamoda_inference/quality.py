@@ -94,7 +94,9 @@ def edge_support(small: np.ndarray, garment: np.ndarray) -> float:
         gx = cv2.Sobel(lab[..., c], cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(lab[..., c], cv2.CV_32F, 0, 1, ksize=3)
         grad = np.maximum(grad, np.hypot(gx, gy) / 8.0)  # CIELAB units per pixel
-    near = cv2.dilate(grad, np.ones((7, 7), np.uint8))  # the mask takes the mixed edge pixels: it lies outward
+    near = cv2.dilate(
+        grad, np.ones((7, 7), np.uint8)
+    )  # the mask takes the mixed edge pixels: it lies outward
     outline = _outline(garment)
     outline[0, :] = outline[-1, :] = False
     outline[:, 0] = outline[:, -1] = False

@@ -73,7 +73,9 @@ def graph_cut(
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # the colour models start from k-means: the same photo gives the same matte
     try:
-        cv2.grabCut(np.ascontiguousarray(img[..., ::-1]), mask, None, bgd, fgd, s.iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(  # type: ignore[call-overload]  # the stubs do not allow rect=None with a mask start
+            np.ascontiguousarray(img[..., ::-1]), mask, None, bgd, fgd, s.iterations, cv2.GC_INIT_WITH_MASK
+        )
     except cv2.error:
         return first  # degenerate colour models (a single colour): keep the first mask
     out = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)

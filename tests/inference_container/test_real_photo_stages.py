@@ -6,7 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from modamoda_inference.engines.studio import StudioEngine
 from modamoda_inference.errors import LowConfidence, NoGarmentFound, PersonInPhoto
 from modamoda_inference.forms import form_models, narrow_below, thin_structures
@@ -20,7 +19,9 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def _tee(h: int = 240, w: int = 200, backdrop: int = 236, colour=(200, 30, 60), rng_seed: int = 0) -> np.ndarray:
+def _tee(
+    h: int = 240, w: int = 200, backdrop: int = 236, colour=(200, 30, 60), rng_seed: int = 0
+) -> np.ndarray:
     rng = np.random.default_rng(rng_seed)
     img = np.full((h, w, 3), backdrop, np.float32)
     img[60:200, 50:150] = colour  # body
@@ -45,7 +46,9 @@ def test_inner_frame_finds_a_thin_line_on_two_sides_and_nothing_on_a_clean_photo
     framed[2:4, :] = 20  # a dark line near the top
     framed[:, 1:3] = 20  # and on the left
     y0, y1, x0, x1 = inner_frame(_lab(framed))
-    assert 4 <= y0 <= 6 and 3 <= x0 <= 5 and (y1, x1) == (240, 200)
+    assert 4 <= y0 <= 6
+    assert 3 <= x0 <= 5
+    assert (y1, x1) == (240, 200)
 
 
 def test_a_garment_filling_the_frame_is_not_a_frame_line() -> None:
@@ -60,7 +63,8 @@ def test_rectangular_insets_are_removed_but_not_the_garment() -> None:
     subject[0:50, 0:60] = True  # a pasted detail shot in the corner
     cv2.circle(subject.view(np.uint8), (120, 120), 60, 1, -1)
     out = rectangular_insets(subject)
-    assert out[10, 10] and not out[120, 120]
+    assert out[10, 10]
+    assert not out[120, 120]
 
 
 def test_form_models_find_a_white_form_and_not_the_garment_colour() -> None:
@@ -81,7 +85,8 @@ def test_thin_structures_take_a_hook_above_the_garment() -> None:
     garment[60:190, 40:160] = True
     garment[20:60, 99:102] = True  # a hook wire
     thin = thin_structures(garment)
-    assert thin[30, 100] and not thin[120, 100]
+    assert thin[30, 100]
+    assert not thin[120, 100]
 
 
 def test_narrow_below_measures_legs_left_under_a_hem() -> None:
@@ -117,12 +122,15 @@ def test_quality_checks_react_to_what_they_measure() -> None:
     assert good.score == 1.0
     good.enforce()
     busy = assess(img, garment, garment, backdrop_noise=20.0, leftover=0.0)
-    assert busy.weakest == "backdrop" and busy.score < busy.threshold
+    assert busy.weakest == "backdrop"
+    assert busy.score < busy.threshold
     with pytest.raises(LowConfidence) as info:
         busy.enforce()
     assert info.value.details["threshold"] == busy.threshold
-    assert "plain" in info.value.message and "Nothing was charged" in info.value.message
-    assert "{" not in info.value.message and "_" not in info.value.message
+    assert "plain" in info.value.message
+    assert "Nothing was charged" in info.value.message
+    assert "{" not in info.value.message
+    assert "_" not in info.value.message
 
 
 def test_quality_as_dict_is_what_the_job_metadata_keeps() -> None:
@@ -171,5 +179,7 @@ def test_cutout_refuses_a_person_and_a_blank_photo_and_passes_a_packshot() -> No
 def test_cutout_removes_a_white_form_from_a_grey_backdrop() -> None:
     matte = StudioEngine().cutout(_on_form(), mannequin="auto")
     alpha = matte.alpha
-    assert alpha[40, 100] < 0.5 and alpha[220, 80] < 0.5  # neck and legs gone
-    assert alpha[150, 100] > 0.5 and alpha[85, 37] > 0.5  # body and sleeve kept
+    assert alpha[40, 100] < 0.5
+    assert alpha[220, 80] < 0.5
+    assert alpha[150, 100] > 0.5
+    assert alpha[85, 37] > 0.5

@@ -40,14 +40,14 @@ from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
-from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.forms import form_models, garment_colour, narrow_below, thin_structures
+from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import assess
 from modamoda_inference.refine import graph_cut
-from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
 
 
@@ -65,7 +65,9 @@ class StudioSettings:
     print_texture_ratio: float = (
         1.6  # a large enclosed "hole" this much more textured than the backdrop is a print
     )
-    graph_cut: bool = True  # settle figure and ground by GrabCut from the first mask (modamoda_inference.refine)
+    graph_cut: bool = (
+        True  # settle figure and ground by GrabCut from the first mask (modamoda_inference.refine)
+    )
     matting: bool = True  # closed-form matting of the edge (else a feathered binary mask)
     matting_band: int = 2  # unknown band outside the mask's edge, working pixels
     matting_inner: int = 3  # ... and inside it (the mask takes faint mixed pixels: its edge lies outward)
@@ -143,7 +145,9 @@ class Matte:
     small: np.ndarray | None = None  # (h, w, 3) uint8: the working image
     timings_ms: dict[str, float] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)  # the quality gate's score, threshold and checks
-    first: np.ndarray | None = None  # (h, w) bool: the garment by backdrop distance alone, before the graph cut
+    first: np.ndarray | None = (
+        None  # (h, w) bool: the garment by backdrop distance alone, before the graph cut
+    )
     leftover: float = 0.0  # share of the garment that still looks like a form where forms leave garments
 
     @property
@@ -327,7 +331,12 @@ class StudioEngine(Engine):
         fy0, fy1, fx0, fx1 = inner_frame(_to_lab(small.astype(np.float32)))
         if (fy0, fy1, fx0, fx1) != (0, hs, 0, ws):  # frame lines: the inside's edge carried over them
             small = cv2.copyMakeBorder(
-                np.ascontiguousarray(small[fy0:fy1, fx0:fx1]), fy0, hs - fy1, fx0, ws - fx1, cv2.BORDER_REPLICATE
+                np.ascontiguousarray(small[fy0:fy1, fx0:fx1]),
+                fy0,
+                hs - fy1,
+                fx0,
+                ws - fx1,
+                cv2.BORDER_REPLICATE,
             )
         small_f = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
 
