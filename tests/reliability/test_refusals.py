@@ -84,6 +84,12 @@ def metadata_document(stack: LocalStack, job_id: str) -> dict[str, Any]:
     return dict(json.loads(body.read()))
 
 
+def reported(document: dict[str, Any]) -> dict[str, float] | None:
+    """The ``{score, threshold}`` the job should show for the engine's metadata document (None: no report)."""
+    quality = document.get("quality")
+    return {k: round(float(quality[k]), 4) for k in ("score", "threshold")} if quality else None
+
+
 def assert_refused(stack: LocalStack, job: dict[str, Any], code: str, message: str | None = None) -> None:
     """Rejected with ``code`` and a plain sentence (``message`` exactly, when given), nothing charged, the
     execution ended JobRejected through the release path."""
@@ -220,10 +226,12 @@ def test_the_quality_score_reaches_the_api_and_the_batch_report(refusing: LocalS
     assert metadata_document(refusing, job["id"])["quality"] == QUALITY
     assert tenant.api.download(job)[:4] == b"\x89PNG"
 
-    without = tenant.api.wait(tenant.api.upload("plain.jpg", PHOTO, "image/jpeg"), timeout=90)
-    assert (without["status"], without["quality"]) == ("succeeded", None)  # the engine gave no score
+    # the real engine's own report, whatever it says, is the one the API shows
+    plain = tenant.api.wait(tenant.api.upload("plain.jpg", PHOTO, "image/jpeg"), timeout=90)
+    assert plain["status"] == "succeeded", plain
+    assert plain["quality"] == reported(metadata_document(refusing, plain["id"]))
 
-    # a batch: one result with a score, one refused as low confidence, one without a score
+    # a batch: one result with a faked score, one refused as low confidence, one with the engine's own report
     batch = tenant.api.request("POST", "/v1/batches", json={"name": "quality"})
     names = ["good.jpg", "blurry.jpg", "=plain.jpg"]
     manifest = {"files": [{"file": n, "sku": f"SKU-{i}"} for i, n in enumerate(names)]}
@@ -260,7 +268,10 @@ def test_the_quality_score_reaches_the_api_and_the_batch_report(refusing: LocalS
     assert (by_file["blurry.jpg"]["quality_score"], by_file["blurry.jpg"]["quality_threshold"]) == (0.31, 0.6)
     assert by_file["blurry.jpg"]["error_code"] == "low_confidence"
     assert by_file["blurry.jpg"]["cost"] == 0
-    assert by_file["=plain.jpg"]["quality_score"] is None
+    plain_quality = reported(metadata_document(refusing, jobs["=plain.jpg"]["id"])) or {}
+    assert jobs["=plain.jpg"]["quality"] == (plain_quality or None)
+    assert by_file["=plain.jpg"]["quality_score"] == plain_quality.get("score")
+    assert by_file["=plain.jpg"]["quality_threshold"] == plain_quality.get("threshold")
     text = requests.get(finished["report"]["csv_url"], timeout=30).content.decode("utf-8")
     table = list(csv.reader(io.StringIO(text, newline="")))
     header, rows = table[0], table[1:]
@@ -271,7 +282,7 @@ def test_the_quality_score_reaches_the_api_and_the_batch_report(refusing: LocalS
         "0.6",
     )
     assert csv_rows["blurry.jpg"]["quality_score"] == "0.31"
-    assert csv_rows["'=plain.jpg"]["quality_score"] == ""
+    assert csv_rows["'=plain.jpg"]["quality_score"] == str(plain_quality.get("score", ""))
     assert [cell for row in rows for cell in row if cell[:1] in FORMULA] == []
 
     settle(refusing)
