@@ -103,7 +103,7 @@ def engine_answers(
         return run
 
     for engine in engines:
-        engine.run = hooked(engine)
+        engine.run = hooked(engine)  # type: ignore[method-assign]  # an instance attribute, undone below
     try:
         yield
     finally:
@@ -111,7 +111,7 @@ def engine_answers(
             if previous is None:
                 engine.__dict__.pop("run", None)
             else:
-                engine.run = previous
+                engine.run = previous  # type: ignore[method-assign]
 
 
 @contextmanager
