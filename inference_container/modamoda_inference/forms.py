@@ -125,13 +125,75 @@ def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
     return models
 
 
+def body_colours(lab: np.ndarray, fg: np.ndarray, k: int = 5) -> np.ndarray:
+    """The main colours of the garment's body (k-means centres with at least 8 % of its pixels), (n, 3) Lab."""
+    body = _body(lab, fg)
+    if body.shape[0] < 50:
+        return np.zeros((0, 3), np.float32)
+    clusters = _cluster(body, k)
+    centres = [np.median(c, axis=0) for c in clusters if c.shape[0] >= 0.08 * body.shape[0]]
+    return np.asarray(centres, np.float32).reshape(-1, 3)
+
+
+def grow_form(
+    lab: np.ndarray, subject: np.ndarray, form: np.ndarray, models: list[MannequinModel], reach: float = 0.03
+) -> np.ndarray:
+    """The form grown into its neighbourhood: pixels of the subject next to it whose colour is nearer the form's
+    (lightness counted at a fifth, so its shaded side under a hem or inside a collar is still the form) than
+    any of the garment body's main colours. The shaded tops of legs under a hem, the shadowed neck inside a
+    collar."""
+    if not form.any() or not models:
+        return form
+    centres = body_colours(lab, subject & ~form)
+    if centres.shape[0] == 0:
+        return form
+    weight = np.asarray([0.2, 1.0, 1.0], np.float32)
+    d_form = np.min(
+        [np.linalg.norm((lab - np.asarray(m.lab, np.float32)) * weight, axis=-1) for m in models], axis=0
+    )
+    d_body = np.min(
+        [np.linalg.norm((lab - c) * np.asarray([0.5, 1.0, 1.0], np.float32), axis=-1) for c in centres],
+        axis=0,
+    )
+    closer = subject & (d_form + 4.0 < d_body)
+    h, w = form.shape
+    steps = max(1, round(reach * max(h, w) / 2))
+    out = form.copy()
+    kernel = np.ones((5, 5), np.uint8)
+    for _ in range(steps):
+        grown = (cv2.dilate(out.astype(np.uint8), kernel) > 0) & closer
+        if np.array_equal(grown | out, out):
+            break
+        out |= grown
+    if out.sum() > MAX_SHARE * subject.sum():
+        return form
+    return out
+
+
 def narrow_below(garment: np.ndarray) -> float:
-    """Share of the garment's height taken by narrow rows at its bottom (legs or a stand left under the hem)."""
-    span = _protrusion_rows(garment, NARROW_BOTTOM, False)
+    """Share of the garment's height taken by a narrow central part under its hem (legs, hips or a stand the
+    colour models missed). Only the middle of the garment counts: sleeves and hands hanging at the sides below
+    a short hem are the garment's own shape, and rows with nothing in the middle are skipped."""
     rows = np.flatnonzero(garment.any(axis=1))
-    if span is None or rows.size == 0:
+    cols = np.flatnonzero(garment.any(axis=0))
+    if rows.size < 20:
         return 0.0
-    return (span[1] - span[0]) / float(rows[-1] - rows[0] + 1)
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    middle = garment[:, c0 + round(0.2 * (c1 - c0)) : c0 + round(0.8 * (c1 - c0))]
+    widths = middle.sum(axis=1).astype(np.float64)
+    body = widths[r0 + round(0.4 * (r1 - r0)) : r0 + round(0.7 * (r1 - r0))]
+    if body.size == 0 or float(np.median(body)) <= 0:
+        return 0.0
+    level = NARROW_BOTTOM * float(np.median(body))
+    n = 0
+    for r in range(r1 - 1, r0, -1):
+        if widths[r] == 0 and n == 0:
+            continue  # only sleeve ends down here
+        if widths[r] >= level:
+            break
+        n += 1
+    return n / float(r1 - r0)
 
 
 def thin_structures(garment: np.ndarray) -> np.ndarray:

@@ -135,7 +135,7 @@ def assess(
         "frame": _ramp(frame_contact(garment), 0.3, 0.15),
         "edges": _ramp(edge_support(small, garment), 0.6, 0.8),
         "stability": _ramp(iou(garment, first), 0.6, 0.9),
-        "leftover": _ramp(leftover, 0.04, 0.01),
+        "leftover": _ramp(leftover, 0.08, 0.03),
         "size": min(_ramp(coverage, 0.01, 0.04), _ramp(coverage, 0.92, 0.8)),
     }
     return Quality(score=min(checks.values()), threshold=threshold, checks=checks)

@@ -40,10 +40,10 @@ from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
-from modamoda_inference.forms import form_models, garment_colour, narrow_below, thin_structures
+from modamoda_inference.forms import form_models, garment_colour, grow_form, narrow_below, thin_structures
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
-from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask
+from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask, rgb_to_lab
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import assess
@@ -370,9 +370,15 @@ class StudioEngine(Engine):
         models = [model] if model is not None else []
         if mannequin == "auto":
             models += form_models(lab, subject)
+            # a white or grey form on a backdrop of its own tone passes mostly for backdrop; what is left of it
+            # (its shaded side under a hem, inside a collar) has the backdrop's colour at a lower lightness
+            tone = MannequinModel(rgb_to_lab(backdrop.mean_rgb()), 12.0, "backdrop_tone")
+            if not garment_colour(tone, lab, subject):
+                models.append(tone)
         mann = np.zeros_like(subject)
         for m in models:
             mann |= mannequin_mask(lab, subject, m)
+        mann = grow_form(lab, subject, mann, models)
         mann_like = mann.copy()
         for m in models:
             # a mannequin close to the backdrop's colour partly passes for backdrop: for the hollow, it counts
@@ -400,7 +406,7 @@ class StudioEngine(Engine):
         if garment.any():
             for m in form_models(lab, garment):
                 leftover += float(mannequin_mask(lab, garment, m).sum()) / float(garment.sum())
-            if models:  # on a form: narrow rows under the hem are legs or a stand the colour models missed
+            if models:  # on a form: a narrow middle under the hem is legs or a stand the colour models missed
                 leftover = max(leftover, narrow_below(garment))
         coverage = float(garment.mean())
         if coverage < s.min_garment_frac:
