@@ -20,7 +20,9 @@ photos on a mannequin or form, the defaults otherwise):
 
 Per photo (at the photo's resolution, mask = alpha >= 0.5): garment IoU, boundary F (boundaries matched within
 max(2 px, 0.5 % of the long side)), **residue** = share of the must-not-keep region (mannequin, stand, hanger,
-props, person) kept, **holes** = share of the garment lost inside the result's own outline. Verdict:
+props, person) kept, **holes** = share of the garment lost inside the result's own outline. Residue and holes
+leave out the garment's own edge (max(1 px, 0.2 % of the long side) either side of the true outline: mixed
+pixels, and the annotation's own +-1 px), which IoU and boundary F already judge. Verdict:
 
 * *usable* — the photo should be cut (``expect: cut``) and IoU >= 0.95, residue <= 1 %, holes <= 1 %;
 * *refused* — the method refused it (no charge); refusing a photo of a person wearing the garment is right;
@@ -115,9 +117,15 @@ def measure(pred: np.ndarray, t: Truth) -> dict[str, float]:
     union = int((pred | gt).sum())
     iou = float((pred & gt).sum() / union) if union else 1.0
     tolerance = max(2, round(0.005 * max(gt.shape)))
-    other = int(t.other.sum())
-    residue = float((pred & t.other).sum() / other) if other else 0.0
-    lost_inside = gt & ~pred & fill_outline(pred)
+    # the garment's own edge (mixed pixels, and the annotation's +-1 px) is neither residue nor a hole
+    edge_px = max(1, round(0.002 * max(gt.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1))
+    g8 = gt.astype(np.uint8)
+    edge = (cv2.dilate(g8, kernel) > 0) & ~(cv2.erode(g8, kernel) > 0)
+    other_core = t.other & ~edge
+    other = int(other_core.sum())
+    residue = float((pred & other_core).sum() / other) if other else 0.0
+    lost_inside = gt & ~edge & ~pred & fill_outline(pred)
     holes = float(lost_inside.sum() / max(1, int(gt.sum())))
     return {"iou": iou, "boundary_f": boundary_f(pred, gt, tolerance), "residue": residue, "holes": holes}
 
