@@ -25,13 +25,14 @@ def max_input_bytes_from_env() -> int:
     return int(os.environ.get("MODAMODA_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES))
 
 
-class S3ImageSource:
-    """Fetches ``s3://bucket/key`` (optionally a given version) as bytes, with a size limit."""
+class _LazyS3:
+    """An S3 client made on first use (thread-safe), with the retry and timeout settings of its subclass."""
 
-    def __init__(self, client: Any | None = None, *, max_bytes: int | None = None) -> None:
+    _attempts, _connect_timeout, _read_timeout = 5, 10, 60
+
+    def __init__(self, client: Any | None = None) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self.max_bytes = max_input_bytes_from_env() if max_bytes is None else max_bytes
 
     @property
     def client(self) -> Any:
@@ -42,12 +43,20 @@ class S3ImageSource:
                     from botocore.config import Config
 
                     config = Config(
-                        retries={"mode": "standard", "max_attempts": 5},
-                        connect_timeout=10,
-                        read_timeout=60,
+                        retries={"mode": "standard", "max_attempts": self._attempts},
+                        connect_timeout=self._connect_timeout,
+                        read_timeout=self._read_timeout,
                     )
                     self._client = boto3.session.Session().client("s3", config=config)
         return self._client
+
+
+class S3ImageSource(_LazyS3):
+    """Fetches ``s3://bucket/key`` (optionally a given version) as bytes, with a size limit."""
+
+    def __init__(self, client: Any | None = None, *, max_bytes: int | None = None) -> None:
+        super().__init__(client)
+        self.max_bytes = max_input_bytes_from_env() if max_bytes is None else max_bytes
 
     def fetch(self, uri: str, version_id: str | None = None) -> bytes:
         """The object's bytes. Missing object → InvalidRequest; too big → InvalidImage; else StorageError."""
@@ -91,27 +100,11 @@ class S3ImageSource:
         return data
 
 
-class S3MetadataWriter:
+class S3MetadataWriter(_LazyS3):
     """Writes a job's metadata document (small JSON) to ``s3://bucket/key``. Best effort by design: a write
     that fails is reported as False, never raised, so it can never fail the job."""
 
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    config = Config(
-                        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10
-                    )
-                    self._client = boto3.session.Session().client("s3", config=config)
-        return self._client
+    _attempts, _connect_timeout, _read_timeout = 2, 5, 10
 
     def write(self, uri: str, document: Mapping[str, Any]) -> bool:
         try:
