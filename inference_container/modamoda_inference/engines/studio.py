@@ -405,6 +405,8 @@ class StudioEngine(Engine):
         leftover = 0.0
         if garment.any():
             for m in form_models(lab, garment):
+                if not models and float(np.hypot(m.lab[1], m.lab[2])) >= 12.0:
+                    continue  # no form in this photo: only neutral parts (hangers, clips, pegs) count as left over
                 leftover += float(mannequin_mask(lab, garment, m).sum()) / float(garment.sum())
             if models:  # on a form: a narrow middle under the hem is legs or a stand the colour models missed
                 leftover = max(leftover, narrow_below(garment))
@@ -582,8 +584,8 @@ class StudioEngine(Engine):
         matte = self.matte(rgb, mannequin=mannequin)
         if matte.bbox() is None or matte.garment is None or matte.small is None:
             raise NoGarmentFound(NO_GARMENT)
-        if mannequin != "auto" and matte.subject is not None:
-            # a seller who says "on a mannequin" has told us the skin-coloured parts are a form (wooden hands)
+        if mannequin in (None, "none") and matte.subject is not None:
+            # a seller who says "on a mannequin" (auto or its colour) has told us skin-coloured parts are a form
             evidence = person_evidence(matte.small, matte.subject, matte.garment)
             if has_person(evidence):
                 raise PersonInPhoto(
