@@ -18,12 +18,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from modamoda_inference.mannequin import MAX_SHARE, MannequinModel
+from modamoda_inference.mannequin import L_WEIGHT, MAX_SHARE, MannequinModel
 
 NARROW_TOP = 0.4  # top rows narrower than this share of the subject's widest row are above the garment
 NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (legs, stand, hips)
 BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
-MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
+MIN_DISTANCE = 12.0
+NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness  # a form colour this far (mannequin metric) from the body's median, at least
 
 
 def _row_widths(fg: np.ndarray) -> np.ndarray:
@@ -108,12 +109,17 @@ def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
             if cluster.shape[0] < max(20, 0.12 * values.shape[0]):
                 continue
             ref = np.median(cluster, axis=0)
-            probe = MannequinModel((float(ref[0]), float(ref[1]), float(ref[2])), 14.0, "form")
-            spread = probe.distance(cluster)
-            tolerance = float(np.clip(1.5 * float(np.percentile(spread, 80)) + 4.0, 8.0, 20.0))
             if not _form_like(ref):
                 continue  # forms are white, grey, black, skin or wood: a green or blue part is the garment's
-            model = MannequinModel(probe.lab, tolerance, "form")
+            # a neutral form far lighter or darker than the body (grey legs under charcoal, a white neck over
+            # navy) is told apart by lightness; otherwise lightness is mostly shading and counts less
+            neutral = float(np.hypot(ref[1], ref[2])) < 12.0
+            contrast = abs(float(ref[0]) - float(np.median(body[:, 0])))
+            l_weight = NEUTRAL_L_WEIGHT if neutral and contrast > 20.0 else L_WEIGHT
+            probe = MannequinModel((float(ref[0]), float(ref[1]), float(ref[2])), 14.0, "form", l_weight)
+            spread = probe.distance(cluster)
+            tolerance = float(np.clip(1.5 * float(np.percentile(spread, 80)) + 4.0, 8.0, 20.0))
+            model = MannequinModel(probe.lab, tolerance, "form", l_weight)
             d_body = model.distance(body)
             if float((d_body < tolerance).mean()) > BODY_SHARE_MAX:
                 continue  # the garment's own colour (a hood, a hem band, trouser legs of a jumpsuit)

@@ -28,12 +28,15 @@ MAX_SHARE = 0.7  # a mannequin never covers more than this share of the subject
 class MannequinModel:
     lab: tuple[float, float, float]
     tolerance: float
-    source: str  # "given", "chroma", "sampled"
+    source: str  # "given", "chroma", "sampled", "form", "backdrop_tone"
+    # lightness counts at this weight (a coloured form's shading is tolerated; a grey form beside a charcoal
+    # garment differs in lightness only, so a neutral form sampled from the photo counts it more)
+    l_weight: float = L_WEIGHT
 
     def distance(self, lab: np.ndarray) -> np.ndarray:
         ref = np.asarray(self.lab, np.float32)
         d = lab - ref
-        return np.sqrt((L_WEIGHT * d[..., 0]) ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
+        return np.sqrt((self.l_weight * d[..., 0]) ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
 
     def rgb_hex(self) -> str:
         lab = np.asarray(self.lab, np.float32).reshape(1, 1, 3)

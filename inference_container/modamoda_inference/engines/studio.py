@@ -28,7 +28,7 @@ Ghost packshot from a garment photographed on a plain or gradient studio backdro
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,14 @@ from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
 from modamoda_inference.forms import form_models, garment_colour, grow_form, narrow_below, thin_structures
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
-from modamoda_inference.mannequin import MannequinModel, detect_auto, from_colour, mannequin_mask, rgb_to_lab
+from modamoda_inference.mannequin import (
+    L_WEIGHT,
+    MannequinModel,
+    detect_auto,
+    from_colour,
+    mannequin_mask,
+    rgb_to_lab,
+)
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import assess
@@ -407,7 +414,8 @@ class StudioEngine(Engine):
             for m in form_models(lab, garment):
                 if not models and float(np.hypot(m.lab[1], m.lab[2])) >= 12.0:
                     continue  # no form in this photo: only neutral parts (hangers, clips, pegs) count as left over
-                leftover += float(mannequin_mask(lab, garment, m).sum()) / float(garment.sum())
+                loose = replace(m, l_weight=L_WEIGHT)  # what is left is judged tolerant of shading
+                leftover += float(mannequin_mask(lab, garment, loose).sum()) / float(garment.sum())
             if models:  # on a form: a narrow middle under the hem is legs or a stand the colour models missed
                 leftover = max(leftover, narrow_below(garment))
         coverage = float(garment.mean())
