@@ -2,7 +2,8 @@
 
 Ghost packshot from a garment photographed on a plain or gradient studio backdrop, optionally on a mannequin:
 
-1. work on a copy downscaled to ~1024 px on the long side;
+1. work on a copy downscaled to ~1024 px on the long side; frame lines along the border (a panel cut from a
+   before/after composite) are painted over with the inside's edge (:mod:`modamoda_inference.frame`);
 2. model the backdrop: a low-order polynomial per RGB channel fitted robustly (trimmed least squares) to the
    pixels of the image border, so gradients and vignetting of a sweep are followed;
 3. distance of every pixel from the backdrop behind it in CIELAB, with "darker than the backdrop" lightness
@@ -12,15 +13,20 @@ Ghost packshot from a garment photographed on a plain or gradient studio backdro
    does not close across clear backdrop (a narrow gap between sleeve and body), a vertical closing that bridges
    backdrop-coloured horizontal stripes, the main group of connected fragments; enclosed holes filled when
    small, or when their colour is off the backdrop model or they are textured like fabric (a print) — a
-   large smooth hole showing the backdrop stays a hole;
-5. mannequin (given colour, chroma key or sampled neck colour, see :mod:`modamoda_inference.mannequin`) taken
-   out of the subject, leaving the garment;
+   large smooth hole showing the backdrop stays a hole; pasted rectangular insets dropped;
+5. mannequin (given colour, chroma key or sampled neck colour, see :mod:`modamoda_inference.mannequin`; with
+   ``"auto"`` also the colours of the form where it leaves the garment, above the collar and below the hem, and
+   the backdrop's tone, see :mod:`modamoda_inference.forms`) taken out of the subject and grown into its shaded
+   side; then figure and ground settled by a graph cut seeded from that mask (:mod:`modamoda_inference.refine`)
+   and thin hooks or poles above or below the garment removed;
 6. soft edge by closed-form alpha matting on a thin band around the garment's edge
    (:mod:`modamoda_inference.matting`), and the colour that was behind the edge (backdrop or mannequin),
    so the edge can be unmixed from it;
 7. the hollow where the mannequin showed through the neck opening (:mod:`modamoda_inference.hollow`), filled
    with the inside photo when one is given (aligned automatically) or with a darker inside tone;
-8. crop to the garment, scale to the preset's fill within its margins, centre, cast a contact or drop shadow,
+8. (``cutout``, what a job runs) the person check (:mod:`modamoda_inference.person`) and the quality gate
+   (:mod:`modamoda_inference.quality`): a photo the engine can tell it would cut wrongly is refused, no charge;
+9. crop to the garment, scale to the preset's fill within its margins, centre, cast a contact or drop shadow,
    and lay it on the background: the preset's white, a colour, a library image or transparency
    (:mod:`modamoda_inference.canvas`).
 """
