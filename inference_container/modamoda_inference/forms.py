@@ -23,8 +23,8 @@ from modamoda_inference.mannequin import L_WEIGHT, MAX_SHARE, MannequinModel
 NARROW_TOP = 0.4  # top rows narrower than this share of the subject's widest row are above the garment
 NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (legs, stand, hips)
 BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
-MIN_DISTANCE = 12.0
-NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness  # a form colour this far (mannequin metric) from the body's median, at least
+MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
+NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness
 
 
 def _row_widths(fg: np.ndarray) -> np.ndarray:
@@ -78,15 +78,25 @@ def _cluster(values: np.ndarray, k: int) -> list[np.ndarray]:
     return [values[nearest == i] for i in range(k)]
 
 
-def garment_colour(model: MannequinModel, lab: np.ndarray, fg: np.ndarray) -> bool:
-    """Whether ``model``'s colour is the garment's own: found on the garment's body (the middle rows)."""
-    body = _body(lab, fg)
-    if body.shape[0] < 50:
-        return False
+def main_colours(values: np.ndarray, k: int = 5, min_share: float = 0.08) -> np.ndarray:
+    """The main colours of (N, 3) Lab ``values``: medians of the k-means clusters holding at least ``min_share``
+    of them, (n, 3)."""
+    centres = [np.median(c, axis=0) for c in _cluster(values, k) if c.shape[0] >= min_share * values.shape[0]]
+    return np.asarray(centres, np.float32).reshape(-1, 3)
+
+
+def _on_body(model: MannequinModel, body: np.ndarray) -> bool:
+    """Whether ``model``'s colour is found on the garment's body (its pixels ``body``): the garment's own."""
     d_body = model.distance(body)
     return (
         float((d_body < model.tolerance).mean()) > BODY_SHARE_MAX or float(np.median(d_body)) < MIN_DISTANCE
     )
+
+
+def garment_colour(model: MannequinModel, lab: np.ndarray, fg: np.ndarray) -> bool:
+    """Whether ``model``'s colour is the garment's own: found on the garment's body (the middle rows)."""
+    body = _body(lab, fg)
+    return body.shape[0] >= 50 and _on_body(model, body)
 
 
 def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
@@ -120,11 +130,8 @@ def form_models(lab: np.ndarray, fg: np.ndarray) -> list[MannequinModel]:
             spread = probe.distance(cluster)
             tolerance = float(np.clip(1.5 * float(np.percentile(spread, 80)) + 4.0, 8.0, 20.0))
             model = MannequinModel(probe.lab, tolerance, "form", l_weight)
-            d_body = model.distance(body)
-            if float((d_body < tolerance).mean()) > BODY_SHARE_MAX:
+            if _on_body(model, body):
                 continue  # the garment's own colour (a hood, a hem band, trouser legs of a jumpsuit)
-            if float(np.median(d_body)) < MIN_DISTANCE:
-                continue
             if any(m.distance(np.asarray([model.lab], np.float32))[0] < 0.5 * m.tolerance for m in models):
                 continue
             models.append(model)
@@ -136,9 +143,7 @@ def body_colours(lab: np.ndarray, fg: np.ndarray, k: int = 5) -> np.ndarray:
     body = _body(lab, fg)
     if body.shape[0] < 50:
         return np.zeros((0, 3), np.float32)
-    clusters = _cluster(body, k)
-    centres = [np.median(c, axis=0) for c in clusters if c.shape[0] >= 0.08 * body.shape[0]]
-    return np.asarray(centres, np.float32).reshape(-1, 3)
+    return main_colours(body, k)
 
 
 def grow_form(

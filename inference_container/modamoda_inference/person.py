@@ -1,18 +1,19 @@
 """Someone wearing the garment: a ghost packshot cannot be made from it (the result would be a cut-out person).
 
 No weights: a person shows skin where a garment leaves off — a neck and face above the collar, arms and hands
-below the sleeves, legs below the hem — and skin, unlike a painted or plastic form, is not one flat colour: it
-has the darker creases, hair, eyes and lips of a body. The check is run on the subject (everything that is not
-backdrop) and looks for
+below the sleeves, legs below the hem. The check is run on the subject (everything that is not backdrop) and
+looks for
 
 * skin-coloured pixels (the classic chrominance box in YCrCb, Chai & Ngan 1999, narrowed by lightness and
   saturation so white, grey and black forms and wooden hands are not skin), in regions that touch the backdrop
-  or the frame (where the body leaves the garment), together covering enough of the subject;
+  or the frame (where the body leaves the garment) and the garment (a prop lies apart), are not one of the
+  garment body's own main colours (a beige or pink garment is not skin), and together cover enough of the
+  subject;
 * and in at least two separate places (a neck and a hand, two arms, a face and legs) or one place that touches
   the frame's edge at the top (a head cut off by the frame).
 
-A skin-toned mannequin passes the colour test; it is told apart by its surface: a form's skin-coloured region is
-smooth (low local variation of lightness), a person's is not.
+A skin-toned mannequin or wooden hands pass these tests too: nothing here tells them from a person, so the engine
+runs the check only when the seller named no mannequin.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from modamoda_inference.forms import main_colours
+
 MIN_SHARE = 0.03  # skin regions together cover at least this share of the subject
 MIN_REGION = 0.004  # a region counts when at least this share of the subject
 BODY_DISTANCE = 12.0  # CIELAB distance within which a colour is one of the garment body's
-SMOOTH_FORM = 0.0  # median local lightness variation (L* units) below which skin colour is a painted form
 
 
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
@@ -52,22 +54,16 @@ def _garment_coloured(rgb: np.ndarray, subject: np.ndarray) -> np.ndarray:
     body = lab[band][inner[band]]
     if body.shape[0] < 50:
         return np.zeros(subject.shape, bool)
-    sample = body[:: max(1, body.shape[0] // 3000)].astype(np.float32)
-    k = 5
-    cv2.setRNGSeed(0)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, labels, centres = cv2.kmeans(sample, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
-    counts = np.bincount(labels.ravel(), minlength=k)
-    centres = centres[counts >= 0.08 * sample.shape[0]]
+    centres = main_colours(body)
     d = np.min(np.linalg.norm(lab[..., None, :] - centres[None, None], axis=-1), axis=-1)
     return d < BODY_DISTANCE
 
 
-def person_evidence(rgb: np.ndarray, subject: np.ndarray, garment: np.ndarray) -> dict[str, float]:
+def person_evidence(rgb: np.ndarray, subject: np.ndarray) -> dict[str, float]:
     """Numbers behind :func:`has_person` (for the job's metadata)."""
     n_subject = int(subject.sum())
     if n_subject == 0:
-        return {"skin_share": 0.0, "regions": 0.0, "texture": 0.0}
+        return {"skin_share": 0.0, "regions": 0.0}
     skin = skin_mask(rgb) & subject & ~_garment_coloured(rgb, subject)
     skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     # skin where the body leaves the garment: connected to the backdrop or the frame
@@ -87,22 +83,13 @@ def person_evidence(rgb: np.ndarray, subject: np.ndarray, garment: np.ndarray) -
     regions = int(keep.sum())
     found = keep[labels]
     if not found.any():
-        return {"skin_share": 0.0, "regions": 0.0, "texture": 0.0}
-    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) * (100.0 / 255.0)
-    local = np.abs(lum - cv2.blur(lum, (5, 5)))
-    inner = cv2.erode(found.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    texture = float(np.median(local[inner])) if inner.sum() >= 20 else 0.0
+        return {"skin_share": 0.0, "regions": 0.0}
     top_cut = bool(found[0, :].any())
     return {
         "skin_share": float(found.sum()) / n_subject,
         "regions": float(regions + (1 if top_cut else 0)),
-        "texture": texture,
     }
 
 
 def has_person(evidence: dict[str, float]) -> bool:
-    return (
-        evidence["skin_share"] >= MIN_SHARE
-        and evidence["regions"] >= 2
-        and evidence["texture"] >= SMOOTH_FORM
-    )
+    return evidence["skin_share"] >= MIN_SHARE and evidence["regions"] >= 2

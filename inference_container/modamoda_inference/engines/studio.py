@@ -600,7 +600,7 @@ class StudioEngine(Engine):
             raise NoGarmentFound(NO_GARMENT)
         if mannequin in (None, "none") and matte.subject is not None:
             # a seller who says "on a mannequin" (auto or its colour) has told us skin-coloured parts are a form
-            evidence = person_evidence(matte.small, matte.subject, matte.garment)
+            evidence = person_evidence(matte.small, matte.subject)
             if has_person(evidence):
                 raise PersonInPhoto(
                     "This photo shows someone wearing the garment, and a ghost packshot cannot be made from it. "
@@ -699,8 +699,7 @@ class StudioEngine(Engine):
         rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
         matte = self.cutout(rgb, mannequin=opts.mannequin)
         bbox = matte.bbox()
-        if bbox is None:
-            raise NoGarmentFound(NO_GARMENT)
+        assert bbox is not None  # cutout refuses a photo without a garment
         t1 = time.perf_counter()
 
         subject = Subject(alpha=matte.alpha, behind=matte.behind)
