@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.real_truth import SetMissing, Truth, data_root, load_photo, manifest, stem, truth
+from bench.studio_quality import boundary_f
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "inference_container") not in sys.path:
@@ -87,21 +88,6 @@ def options_for(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- metrics ------------------------------------------------------------------------------------------------
-
-
-def _boundary(mask: np.ndarray) -> np.ndarray:
-    m = mask.astype(np.uint8)
-    return (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
-
-
-def boundary_f(pred: np.ndarray, gt: np.ndarray, tolerance: int) -> float:
-    bp, bt = _boundary(pred), _boundary(gt)
-    if not bp.any() or not bt.any():
-        return float(bp.any() == bt.any())
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
-    precision = float((bp & (cv2.dilate(bt.astype(np.uint8), disk) > 0)).sum() / bp.sum())
-    recall = float((bt & (cv2.dilate(bp.astype(np.uint8), disk) > 0)).sum() / bt.sum())
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
 def fill_outline(mask: np.ndarray) -> np.ndarray:
@@ -177,30 +163,6 @@ def studio_result(
     return matte.full_resolution() >= 0.5, None, quality.get("score")
 
 
-def _baseline_worker(src: str, items: list[dict[str, Any]], out_dir: str) -> None:
-    """Runs in a subprocess with the baseline's package first on sys.path: one .npz (or refusal) per photo."""
-    sys.path.insert(0, src)
-    from modamoda_inference.engines.studio import StudioEngine as Baseline
-    from modamoda_inference.errors import ModamodaError
-
-    engine = Baseline()
-    results: dict[str, Any] = {}
-    for item in items:
-        rgb = load_photo(Path(item["root"]), item["file"])
-        t0 = time.perf_counter()
-        try:
-            matte = engine.matte(rgb, mannequin=item["options"].get("mannequin"))
-            if matte.bbox() is None:
-                raise ModamodaError("no garment found in the photo")
-            mask = matte.full_resolution() >= 0.5
-            np.savez_compressed(Path(out_dir) / f"{stem(item['file'])}.npz", mask=mask)
-            results[item["file"]] = {"code": None}
-        except ModamodaError as exc:
-            results[item["file"]] = {"code": exc.code}
-        results[item["file"]]["seconds"] = time.perf_counter() - t0
-    (Path(out_dir) / "results.json").write_text(json.dumps(results))
-
-
 def run_baseline(root: Path, entries: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
     """The baseline engine from git, in a subprocess; ``{file: (mask or None, code, seconds)}``."""
     src = workdir / "baseline"
@@ -220,8 +182,8 @@ def run_baseline(root: Path, entries: list[dict[str, Any]], workdir: Path) -> di
     masks.mkdir()
     (workdir / "items.json").write_text(json.dumps(items))
     code = (
-        "import json, sys; from bench.studio_real import _baseline_worker; "
-        f"_baseline_worker({str(src / 'inference_container')!r}, json.load(open({str(workdir / 'items.json')!r})), "
+        "import json; from bench.studio_baseline import run; "
+        f"run({str(src / 'inference_container')!r}, json.load(open({str(workdir / 'items.json')!r})), "
         f"{str(masks)!r})"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
