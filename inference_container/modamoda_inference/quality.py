@@ -29,6 +29,8 @@ import numpy as np
 from modamoda_inference.errors import LowConfidence
 
 THRESHOLD = 0.5
+PLAIN_BACKDROP_NOISE = 10.0  # the border's spread around the backdrop model (CIELAB) up to which it is plain
+BUSY_BACKDROP_NOISE = 16.0  # ... and from which the backdrop path is not trusted at all
 
 ADVICE = {
     "backdrop": "the background is textured or busy, so the garment could not be told apart from it reliably. "
@@ -52,6 +54,7 @@ class Quality:
     score: float
     threshold: float
     checks: dict[str, float] = field(default_factory=dict)
+    path: str = "backdrop"
 
     @property
     def weakest(self) -> str:
@@ -62,6 +65,7 @@ class Quality:
             "score": round(self.score, 3),
             "threshold": self.threshold,
             "checks": {k: round(v, 3) for k, v in self.checks.items()},
+            "path": self.path,
         }
 
     def enforce(self) -> None:
@@ -128,18 +132,29 @@ def assess(
     backdrop_noise: float,
     leftover: float,
     threshold: float = THRESHOLD,
+    path: str = "backdrop",
 ) -> Quality:
-    """The confidence of a cut-out at working resolution (see the module docstring)."""
+    """The confidence of a cut-out at working resolution (see the module docstring).
+
+    On the ``"textured"`` path (:mod:`modamoda_inference.textured`) the backdrop is known not to be plain, so
+    its plainness is not a check; the two starts of the graph cut must agree closely instead (``stability``),
+    and the outline must lie on clear edges almost everywhere (a background's own texture has edges, so a
+    looser outline would still find some)."""
     coverage = float(garment.mean())
+    textured = path == "textured"
     checks = {
-        "backdrop": _ramp(backdrop_noise, 16.0, 10.0),
+        "backdrop": _ramp(backdrop_noise, BUSY_BACKDROP_NOISE, PLAIN_BACKDROP_NOISE),
         "frame": _ramp(frame_contact(garment), 0.3, 0.15),
         # a clear edge stands out from the backdrop's own noise; on a clean sweep a low-contrast edge is enough
-        "edges": _ramp(
-            edge_support(small, garment, float(np.clip(1.5 * backdrop_noise, 2.0, 6.0))), 0.6, 0.8
+        "edges": (
+            _ramp(edge_support(small, garment, 6.0), 0.9, 0.95)
+            if textured
+            else _ramp(edge_support(small, garment, float(np.clip(1.5 * backdrop_noise, 2.0, 6.0))), 0.6, 0.8)
         ),
-        "stability": _ramp(iou(garment, first), 0.6, 0.9),
+        "stability": _ramp(iou(garment, first), *((0.92, 0.96) if textured else (0.6, 0.9))),
         "leftover": _ramp(leftover, 0.08, 0.03),
         "size": min(_ramp(coverage, 0.01, 0.04), _ramp(coverage, 0.92, 0.8)),
     }
-    return Quality(score=min(checks.values()), threshold=threshold, checks=checks)
+    if textured:
+        del checks["backdrop"]
+    return Quality(score=min(checks.values()), threshold=threshold, checks=checks, path=path)

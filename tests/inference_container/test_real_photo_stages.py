@@ -135,7 +135,12 @@ def test_quality_checks_react_to_what_they_measure() -> None:
 
 def test_quality_as_dict_is_what_the_job_metadata_keeps() -> None:
     q = Quality(score=0.4, threshold=0.5, checks={"edges": 0.4, "frame": 1.0})
-    assert q.as_dict() == {"score": 0.4, "threshold": 0.5, "checks": {"edges": 0.4, "frame": 1.0}}
+    assert q.as_dict() == {
+        "score": 0.4,
+        "threshold": 0.5,
+        "checks": {"edges": 0.4, "frame": 1.0},
+        "path": "backdrop",
+    }
 
 
 def _person(rng_seed: int = 0) -> np.ndarray:

@@ -45,7 +45,7 @@ from PIL import Image
 from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
-from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
+from modamoda_inference.errors import NoGarmentFound, PersonInPhoto, PhotoRefused
 from modamoda_inference.forms import form_models, garment_colour, grow_form, narrow_below, thin_structures
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
@@ -59,9 +59,10 @@ from modamoda_inference.mannequin import (
 )
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
-from modamoda_inference.quality import assess
+from modamoda_inference.quality import PLAIN_BACKDROP_NOISE, assess
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
+from modamoda_inference.textured import TexturedSettings, textured_subject
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class Matte:
         None  # (h, w) bool: the garment by backdrop distance alone, before the graph cut
     )
     leftover: float = 0.0  # share of the garment that still looks like a form where forms leave garments
+    path: str = "backdrop"  # how the subject was found: "backdrop" (distance from the model) or "textured"
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -182,6 +184,18 @@ class Matte:
         """The matte resampled to the source size, (H, W) float32."""
         width, height = self.source_size
         return cv2.resize(self.alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass
+class _Separation:
+    """The garment taken out of the subject (:meth:`StudioEngine._separate`)."""
+
+    model: MannequinModel | None  # the mannequin option's colour model, if any
+    mannequin: np.ndarray  # (h, w) bool: the mannequin's and forms' visible pixels
+    mannequin_like: np.ndarray  # ... and backdrop of their colour (for the hollow)
+    garment: np.ndarray  # (h, w) bool
+    first: np.ndarray  # (h, w) bool: an independent estimate of the garment, for the gate's stability check
+    leftover: float
 
 
 @dataclass(frozen=True)
@@ -237,9 +251,10 @@ class StudioEngine(Engine):
     name = "studio"
     modes = frozenset({"ghost"})
 
-    def __init__(self, settings: StudioSettings | None = None) -> None:
+    def __init__(self, settings: StudioSettings | None = None, textured: TexturedSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or StudioSettings()
+        self.textured = textured or TexturedSettings()
         self.backgrounds: list[str] = []
 
     def load(self, model_dir: Path) -> None:
@@ -329,10 +344,10 @@ class StudioEngine(Engine):
             return detect_auto(lab, subject)
         raise ValueError(f"unknown mannequin option {option!r}")
 
-    def matte(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
-        """Estimate the garment's matte of an (H, W, 3) uint8 RGB photo (see the module docstring)."""
+    def _working(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The working copy (~``work_long_side`` px, frame lines painted over with the inside's edge) as uint8,
+        and lightly blurred as float32."""
         s = self.settings
-        t0 = time.perf_counter()
         height, width = rgb.shape[:2]
         factor = min(1.0, s.work_long_side / max(height, width))
         ws, hs = max(8, round(width * factor)), max(8, round(height * factor))
@@ -351,8 +366,14 @@ class StudioEngine(Engine):
                 ws - fx1,
                 cv2.BORDER_REPLICATE,
             )
-        small_f = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+        return small, cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
 
+    def matte(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
+        """Estimate the garment's matte of an (H, W, 3) uint8 RGB photo (see the module docstring)."""
+        s = self.settings
+        t0 = time.perf_counter()
+        small, small_f = self._working(rgb)
+        hs, ws = small.shape[:2]
         backdrop = self.fit_backdrop(small_f)
         t1 = time.perf_counter()
         bg = backdrop.grid(ws, hs)
@@ -376,7 +397,61 @@ class StudioEngine(Engine):
         if float(subject.mean()) < s.min_garment_frac:
             raise NoGarmentFound(NO_GARMENT)
         t2 = time.perf_counter()
+        sep = self._separate(small, lab, subject, mannequin, backdrop, evidence)
+        t3 = time.perf_counter()
+        matte = self._finish(small, bg, backdrop, subject, sep, (t_low, t_high), (rgb.shape[1], rgb.shape[0]))
+        matte.timings_ms = {
+            "backdrop": (t1 - t0) * 1e3,
+            "mask": (t2 - t1) * 1e3,
+            "mannequin": (t3 - t2) * 1e3,
+            "matting": (time.perf_counter() - t3) * 1e3,
+        }
+        return matte
 
+    def matte_textured(
+        self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None
+    ) -> Matte:
+        """The garment's matte on a textured or coloured background (:mod:`modamoda_inference.textured`): the
+        subject by GrabCut from the frame's border instead of the distance from a smooth backdrop model; then the
+        same mannequin, hanger and edge stages as :meth:`matte`. ``first`` is the second start's subject minus
+        the same forms (what the gate compares with)."""
+        t0 = time.perf_counter()
+        small, small_f = self._working(rgb)
+        hs, ws = small.shape[:2]
+        backdrop = self.fit_backdrop(small_f)
+        lab = _to_lab(small_f)
+        cut, other = textured_subject(small, self.textured)
+        subject = self._clean(cut)
+        if float(subject.mean()) < self.settings.min_garment_frac:
+            raise NoGarmentFound(NO_GARMENT)
+        t1 = time.perf_counter()
+        sep = self._separate(small, lab, subject, mannequin, backdrop, None)
+        sep.first = self._clean(other) & ~sep.mannequin
+        t2 = time.perf_counter()
+        matte = self._finish(
+            small, backdrop.grid(ws, hs), backdrop, subject, sep, (0.0, 0.0), (rgb.shape[1], rgb.shape[0])
+        )
+        matte.path = "textured"
+        matte.timings_ms = {
+            "mask": (t1 - t0) * 1e3,
+            "mannequin": (t2 - t1) * 1e3,
+            "matting": (time.perf_counter() - t2) * 1e3,
+        }
+        return matte
+
+    def _separate(
+        self,
+        small: np.ndarray,
+        lab: np.ndarray,
+        subject: np.ndarray,
+        mannequin: MannequinOption | MannequinModel | None,
+        backdrop: BackdropModel,
+        evidence: HoleEvidence | None,
+    ) -> _Separation:
+        """The garment out of the subject: mannequin and forms taken out (and grown into their shaded side),
+        figure and ground settled by a graph cut, thin hooks and poles removed, and what still looks like a form
+        where forms leave garments measured (``leftover``)."""
+        s = self.settings
         model = self._mannequin_model(mannequin, lab, subject)
         if model is not None and model.source == "sampled" and garment_colour(model, lab, subject):
             model = None  # the "neck" sampled was the garment's own colour (a collar, a hood)
@@ -424,15 +499,27 @@ class StudioEngine(Engine):
                 leftover += float(mannequin_mask(lab, garment, loose).sum()) / float(garment.sum())
             if models:  # on a form: a narrow middle under the hem is legs or a stand the colour models missed
                 leftover = max(leftover, narrow_below(garment))
-        coverage = float(garment.mean())
-        if coverage < s.min_garment_frac:
+        if float(garment.mean()) < s.min_garment_frac:
             raise NoGarmentFound(
                 "We could only find the mannequin in this photo, not a garment on it. If the garment is the same "
                 "colour as the mannequin, please choose no mannequin setting or use a mannequin of another "
                 "colour. Nothing was charged."
             )
-        t3 = time.perf_counter()
+        return _Separation(model, mann, mann_like, garment, first, leftover)
 
+    def _finish(
+        self,
+        small: np.ndarray,
+        bg: np.ndarray,
+        backdrop: BackdropModel,
+        subject: np.ndarray,
+        sep: _Separation,
+        thresholds: tuple[float, float],
+        source_size: tuple[int, int],
+    ) -> Matte:
+        """Soft edge by matting on a band around the garment's edge, and the colour behind that edge."""
+        s = self.settings
+        garment, mann = sep.garment, sep.mannequin
         small_unit = small.astype(np.float32) / 255.0
         # where the garment meets the mannequin the mask's edge is less sure: widen the band both ways
         near_mannequin = None
@@ -440,16 +527,11 @@ class StudioEngine(Engine):
             k = np.ones((2 * s.matting_band + 3,) * 2, np.uint8)
             reach = cv2.dilate(garment.astype(np.uint8), k) > 0
             near_mannequin = (reach & mann) | (garment & (cv2.dilate(mann.astype(np.uint8), k) > 0))
+        trimap = trimap_from_mask(garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin)
         if s.matting:
-            trimap = trimap_from_mask(
-                garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin
-            )
             settings = MattingSettings(band=s.matting_band, epsilon=s.matting_epsilon)
             alpha = closed_form_alpha(small_unit, trimap, settings, initial=garment.astype(np.float32))
         else:
-            trimap = trimap_from_mask(
-                garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin
-            )
             alpha = cv2.GaussianBlur(garment.astype(np.float32), (0, 0), s.feather_sigma)
         if near_mannequin is not None:
             # no garment beyond the band on the mannequin's side (three colours in a window — garment,
@@ -457,28 +539,21 @@ class StudioEngine(Engine):
             alpha[mann & ~near_mannequin] = 0.0
         alpha[alpha < 0.02] = 0.0
         behind = self._behind(small.astype(np.float32), trimap == 0.0, bg, garment)
-        t4 = time.perf_counter()
         return Matte(
             alpha=alpha.astype(np.float32),
-            source_size=(width, height),
+            source_size=source_size,
             backdrop=backdrop,
-            thresholds=(t_low, t_high),
-            coverage=coverage,
+            thresholds=thresholds,
+            coverage=float(garment.mean()),
             subject=subject,
             garment=garment,
             mannequin=mann,
-            mannequin_like=mann_like,
-            mannequin_model=model,
+            mannequin_like=sep.mannequin_like,
+            mannequin_model=sep.model,
             behind=behind,
             small=small,
-            first=first,
-            leftover=leftover,
-            timings_ms={
-                "backdrop": (t1 - t0) * 1e3,
-                "mask": (t2 - t1) * 1e3,
-                "mannequin": (t3 - t2) * 1e3,
-                "matting": (t4 - t3) * 1e3,
-            },
+            first=sep.first,
+            leftover=sep.leftover,
         )
 
     @staticmethod
@@ -594,8 +669,28 @@ class StudioEngine(Engine):
 
     def cutout(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
         """The garment's matte as a job gets it: segmentation, then the checks that refuse a photo the engine
-        cannot make a sellable packshot of (raises a :class:`PhotoRefused`)."""
-        matte = self.matte(rgb, mannequin=mannequin)
+        cannot make a sellable packshot of (raises a :class:`PhotoRefused`).
+
+        A photo the backdrop path refuses whose border is not a plain backdrop gets a second try by the textured
+        path (:meth:`matte_textured`), under the same checks and a stricter agreement of its two estimates (on
+        a busy background the backdrop path's subject, and so its person check, is not to be trusted either); if
+        that is refused too, the first refusal's message stands (a person found in the photo is the better
+        message)."""
+        try:
+            return self._checked(self.matte(rgb, mannequin=mannequin), mannequin)
+        except PhotoRefused as refusal:
+            _, small_f = self._working(rgb)
+            if self.fit_backdrop(small_f).noise <= PLAIN_BACKDROP_NOISE:
+                raise
+            try:
+                return self._checked(self.matte_textured(rgb, mannequin=mannequin), mannequin)
+            except PersonInPhoto:
+                raise
+            except PhotoRefused:
+                raise refusal from None
+
+    def _checked(self, matte: Matte, mannequin: MannequinOption | MannequinModel | None) -> Matte:
+        """``matte`` after the person check and the quality gate (its verdict in ``matte.quality``)."""
         if matte.bbox() is None or matte.garment is None or matte.small is None:
             raise NoGarmentFound(NO_GARMENT)
         if mannequin in (None, "none") and matte.subject is not None:
@@ -609,7 +704,9 @@ class StudioEngine(Engine):
                     details={k: round(v, 3) for k, v in evidence.items()},
                 )
         first = matte.first if matte.first is not None else matte.garment
-        verdict = assess(matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover)
+        verdict = assess(
+            matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover, path=matte.path
+        )
         matte.quality = verdict.as_dict()
         verdict.enforce()
         return matte
