@@ -29,7 +29,8 @@ import numpy as np
 from modamoda_inference.errors import LowConfidence
 
 THRESHOLD = 0.5
-PLAIN_BACKDROP_NOISE = 10.0  # the border's spread around the backdrop model (CIELAB) up to which it is plain
+SWEEP_NOISE = 5.0  # the border's spread around the backdrop model (CIELAB) of a clean studio sweep, at most
+PLAIN_BACKDROP_NOISE = 10.0  # ... up to which a backdrop is plain (a wall, a sheet, paper)
 BUSY_BACKDROP_NOISE = 16.0  # ... and from which the backdrop path is not trusted at all
 
 ADVICE = {

@@ -10,7 +10,7 @@ frame's border strip, whatever its texture, and the garment's from the inside, a
 photo's edges. It is run twice from two different starts (two border strips); where the background is really
 told apart from the garment both runs agree, and where they do not the engine does not trust either (the
 quality gate refuses the photo with a message saying how to reshoot). This path is only taken for a photo the
-first path refused and whose border is not a plain backdrop.
+first path refused and whose border is not a clean studio sweep.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ from modamoda_inference.mannequin import (
 )
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
-from modamoda_inference.quality import PLAIN_BACKDROP_NOISE, assess
+from modamoda_inference.quality import SWEEP_NOISE, assess
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
 from modamoda_inference.textured import TexturedSettings, textured_subject
@@ -671,7 +671,7 @@ class StudioEngine(Engine):
         """The garment's matte as a job gets it: segmentation, then the checks that refuse a photo the engine
         cannot make a sellable packshot of (raises a :class:`PhotoRefused`).
 
-        A photo the backdrop path refuses whose border is not a plain backdrop gets a second try by the textured
+        A photo the backdrop path refuses whose border is not a clean studio sweep gets a second try by the textured
         path (:meth:`matte_textured`), under the same checks and a stricter agreement of its two estimates (on
         a busy background the backdrop path's subject, and so its person check, is not to be trusted either); if
         that is refused too, the first refusal's message stands (a person found in the photo is the better
@@ -680,7 +680,7 @@ class StudioEngine(Engine):
             return self._checked(self.matte(rgb, mannequin=mannequin), mannequin)
         except PhotoRefused as refusal:
             _, small_f = self._working(rgb)
-            if self.fit_backdrop(small_f).noise <= PLAIN_BACKDROP_NOISE:
+            if self.fit_backdrop(small_f).noise <= SWEEP_NOISE:
                 raise
             try:
                 return self._checked(self.matte_textured(rgb, mannequin=mannequin), mannequin)
