@@ -136,6 +136,7 @@ def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
     mx, my = max(1, round(0.05 * sw)), max(1, round(0.05 * sh))
     mask = np.zeros((sh, sw), np.uint8)
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut's colour models start from k-means: the same numbers whatever ran before
     cv2.grabCut(
         np.ascontiguousarray(small[..., ::-1]),
         mask,
