@@ -22,6 +22,7 @@ from modamoda_inference.mannequin import L_WEIGHT, MAX_SHARE, MannequinModel
 
 NARROW_TOP = 0.4  # top rows narrower than this share of the subject's widest row are above the garment
 NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (legs, stand, hips)
+OFF_CENTRE = 0.15  # ... unless its centre is this far (share of the width) off the body's: a slanted hem
 BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
 MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
 NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness
@@ -184,24 +185,29 @@ def grow_form(
 def narrow_below(garment: np.ndarray) -> float:
     """Share of the garment's height taken by a narrow central part under its hem (legs, hips or a stand the
     colour models missed). Only the middle of the garment counts: sleeves and hands hanging at the sides below
-    a short hem are the garment's own shape, and rows with nothing in the middle are skipped."""
+    a short hem are the garment's own shape, and rows with nothing in the middle are skipped. Legs and stands
+    stand under the body's centre; narrow rows off to one side are a slanted hem (a hat, an asymmetric skirt)."""
     rows = np.flatnonzero(garment.any(axis=1))
     cols = np.flatnonzero(garment.any(axis=0))
     if rows.size < 20:
         return 0.0
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
     c0, c1 = int(cols[0]), int(cols[-1]) + 1
-    middle = garment[:, c0 + round(0.2 * (c1 - c0)) : c0 + round(0.8 * (c1 - c0))]
+    m0 = c0 + round(0.2 * (c1 - c0))
+    middle = garment[:, m0 : c0 + round(0.8 * (c1 - c0))]
     widths = middle.sum(axis=1).astype(np.float64)
-    body = widths[r0 + round(0.4 * (r1 - r0)) : r0 + round(0.7 * (r1 - r0))]
+    centres = (middle * np.arange(middle.shape[1])).sum(axis=1) / np.maximum(widths, 1.0) + m0
+    band = slice(r0 + round(0.4 * (r1 - r0)), r0 + round(0.7 * (r1 - r0)))
+    body = widths[band]
     if body.size == 0 or float(np.median(body)) <= 0:
         return 0.0
     level = NARROW_BOTTOM * float(np.median(body))
+    centre = float(np.median(centres[band][body > 0]))
     n = 0
     for r in range(r1 - 1, r0, -1):
         if widths[r] == 0 and n == 0:
             continue  # only sleeve ends down here
-        if widths[r] >= level:
+        if widths[r] >= level or abs(centres[r] - centre) > OFF_CENTRE * (c1 - c0):
             break
         n += 1
     return n / float(r1 - r0)

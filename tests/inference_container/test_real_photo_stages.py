@@ -98,6 +98,15 @@ def test_narrow_below_measures_legs_left_under_a_hem() -> None:
     assert narrow_below(garment) > 0.2
 
 
+def test_narrow_below_leaves_a_slanted_hem_alone() -> None:
+    # a hat's cuff seen from the side: the hem runs down to the right, its lowest rows narrow and off-centre
+    garment = np.zeros((200, 200), bool)
+    garment[20:120, 30:170] = True
+    for r in range(120, 180):
+        garment[r, 30 + round(2.0 * (r - 120)) : 170] = True
+    assert narrow_below(garment) < 0.03
+
+
 def test_graph_cut_recovers_a_part_the_first_mask_missed() -> None:
     img = _tee(backdrop=236)
     truth = np.abs(img.astype(int) - 236).max(axis=2) > 15
