@@ -15,10 +15,12 @@ removes while the garment stays whole.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
-from modamoda_inference.mannequin import L_WEIGHT, MAX_SHARE, MannequinModel
+from modamoda_inference.mannequin import L_WEIGHT, MAX_SHARE, MannequinModel, mannequin_mask
 
 NARROW_TOP = 0.4  # top rows narrower than this share of the subject's widest row are above the garment
 NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (legs, stand, hips)
@@ -211,6 +213,24 @@ def narrow_below(garment: np.ndarray) -> float:
             break
         n += 1
     return n / float(r1 - r0)
+
+
+def left_over(lab: np.ndarray, garment: np.ndarray, on_form: bool) -> float:
+    """Share of the garment that still looks like a form where forms leave garments: regions of a form colour
+    found at the garment's top or bottom (:func:`form_models` on the garment itself), judged tolerant of shading;
+    on a form also a narrow middle under the hem (:func:`narrow_below`). Without a form only neutral colours
+    count (hangers, clips, pegs)."""
+    if not garment.any():
+        return 0.0
+    total = float(garment.sum())
+    share = 0.0
+    for m in form_models(lab, garment):
+        if not on_form and float(np.hypot(m.lab[1], m.lab[2])) >= 12.0:
+            continue
+        share += float(mannequin_mask(lab, garment, replace(m, l_weight=L_WEIGHT)).sum()) / total
+    if on_form:
+        share = max(share, narrow_below(garment))
+    return share
 
 
 def thin_structures(garment: np.ndarray) -> np.ndarray:

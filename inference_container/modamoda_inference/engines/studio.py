@@ -46,7 +46,7 @@ from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import NoGarmentFound, PersonInPhoto, PhotoRefused
-from modamoda_inference.forms import form_models, garment_colour, grow_form, narrow_below, thin_structures
+from modamoda_inference.forms import form_models, garment_colour, grow_form, left_over, thin_structures
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import (
@@ -490,15 +490,7 @@ class StudioEngine(Engine):
             garment = graph_cut(small, garment, not_garment=sure_not) & ~sure_not
         garment &= ~thin_structures(garment)
         garment = self._clean(garment, fill_holes_in=~mann, evidence=evidence)
-        leftover = 0.0
-        if garment.any():
-            for m in form_models(lab, garment):
-                if not models and float(np.hypot(m.lab[1], m.lab[2])) >= 12.0:
-                    continue  # no form in this photo: only neutral parts (hangers, clips, pegs) count as left over
-                loose = replace(m, l_weight=L_WEIGHT)  # what is left is judged tolerant of shading
-                leftover += float(mannequin_mask(lab, garment, loose).sum()) / float(garment.sum())
-            if models:  # on a form: a narrow middle under the hem is legs or a stand the colour models missed
-                leftover = max(leftover, narrow_below(garment))
+        leftover = left_over(lab, garment, on_form=bool(models))
         if float(garment.mean()) < s.min_garment_frac:
             raise NoGarmentFound(
                 "We could only find the mannequin in this photo, not a garment on it. If the garment is the same "
