@@ -42,7 +42,7 @@ def rect_cut(rgb: np.ndarray, inset: float, settings: TexturedSettings | None = 
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # the colour models start from k-means: the same photo gives the same cut
     try:
-        cv2.grabCut(  # type: ignore[call-overload]
+        cv2.grabCut(
             np.ascontiguousarray(img[..., ::-1]),
             mask,
             (mx, my, sw - 2 * mx, sh - 2 * my),
@@ -59,7 +59,9 @@ def rect_cut(rgb: np.ndarray, inset: float, settings: TexturedSettings | None = 
     return out >= 0.5
 
 
-def textured_subject(rgb: np.ndarray, settings: TexturedSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+def textured_subject(
+    rgb: np.ndarray, settings: TexturedSettings | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The subject (garment and whatever it is on) from the first start, and from the second for comparison."""
     s = settings or TexturedSettings()
     first, second = (rect_cut(rgb, inset, s) for inset in s.insets)

@@ -34,7 +34,7 @@ Ghost packshot from a garment photographed on a plain or gradient studio backdro
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ from modamoda_inference.forms import form_models, garment_colour, grow_form, lef
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
 from modamoda_inference.mannequin import (
-    L_WEIGHT,
     MannequinModel,
     detect_auto,
     from_colour,
@@ -251,7 +250,9 @@ class StudioEngine(Engine):
     name = "studio"
     modes = frozenset({"ghost"})
 
-    def __init__(self, settings: StudioSettings | None = None, textured: TexturedSettings | None = None) -> None:
+    def __init__(
+        self, settings: StudioSettings | None = None, textured: TexturedSettings | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings or StudioSettings()
         self.textured = textured or TexturedSettings()
@@ -519,7 +520,9 @@ class StudioEngine(Engine):
             k = np.ones((2 * s.matting_band + 3,) * 2, np.uint8)
             reach = cv2.dilate(garment.astype(np.uint8), k) > 0
             near_mannequin = (reach & mann) | (garment & (cv2.dilate(mann.astype(np.uint8), k) > 0))
-        trimap = trimap_from_mask(garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin)
+        trimap = trimap_from_mask(
+            garment, s.matting_band, inner=s.matting_inner, unknown_extra=near_mannequin
+        )
         if s.matting:
             settings = MattingSettings(band=s.matting_band, epsilon=s.matting_epsilon)
             alpha = closed_form_alpha(small_unit, trimap, settings, initial=garment.astype(np.float32))
