@@ -27,6 +27,7 @@ NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (
 OFF_CENTRE = 0.15  # ... unless its centre is this far (share of the width) off the body's: a slanted hem
 BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
 MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
+CENTRED = 0.15  # a hook or a pole: its centre within this share of the garment's width of the garment's centre
 NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness
 
 
@@ -236,7 +237,9 @@ def left_over(lab: np.ndarray, garment: np.ndarray, on_form: bool) -> float:
 def thin_structures(garment: np.ndarray) -> np.ndarray:
     """Parts of ``garment`` much thinner than it (poles, hooks, wires, a single strap of a stand), at its top
     or bottom: what an opening at 4 % of the garment's width removes, kept only where it sticks out above the
-    garment's top or below its bottom rows of full width."""
+    garment's top or below its bottom rows of full width, and only where a hook, pole, wire or rail would be —
+    near the garment's middle, or running off the photo or across the garment's width. Thin parts off to one
+    side that end in the picture (a cami's straps, a tie) are the garment's."""
     rows = np.flatnonzero(garment.any(axis=1))
     if rows.size < 20:
         return np.zeros_like(garment)
@@ -257,11 +260,23 @@ def thin_structures(garment: np.ndarray) -> np.ndarray:
     outside = np.zeros_like(garment)
     outside[:top] = True
     outside[bottom + 1 :] = True
-    n, labels = cv2.connectedComponents(thin.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
     hit = np.unique(labels[thin & outside])
     keep[hit] = True
     keep[0] = False
+    # hooks hang from the middle, poles stand under it, wires and rails run off the photo or across the garment;
+    # a thin part off to one side that ends in the picture is the garment's own (a strap, a tie, a drawstring)
+    h, w = garment.shape
+    body_cols = np.flatnonzero(garment[top : bottom + 1].any(axis=0))
+    centre = 0.5 * (body_cols[0] + body_cols[-1])
+    span = float(body_cols[-1] - body_cols[0] + 1)
+    for i in np.flatnonzero(keep):
+        x, y, cw, ch = (int(v) for v in stats[i, :4])
+        xc = x + 0.5 * cw
+        centred = abs(xc - centre) <= CENTRED * span
+        leaves = x == 0 or y == 0 or x + cw == w or y + ch == h or cw >= 0.8 * span
+        keep[i] = centred or leaves
     out = keep[labels]
     if out.sum() > (1 - MAX_SHARE) * garment.sum():
         return np.zeros_like(garment)

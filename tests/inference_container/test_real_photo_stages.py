@@ -89,6 +89,26 @@ def test_thin_structures_take_a_hook_above_the_garment() -> None:
     assert not thin[120, 100]
 
 
+def test_thin_structures_keep_a_camis_straps_and_take_a_wire_off_the_photo() -> None:
+    garment = np.zeros((200, 200), bool)
+    garment[60:190, 40:160] = True
+    garment[20:60, 60:63] = True  # straps, off to the sides, ending in the picture
+    garment[20:60, 137:140] = True
+    garment[20:60, 99:102] = True  # and the hook it hangs from
+    thin = thin_structures(garment)
+    assert not thin[30, 61] and not thin[30, 138]
+    assert thin[30, 100]
+    line = np.zeros((200, 200), bool)
+    line[60:190, 40:160] = True
+    for x in range(200):  # a clothes line sagging across the photo
+        y = 30 + round(12 * (1 - ((x - 100) / 100) ** 2))
+        line[y : y + 3, x] = True
+    line[45:60, 60:63] = True  # pegs
+    line[45:60, 137:140] = True
+    thin = thin_structures(line)
+    assert thin[31, 0] and thin[31, 199]
+
+
 def test_narrow_below_measures_legs_left_under_a_hem() -> None:
     garment = np.zeros((200, 200), bool)
     garment[20:150, 30:170] = True
