@@ -96,7 +96,8 @@ def test_thin_structures_keep_a_camis_straps_and_take_a_wire_off_the_photo() -> 
     garment[20:60, 137:140] = True
     garment[20:60, 99:102] = True  # and the hook it hangs from
     thin = thin_structures(garment)
-    assert not thin[30, 61] and not thin[30, 138]
+    assert not thin[30, 61]
+    assert not thin[30, 138]
     assert thin[30, 100]
     line = np.zeros((200, 200), bool)
     line[60:190, 40:160] = True
@@ -106,7 +107,8 @@ def test_thin_structures_keep_a_camis_straps_and_take_a_wire_off_the_photo() -> 
     line[45:60, 60:63] = True  # pegs
     line[45:60, 137:140] = True
     thin = thin_structures(line)
-    assert thin[31, 0] and thin[31, 199]
+    assert thin[31, 0]
+    assert thin[31, 199]
 
 
 def test_narrow_below_measures_legs_left_under_a_hem() -> None:
