@@ -119,8 +119,8 @@ def _ms(start: float, end: float) -> float:
 
 
 def quality_of(value: Any) -> dict[str, Any] | None:
-    """The ``{"score", "threshold", "checks"}`` part of an engine's quality report (``metadata["quality"]``, or a
-    ``low_confidence`` refusal's ``details``), or None when it has no numeric score and threshold."""
+    """The ``{"score", "threshold", "checks", "path"}`` part of an engine's quality report (``metadata["quality"]``,
+    or a ``low_confidence`` refusal's ``details``), or None when it has no numeric score and threshold."""
     if not isinstance(value, Mapping):
         return None
     score, threshold = value.get("score"), value.get("threshold")
@@ -130,6 +130,8 @@ def quality_of(value: Any) -> dict[str, Any] | None:
     quality: dict[str, Any] = {"score": score, "threshold": threshold}
     if isinstance(value.get("checks"), Mapping):
         quality["checks"] = dict(value["checks"])
+    if isinstance(value.get("path"), str):
+        quality["path"] = value["path"]  # which segmentation path the score is about (backdrop or textured)
     return quality
 
 
