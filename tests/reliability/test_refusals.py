@@ -28,6 +28,7 @@ from functions.common import refusals
 from functions.common.errors import INPUT_ERROR_CODES, REFUSAL_CODES
 from local import faults
 from local.stack import RESULTS_BUCKET, LocalStack
+from tests.photo_scenes import tee_on_rug
 from tests.reliability import books
 from tests.reliability.conftest import Tenant, garment_jpeg, new_tenant
 from tests.reliability.tally import TALLY
@@ -134,6 +135,29 @@ def test_a_blank_photo_is_refused_by_the_real_studio_engine(refusing: LocalStack
     audited = books.assert_balanced([tenant.tenant_id])
     assert audited.jobs == Counter({"rejected": 1})
     TALLY.add(SECTION, "blank photos refused by the studio engine", 1)
+
+
+def test_a_garment_on_a_rug_is_cut_out_by_the_textured_path_and_charged_once(refusing: LocalStack) -> None:
+    tenant = new_tenant(refusing, "rug")
+    start = balance(tenant)
+    pixels, _ = tee_on_rug(seed=2, h=600, w=520)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)
+    job = tenant.api.wait(tenant.api.upload("tee-on-rug.jpg", buffer.getvalue(), "image/jpeg"), timeout=90)
+    assert job["status"] == "succeeded", job
+    assert job_ledger(job["id"]) == ["reserve", "capture"]
+    assert balance(tenant) == start - int(job["cost"])
+    document = metadata_document(refusing, job["id"])
+    assert document["quality"]["path"] == "textured"
+    assert "backdrop" not in document["quality"]["checks"]
+    assert job["quality"] == reported(document)
+    assert job["quality"]["score"] >= job["quality"]["threshold"]
+    result = np.asarray(Image.open(io.BytesIO(tenant.api.download(job))).convert("RGB")).astype(int)
+    # the packshot shows the off-white tee on the preset's white, none of the rug's brown
+    assert float((np.abs(result - result.mean(axis=2, keepdims=True)).max(axis=2) > 40).mean()) < 0.005
+    settle(refusing)
+    books.assert_balanced([tenant.tenant_id])
+    TALLY.add(SECTION, "photos on a rug cut out by the textured path", 1)
 
 
 # ---- 2. each refusal code, replayed ---------------------------------------------------------------------------
