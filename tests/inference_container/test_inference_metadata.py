@@ -183,4 +183,9 @@ def test_quality_of_keeps_numbers_only() -> None:
     assert quality_of(None) is None
     assert quality_of({"threshold": 0.6}) is None
     textured = {"score": 0.9, "threshold": 0.5, "checks": {"edges": 1.0}, "path": "textured", "extra": [1]}
-    assert quality_of(textured) == {"score": 0.9, "threshold": 0.5, "checks": {"edges": 1.0}, "path": "textured"}
+    assert quality_of(textured) == {
+        "score": 0.9,
+        "threshold": 0.5,
+        "checks": {"edges": 1.0},
+        "path": "textured",
+    }
