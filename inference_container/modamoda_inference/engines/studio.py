@@ -26,6 +26,9 @@ Ghost packshot from a garment photographed on a plain or gradient studio backdro
    with the inside photo when one is given (aligned automatically) or with a darker inside tone;
 8. (``cutout``, what a job runs) the person check (:mod:`modamoda_inference.person`) and the quality gate
    (:mod:`modamoda_inference.quality`): a photo the engine can tell it would cut wrongly is refused, no charge;
+   a photo refused on a border that is not a clean studio sweep (a rug, a floor, a patterned sheet) gets a second
+   try whose subject comes from GrabCut started at the frame's border (:mod:`modamoda_inference.textured`)
+   instead of steps 2-4, under the same stages 5-8;
 9. crop to the garment, scale to the preset's fill within its margins, centre, cast a contact or drop shadow,
    and lay it on the background: the preset's white, a colour, a library image or transparency
    (:mod:`modamoda_inference.canvas`).
