@@ -138,7 +138,7 @@ def assess(
     """The confidence of a cut-out at working resolution (see the module docstring).
 
     On the ``"textured"`` path (:mod:`modamoda_inference.textured`) the backdrop is known not to be plain, so
-    its plainness is not a check; the two starts of the graph cut must agree closely instead (``stability``),
+    its plainness is not a check; every start of the graph cut must agree closely with the first instead (``stability``),
     and the outline must lie on clear edges almost everywhere (a background's own texture has edges, so a
     looser outline would still find some)."""
     coverage = float(garment.mean())

@@ -7,8 +7,8 @@ colours spread tens of CIELAB units around it), so that path finds nothing or fi
 What still holds there: the garment lies inside the frame and the background runs all along the border. GrabCut
 (Rother et al. 2004) started from a rectangle learns the background's colours as a Gaussian mixture from the
 frame's border strip, whatever its texture, and the garment's from the inside, and settles the outline on the
-photo's edges. It is run twice from two different starts (two border strips); where the background is really
-told apart from the garment both runs agree, and where they do not the engine does not trust either (the
+photo's edges. It is run from several starts (two border strips, and a second resolution); where the background
+is really told apart from the garment the runs agree, and where they do not the engine does not trust either (the
 quality gate refuses the photo with a message saying how to reshoot). This path is only taken for a photo the
 first path refused and whose border is not a clean studio sweep.
 """
@@ -25,15 +25,19 @@ import numpy as np
 class TexturedSettings:
     max_side: int = 400  # graph-cut resolution (px, long side)
     iterations: int = 5
-    insets: tuple[float, float] = (0.03, 0.07)  # the two starts: border strips, share of each side
+    # the starts: (border strip as a share of each side, graph-cut resolution); the first gives the subject, the
+    # others check it — another strip, and another resolution (GrabCut's result can swing with either)
+    starts: tuple[tuple[float, int], ...] = ((0.03, 400), (0.07, 400), (0.05, 300))
 
 
-def rect_cut(rgb: np.ndarray, inset: float, settings: TexturedSettings | None = None) -> np.ndarray:
+def rect_cut(
+    rgb: np.ndarray, inset: float, settings: TexturedSettings | None = None, max_side: int | None = None
+) -> np.ndarray:
     """The figure inside a border strip of ``inset`` (share of each side) of an (h, w, 3) uint8 RGB image, by
-    GrabCut started from that rectangle; (h, w) bool."""
+    GrabCut started from that rectangle at ``max_side`` px (default the settings'); (h, w) bool."""
     s = settings or TexturedSettings()
     h, w = rgb.shape[:2]
-    f = min(1.0, s.max_side / max(h, w))
+    f = min(1.0, (max_side or s.max_side) / max(h, w))
     size = (max(8, round(w * f)), max(8, round(h * f)))
     img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f < 1.0 else rgb
     sw, sh = size
@@ -61,8 +65,8 @@ def rect_cut(rgb: np.ndarray, inset: float, settings: TexturedSettings | None = 
 
 def textured_subject(
     rgb: np.ndarray, settings: TexturedSettings | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The subject (garment and whatever it is on) from the first start, and from the second for comparison."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The subject (garment and whatever it is on) from the first start, and the other starts' to check it."""
     s = settings or TexturedSettings()
-    first, second = (rect_cut(rgb, inset, s) for inset in s.insets)
-    return first, second
+    cuts = [rect_cut(rgb, inset, s, side) for inset, side in s.starts]
+    return cuts[0], cuts[1:]

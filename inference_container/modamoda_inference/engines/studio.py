@@ -61,7 +61,7 @@ from modamoda_inference.mannequin import (
 )
 from modamoda_inference.matting import MattingSettings, closed_form_alpha, trimap_from_mask
 from modamoda_inference.person import has_person, person_evidence
-from modamoda_inference.quality import SWEEP_NOISE, assess
+from modamoda_inference.quality import SWEEP_NOISE, assess, iou
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
 from modamoda_inference.textured import TexturedSettings, textured_subject
@@ -417,20 +417,23 @@ class StudioEngine(Engine):
     ) -> Matte:
         """The garment's matte on a textured or coloured background (:mod:`modamoda_inference.textured`): the
         subject by GrabCut from the frame's border instead of the distance from a smooth backdrop model; then the
-        same mannequin, hanger and edge stages as :meth:`matte`. ``first`` is the second start's subject minus
-        the same forms (what the gate compares with)."""
+        same mannequin, hanger and edge stages as :meth:`matte`. ``first`` is the other start (another border
+        strip, another resolution) that agrees least with the garment, minus the same forms: what the gate's
+        stability check compares with."""
         t0 = time.perf_counter()
         small, small_f = self._working(rgb)
         hs, ws = small.shape[:2]
         backdrop = self.fit_backdrop(small_f)
         lab = _to_lab(small_f)
-        cut, other = textured_subject(small, self.textured)
+        cut, others = textured_subject(small, self.textured)
         subject = self._clean(cut)
         if float(subject.mean()) < self.settings.min_garment_frac:
             raise NoGarmentFound(NO_GARMENT)
         t1 = time.perf_counter()
         sep = self._separate(small, lab, subject, mannequin, backdrop, None)
-        sep.first = self._clean(other) & ~sep.mannequin
+        # the gate's stability check compares with the start that agrees least
+        checks = [self._clean(o) & ~sep.mannequin for o in others]
+        sep.first = min(checks, key=lambda c: iou(sep.garment, c))
         t2 = time.perf_counter()
         matte = self._finish(
             small, backdrop.grid(ws, hs), backdrop, subject, sep, (0.0, 0.0), (rgb.shape[1], rgb.shape[0])
@@ -670,7 +673,7 @@ class StudioEngine(Engine):
         cannot make a sellable packshot of (raises a :class:`PhotoRefused`).
 
         A photo the backdrop path refuses whose border is not a clean studio sweep gets a second try by the textured
-        path (:meth:`matte_textured`), under the same checks and a stricter agreement of its two estimates (on
+        path (:meth:`matte_textured`), under the same checks and a stricter agreement of its starts (on
         a busy background the backdrop path's subject, and so its person check, is not to be trusted either); if
         that is refused too, the first refusal's message stands (a person found in the photo is the better
         message)."""
