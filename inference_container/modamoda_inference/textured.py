@@ -23,21 +23,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TexturedSettings:
-    max_side: int = 400  # graph-cut resolution (px, long side)
     iterations: int = 5
-    # the starts: (border strip as a share of each side, graph-cut resolution); the first gives the subject, the
-    # others check it — another strip, and another resolution (GrabCut's result can swing with either)
+    # the starts: (border strip as a share of each side, graph-cut resolution in px on the long side); the first
+    # gives the subject, the others check it — another strip, and another resolution (GrabCut's result can swing
+    # with either)
     starts: tuple[tuple[float, int], ...] = ((0.03, 400), (0.07, 400), (0.05, 300))
 
 
-def rect_cut(
-    rgb: np.ndarray, inset: float, settings: TexturedSettings | None = None, max_side: int | None = None
-) -> np.ndarray:
+def rect_cut(rgb: np.ndarray, inset: float, max_side: int = 400, iterations: int = 5) -> np.ndarray:
     """The figure inside a border strip of ``inset`` (share of each side) of an (h, w, 3) uint8 RGB image, by
-    GrabCut started from that rectangle at ``max_side`` px (default the settings'); (h, w) bool."""
-    s = settings or TexturedSettings()
+    GrabCut started from that rectangle on a copy of at most ``max_side`` px; (h, w) bool."""
     h, w = rgb.shape[:2]
-    f = min(1.0, (max_side or s.max_side) / max(h, w))
+    f = min(1.0, max_side / max(h, w))
     size = (max(8, round(w * f)), max(8, round(h * f)))
     img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f < 1.0 else rgb
     sw, sh = size
@@ -52,7 +49,7 @@ def rect_cut(
             (mx, my, sw - 2 * mx, sh - 2 * my),
             bgd,
             fgd,
-            s.iterations,
+            iterations,
             cv2.GC_INIT_WITH_RECT,
         )
     except cv2.error:  # one colour everywhere: nothing to tell apart
@@ -68,5 +65,5 @@ def textured_subject(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The subject (garment and whatever it is on) from the first start, and the other starts' to check it."""
     s = settings or TexturedSettings()
-    cuts = [rect_cut(rgb, inset, s, side) for inset, side in s.starts]
+    cuts = [rect_cut(rgb, inset, side, s.iterations) for inset, side in s.starts]
     return cuts[0], cuts[1:]
