@@ -1,5 +1,5 @@
-"""Photos drawn in code for tests of several packages: a garment on a textured background (no photo files are
-shipped)."""
+"""Photos drawn in code for tests of several packages: a tee on a plain backdrop or on a rug, someone wearing a
+tee (no photo files are shipped)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,31 @@ def tee_on_rug(seed: int = 0, h: int = 300, w: int = 260) -> tuple[np.ndarray, n
     mask = tee_mask(h, w)
     img[mask] = np.array([245, 245, 240], np.float32) + rng.normal(0, 2.0, (int(mask.sum()), 3))
     return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def tee_photo(
+    h: int = 240, w: int = 200, backdrop: int = 236, colour=(200, 30, 60), rng_seed: int = 0
+) -> np.ndarray:
+    """A tee (body and sleeves) of one colour on a plain backdrop, uint8 RGB."""
+    rng = np.random.default_rng(rng_seed)
+    img = np.full((h, w, 3), backdrop, np.float32)
+    img[60:200, 50:150] = colour  # body
+    img[60:110, 25:50] = colour  # sleeves
+    img[60:110, 150:175] = colour
+    img += rng.normal(0, 1.5, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def person_photo(rng_seed: int = 0) -> np.ndarray:
+    """Someone wearing a navy tee on a plain light backdrop: neck and chin cut by the frame's top, bare arms."""
+    rng = np.random.default_rng(rng_seed)
+    img = np.full((240, 200, 3), 240, np.float32)
+    skin = np.array([205, 150, 120], np.float32)
+    img[0:60, 80:120] = skin  # neck and chin, cut by the frame's top
+    img[60:200, 50:150] = (20, 30, 60)  # a navy tee
+    img[60:100, 25:50] = (20, 30, 60)
+    img[60:100, 150:175] = (20, 30, 60)
+    img[100:180, 28:46] = skin  # arms below the sleeves
+    img[100:180, 154:172] = skin
+    img += rng.normal(0, 4.0, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)

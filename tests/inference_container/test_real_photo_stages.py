@@ -14,25 +14,15 @@ from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import Quality, assess, edge_support, frame_contact
 from modamoda_inference.refine import graph_cut
 
+from tests.photo_scenes import person_photo, tee_photo
+
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def _tee(
-    h: int = 240, w: int = 200, backdrop: int = 236, colour=(200, 30, 60), rng_seed: int = 0
-) -> np.ndarray:
-    rng = np.random.default_rng(rng_seed)
-    img = np.full((h, w, 3), backdrop, np.float32)
-    img[60:200, 50:150] = colour  # body
-    img[60:110, 25:50] = colour  # sleeves
-    img[60:110, 150:175] = colour
-    img += rng.normal(0, 1.5, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def _on_form(form=(250, 250, 248), backdrop: int = 200) -> np.ndarray:
-    img = _tee(backdrop=backdrop).astype(np.float32)
+    img = tee_photo(backdrop=backdrop).astype(np.float32)
     img[25:60, 88:112] = form  # neck above the collar
     img[200:235, 70:90] = form  # legs under the hem
     img[200:235, 110:130] = form
@@ -40,7 +30,7 @@ def _on_form(form=(250, 250, 248), backdrop: int = 200) -> np.ndarray:
 
 
 def test_inner_frame_finds_a_thin_line_on_two_sides_and_nothing_on_a_clean_photo() -> None:
-    img = _tee()
+    img = tee_photo()
     assert inner_frame(_lab(img)) == (0, 240, 0, 200)
     framed = img.copy()
     framed[2:4, :] = 20  # a dark line near the top
@@ -76,7 +66,7 @@ def test_form_models_find_a_white_form_and_not_the_garment_colour() -> None:
     garment_lab = lab[150, 100]
     assert all(m.distance(garment_lab[None])[0] > m.tolerance for m in models)
     # a plain tee of one colour with nothing above or below: no form
-    tee = _tee(backdrop=200)
+    tee = tee_photo(backdrop=200)
     assert form_models(_lab(tee), np.abs(tee.astype(int) - 200).max(axis=2) > 15) == []
 
 
@@ -130,7 +120,7 @@ def test_narrow_below_leaves_a_slanted_hem_alone() -> None:
 
 
 def test_graph_cut_recovers_a_part_the_first_mask_missed() -> None:
-    img = _tee(backdrop=236)
+    img = tee_photo(backdrop=236)
     truth = np.abs(img.astype(int) - 236).max(axis=2) > 15
     first = truth.copy()
     first[60:110, 150:175] = False  # a sleeve the first mask lost
@@ -140,7 +130,7 @@ def test_graph_cut_recovers_a_part_the_first_mask_missed() -> None:
 
 
 def test_quality_checks_react_to_what_they_measure() -> None:
-    img = _tee()
+    img = tee_photo()
     garment = np.abs(img.astype(int) - 236).max(axis=2) > 15
     assert edge_support(img, garment) > 0.9
     shifted = np.roll(garment, 12, axis=1)  # an outline through plain fabric and plain backdrop
@@ -174,27 +164,13 @@ def test_quality_as_dict_is_what_the_job_metadata_keeps() -> None:
     }
 
 
-def _person(rng_seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(rng_seed)
-    img = np.full((240, 200, 3), 240, np.float32)
-    skin = np.array([205, 150, 120], np.float32)
-    img[0:60, 80:120] = skin  # neck and chin, cut by the frame's top
-    img[60:200, 50:150] = (20, 30, 60)  # a navy tee
-    img[60:100, 25:50] = (20, 30, 60)
-    img[60:100, 150:175] = (20, 30, 60)
-    img[100:180, 28:46] = skin  # arms below the sleeves
-    img[100:180, 154:172] = skin
-    img += rng.normal(0, 4.0, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def test_person_check_sees_skin_where_the_garment_leaves_off() -> None:
-    img = _person()
+    img = person_photo()
     subject = np.abs(img.astype(int) - 240).max(axis=2) > 20
     evidence = person_evidence(img, subject)
     assert has_person(evidence), evidence
     # a skin-coloured garment alone is not a person
-    beige = _tee(colour=(205, 150, 120))
+    beige = tee_photo(colour=(205, 150, 120))
     subject = np.abs(beige.astype(int) - 236).max(axis=2) > 15
     assert not has_person(person_evidence(beige, subject))
 
@@ -202,12 +178,12 @@ def test_person_check_sees_skin_where_the_garment_leaves_off() -> None:
 def test_cutout_refuses_a_person_and_a_blank_photo_and_passes_a_packshot() -> None:
     engine = StudioEngine()
     with pytest.raises(PersonInPhoto) as info:
-        engine.cutout(_person())
+        engine.cutout(person_photo())
     assert "mannequin, on a hanger or laid flat" in info.value.message
     blank = np.full((200, 200, 3), 230, np.uint8)
     with pytest.raises(NoGarmentFound):
         engine.cutout(blank)
-    matte = engine.cutout(_tee())
+    matte = engine.cutout(tee_photo())
     assert matte.quality["score"] >= matte.quality["threshold"]
     assert set(matte.quality["checks"]) == {"backdrop", "frame", "edges", "stability", "leftover", "size"}
 

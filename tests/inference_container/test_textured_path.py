@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from modamoda_inference.engines.studio import StudioEngine
-from modamoda_inference.errors import LowConfidence, NoGarmentFound, PhotoRefused
+from modamoda_inference.errors import LowConfidence, NoGarmentFound, PersonInPhoto, PhotoRefused
 from modamoda_inference.quality import iou
 from modamoda_inference.textured import rect_cut
 
-from tests.photo_scenes import rug, tee_on_rug
+from tests.photo_scenes import person_photo, rug, tee_on_rug, tee_photo
 
 
 def test_a_garment_on_a_rug_is_cut_out_by_the_textured_path() -> None:
@@ -71,3 +71,26 @@ def test_rect_cut_is_deterministic_and_follows_the_garment() -> None:
     a, b = rect_cut(rgb, 0.03), rect_cut(rgb, 0.03)
     assert np.array_equal(a, b)
     assert iou(a, truth) >= 0.9
+
+
+def _noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(img.astype(np.float32) + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_on_a_busy_border_the_textured_subject_is_asked_about_a_person_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = StudioEngine()
+    # the backdrop path passing a photo of someone wearing the garment (its subject missed the skin, as on a
+    # busy street): the textured path's subject is asked too, when the border is not a clean sweep
+    monkeypatch.setattr(engine, "_checked", lambda matte, mannequin: matte)
+    busy_person = _noisy(person_photo(), 9.0)
+    assert engine.fit_backdrop(engine._working(busy_person)[1]).noise > 5.0
+    with pytest.raises(PersonInPhoto):
+        engine.cutout(busy_person)
+    assert engine.cutout(busy_person, mannequin="auto").path == "backdrop"  # a form's skin tone is no person
+    assert engine.cutout(_noisy(tee_photo(), 9.0)).path == "backdrop"
+    clean_person = person_photo()
+    assert engine.fit_backdrop(engine._working(clean_person)[1]).noise <= 5.0
+    engine.cutout(clean_person)  # a clean sweep: the backdrop path's own person check is the one

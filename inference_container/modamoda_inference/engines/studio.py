@@ -64,7 +64,7 @@ from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import SWEEP_NOISE, assess, iou
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
-from modamoda_inference.textured import TexturedSettings, textured_subject
+from modamoda_inference.textured import TexturedSettings, rect_cut, textured_subject
 
 
 @dataclass(frozen=True)
@@ -676,9 +676,11 @@ class StudioEngine(Engine):
         path (:meth:`matte_textured`), under the same checks and a stricter agreement of its starts (on
         a busy background the backdrop path's subject, and so its person check, is not to be trusted either); if
         that is refused too, the first refusal's message stands (a person found in the photo is the better
-        message)."""
+        message). A photo the backdrop path passes on such a border is also asked, without a mannequin option,
+        whether the textured path's subject shows a person: a busy street can hide the skin at the edge of the
+        backdrop path's subject."""
         try:
-            return self._checked(self.matte(rgb, mannequin=mannequin), mannequin)
+            matte = self._checked(self.matte(rgb, mannequin=mannequin), mannequin)
         except PhotoRefused as refusal:
             _, small_f = self._working(rgb)
             if self.fit_backdrop(small_f).noise <= SWEEP_NOISE:
@@ -689,6 +691,11 @@ class StudioEngine(Engine):
                 raise
             except PhotoRefused:
                 raise refusal from None
+        if mannequin in (None, "none") and matte.small is not None and matte.backdrop.noise > SWEEP_NOISE:
+            inset, side = self.textured.starts[0]
+            cut = rect_cut(matte.small, inset, side, self.textured.iterations)
+            _refuse_person(matte.small, self._clean(cut))
+        return matte
 
     def _checked(self, matte: Matte, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         """``matte`` after the person check and the quality gate (its verdict in ``matte.quality``)."""
@@ -696,14 +703,7 @@ class StudioEngine(Engine):
             raise NoGarmentFound(NO_GARMENT)
         if mannequin in (None, "none") and matte.subject is not None:
             # a seller who says "on a mannequin" (auto or its colour) has told us skin-coloured parts are a form
-            evidence = person_evidence(matte.small, matte.subject)
-            if has_person(evidence):
-                raise PersonInPhoto(
-                    "This photo shows someone wearing the garment, and a ghost packshot cannot be made from it. "
-                    "Please send a photo of the garment on a mannequin, on a hanger or laid flat. Nothing was "
-                    "charged.",
-                    details={k: round(v, 3) for k, v in evidence.items()},
-                )
+            _refuse_person(matte.small, matte.subject)
         first = matte.first if matte.first is not None else matte.garment
         verdict = assess(
             matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover, path=matte.path
@@ -842,6 +842,17 @@ class StudioEngine(Engine):
             },
         }
         return EngineResult(image=out, metadata=metadata)
+
+
+def _refuse_person(small: np.ndarray, subject: np.ndarray) -> None:
+    """Raise :class:`PersonInPhoto` when ``subject`` shows someone wearing the garment."""
+    evidence = person_evidence(small, subject)
+    if has_person(evidence):
+        raise PersonInPhoto(
+            "This photo shows someone wearing the garment, and a ghost packshot cannot be made from it. Please "
+            "send a photo of the garment on a mannequin, on a hanger or laid flat. Nothing was charged.",
+            details={k: round(v, 3) for k, v in evidence.items()},
+        )
 
 
 def batch_metrics(matte: Matte, rgb: np.ndarray) -> dict[str, float]:
