@@ -27,9 +27,7 @@ NARROW_BOTTOM = 0.55  # bottom rows narrower than this share are below the hem (
 OFF_CENTRE = 0.15  # ... unless its centre is this far (share of the width) off the body's: a slanted hem
 BODY_SHARE_MAX = 0.06  # a colour found on more than this share of the garment's body is the garment's own
 MIN_DISTANCE = 12.0  # a form colour this far (mannequin metric) from the body's median, at least
-CENTRED = (
-    0.15  # a hook or a pole: its centre within this share of the garment's width of the garment's centre
-)
+CENTRED = 0.15  # a hook or a pole: its centre this near the garment's (share of the garment's width)
 NEUTRAL_L_WEIGHT = 0.8  # a neutral form is told from a neutral garment by lightness
 
 

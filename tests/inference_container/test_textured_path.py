@@ -46,7 +46,7 @@ def test_a_plain_photo_the_backdrop_path_refuses_does_not_take_the_textured_path
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("the textured path ran on a plain backdrop")
 
-    monkeypatch.setattr(engine, "matte_textured", forbidden)
+    monkeypatch.setattr(engine, "_textured_path", forbidden)
     with pytest.raises(NoGarmentFound):
         engine.cutout(np.full((200, 200, 3), 230, np.uint8))
 
@@ -60,7 +60,7 @@ def test_when_both_paths_refuse_the_first_refusal_is_what_the_customer_reads(
     def refuses(*args: object, **kwargs: object) -> None:
         raise LowConfidence("second path's message", details={})
 
-    monkeypatch.setattr(engine, "matte_textured", refuses)
+    monkeypatch.setattr(engine, "_textured_path", refuses)
     with pytest.raises(PhotoRefused) as info:
         engine.cutout(rgb)
     assert info.value.message != "second path's message"
@@ -86,11 +86,11 @@ def test_on_a_busy_border_the_textured_subject_is_asked_about_a_person_too(
     # busy street): the textured path's subject is asked too, when the border is not a clean sweep
     monkeypatch.setattr(engine, "_checked", lambda matte, mannequin: matte)
     busy_person = _noisy(person_photo(), 9.0)
-    assert engine.fit_backdrop(engine._working(busy_person)[1]).noise > 5.0
+    assert engine._prepare(busy_person).backdrop.noise > 5.0
     with pytest.raises(PersonInPhoto):
         engine.cutout(busy_person)
     assert engine.cutout(busy_person, mannequin="auto").path == "backdrop"  # a form's skin tone is no person
     assert engine.cutout(_noisy(tee_photo(), 9.0)).path == "backdrop"
     clean_person = person_photo()
-    assert engine.fit_backdrop(engine._working(clean_person)[1]).noise <= 5.0
+    assert engine._prepare(clean_person).backdrop.noise <= 5.0
     engine.cutout(clean_person)  # a clean sweep: the backdrop path's own person check is the one

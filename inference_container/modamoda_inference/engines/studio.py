@@ -188,6 +188,17 @@ class Matte:
         return cv2.resize(self.alpha, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+@dataclass(frozen=True)
+class _Working:
+    """What both segmentation paths start from (:meth:`StudioEngine._prepare`)."""
+
+    small: np.ndarray  # (h, w, 3) uint8: the working copy, frame lines painted over
+    small_f: np.ndarray  # (h, w, 3) float32: the same, lightly blurred
+    backdrop: BackdropModel  # fitted to its border
+    source_size: tuple[int, int]  # (w, h) of the photo
+    ms: float  # milliseconds it took
+
+
 @dataclass
 class _Separation:
     """The garment taken out of the subject (:meth:`StudioEngine._separate`)."""
@@ -348,10 +359,11 @@ class StudioEngine(Engine):
             return detect_auto(lab, subject)
         raise ValueError(f"unknown mannequin option {option!r}")
 
-    def _working(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The working copy (~``work_long_side`` px, frame lines painted over with the inside's edge) as uint8,
-        and lightly blurred as float32."""
+    def _prepare(self, rgb: np.ndarray) -> _Working:
+        """The working copy (~``work_long_side`` px, frame lines painted over with the inside's edge) as uint8
+        and lightly blurred as float32, and the backdrop model fitted to its border: what both paths start from."""
         s = self.settings
+        t0 = time.perf_counter()
         height, width = rgb.shape[:2]
         factor = min(1.0, s.work_long_side / max(height, width))
         ws, hs = max(8, round(width * factor)), max(8, round(height * factor))
@@ -370,15 +382,28 @@ class StudioEngine(Engine):
                 ws - fx1,
                 cv2.BORDER_REPLICATE,
             )
-        return small, cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+        small_f = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+        backdrop = self.fit_backdrop(small_f)
+        return _Working(small, small_f, backdrop, (width, height), (time.perf_counter() - t0) * 1e3)
 
     def matte(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
         """Estimate the garment's matte of an (H, W, 3) uint8 RGB photo (see the module docstring)."""
+        return self._backdrop_path(self._prepare(rgb), mannequin)
+
+    def matte_textured(
+        self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None
+    ) -> Matte:
+        """The garment's matte on a textured or coloured background (:mod:`modamoda_inference.textured`): the
+        subject by GrabCut from the frame's border instead of the distance from a smooth backdrop model; then the
+        same mannequin, hanger and edge stages as :meth:`matte`. ``first`` is the other start (another border
+        strip, another resolution) that agrees least with the garment, minus the same forms: what the gate's
+        stability check compares with."""
+        return self._textured_path(self._prepare(rgb), mannequin)
+
+    def _backdrop_path(self, work: _Working, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         s = self.settings
-        t0 = time.perf_counter()
-        small, small_f = self._working(rgb)
+        small, small_f, backdrop = work.small, work.small_f, work.backdrop
         hs, ws = small.shape[:2]
-        backdrop = self.fit_backdrop(small_f)
         t1 = time.perf_counter()
         bg = backdrop.grid(ws, hs)
         lab = _to_lab(small_f)
@@ -403,28 +428,20 @@ class StudioEngine(Engine):
         t2 = time.perf_counter()
         sep = self._separate(small, lab, subject, mannequin, backdrop, evidence)
         t3 = time.perf_counter()
-        matte = self._finish(small, bg, backdrop, subject, sep, (t_low, t_high), (rgb.shape[1], rgb.shape[0]))
+        matte = self._finish(small, bg, backdrop, subject, sep, (t_low, t_high), work.source_size)
         matte.timings_ms = {
-            "backdrop": (t1 - t0) * 1e3,
+            "backdrop": work.ms,
             "mask": (t2 - t1) * 1e3,
             "mannequin": (t3 - t2) * 1e3,
             "matting": (time.perf_counter() - t3) * 1e3,
         }
         return matte
 
-    def matte_textured(
-        self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None
-    ) -> Matte:
-        """The garment's matte on a textured or coloured background (:mod:`modamoda_inference.textured`): the
-        subject by GrabCut from the frame's border instead of the distance from a smooth backdrop model; then the
-        same mannequin, hanger and edge stages as :meth:`matte`. ``first`` is the other start (another border
-        strip, another resolution) that agrees least with the garment, minus the same forms: what the gate's
-        stability check compares with."""
+    def _textured_path(self, work: _Working, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         t0 = time.perf_counter()
-        small, small_f = self._working(rgb)
+        small, backdrop = work.small, work.backdrop
         hs, ws = small.shape[:2]
-        backdrop = self.fit_backdrop(small_f)
-        lab = _to_lab(small_f)
+        lab = _to_lab(work.small_f)
         cut, others = textured_subject(small, self.textured)
         subject = self._clean(cut)
         if float(subject.mean()) < self.settings.min_garment_frac:
@@ -436,7 +453,7 @@ class StudioEngine(Engine):
         sep.first = min(checks, key=lambda c: iou(sep.garment, c))
         t2 = time.perf_counter()
         matte = self._finish(
-            small, backdrop.grid(ws, hs), backdrop, subject, sep, (0.0, 0.0), (rgb.shape[1], rgb.shape[0])
+            small, backdrop.grid(ws, hs), backdrop, subject, sep, (0.0, 0.0), work.source_size
         )
         matte.path = "textured"
         matte.timings_ms = {
@@ -679,22 +696,22 @@ class StudioEngine(Engine):
         message). A photo the backdrop path passes on such a border is also asked, without a mannequin option,
         whether the textured path's subject shows a person: a busy street can hide the skin at the edge of the
         backdrop path's subject."""
+        work = self._prepare(rgb)
         try:
-            matte = self._checked(self.matte(rgb, mannequin=mannequin), mannequin)
+            matte = self._checked(self._backdrop_path(work, mannequin), mannequin)
         except PhotoRefused as refusal:
-            _, small_f = self._working(rgb)
-            if self.fit_backdrop(small_f).noise <= SWEEP_NOISE:
+            if work.backdrop.noise <= SWEEP_NOISE:
                 raise
             try:
-                return self._checked(self.matte_textured(rgb, mannequin=mannequin), mannequin)
+                return self._checked(self._textured_path(work, mannequin), mannequin)
             except PersonInPhoto:
                 raise
             except PhotoRefused:
                 raise refusal from None
-        if mannequin in (None, "none") and matte.small is not None and matte.backdrop.noise > SWEEP_NOISE:
+        if mannequin in (None, "none") and work.backdrop.noise > SWEEP_NOISE:
             inset, side = self.textured.starts[0]
-            cut = rect_cut(matte.small, inset, side, self.textured.iterations)
-            _refuse_person(matte.small, self._clean(cut))
+            cut = rect_cut(work.small, inset, side, self.textured.iterations)
+            _refuse_person(work.small, self._clean(cut))
         return matte
 
     def _checked(self, matte: Matte, mannequin: MannequinOption | MannequinModel | None) -> Matte:
