@@ -16,7 +16,10 @@ photos on a mannequin or form, the defaults otherwise):
 * **grabcut** — ``cv2.grabCut``, 5 iterations at the engine's working size, started from the frame inset by
   5 % on each side (what an automatic GrabCut gets without a person drawing a box);
 * **studio** — this engine as a job runs it (``StudioEngine.cutout``: segmentation, mannequin/hanger/prop
-  removal, person check and the quality gate; any refusal is ``rejected``, no charge).
+  removal, person check and the quality gate; any refusal is ``rejected``, no charge);
+* **learned** — only when ``$MODEL_DIR`` (default ``/opt/ml/model``) holds the segmentation stage's SAM and CLIP
+  weights (:mod:`modamoda_inference.segmentation`): the same ``cutout`` with the stage, as a job with
+  ``segmenter: "auto"`` runs on such an endpoint. The report says whether it ran and with which weights.
 
 Per photo (at the photo's resolution, mask = alpha >= 0.5): garment IoU, boundary F (boundaries matched within
 max(2 px, 0.5 % of the long side)), **residue** = share of the must-not-keep region (mannequin, stand, hanger,
@@ -63,7 +66,7 @@ if str(REPO / "inference_container") not in sys.path:
 BASELINE_COMMIT = "3a9c123"  # main before the real-photo work (issue 14)
 OUT = REPO / "out" / "studio_real"
 IOU_USABLE, RESIDUE_MAX, HOLES_MAX = 0.95, 0.01, 0.01
-METHODS = ("baseline", "grabcut", "studio")
+METHODS = ("baseline", "grabcut", "studio")  # + "learned" when the stage's weights are there
 WORK_LONG_SIDE = 1024
 
 
@@ -137,12 +140,12 @@ def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
 
 
 def studio_result(
-    engine: Any, rgb: np.ndarray, options: dict[str, Any]
+    engine: Any, rgb: np.ndarray, options: dict[str, Any], stage: Any = None
 ) -> tuple[np.ndarray | None, str | None, float | None]:
     from modamoda_inference.errors import ModamodaError
 
     try:
-        matte = engine.cutout(rgb, mannequin=options.get("mannequin"))
+        matte = engine.cutout(rgb, mannequin=options.get("mannequin"), stage=stage)
     except ModamodaError as exc:
         score = exc.details.get("score") if getattr(exc, "details", None) else None
         return None, exc.code, score
@@ -204,18 +207,35 @@ def _ref_panel(root: Path, t: Truth, rgb: np.ndarray) -> np.ndarray:
     return _cutout(rgb, t.garment)
 
 
+def learned_stage() -> tuple[Any, str]:
+    """The segmentation stage from ``$MODEL_DIR`` (or None) and a sentence for the report saying so."""
+    from modamoda_inference.engines import model_dir_from_env
+    from modamoda_inference.segmentation.stage import shared_stage
+
+    model_dir = model_dir_from_env()
+    stage = shared_stage(model_dir)
+    if stage is None:
+        return None, f"learned segmenter: not run (no SAM + CLIP weights under MODEL_DIR={model_dir})"
+    models = ", ".join(
+        f"{name.split('/')[-1]} {info.get('source', '?')}"
+        for name, info in stage.describe()["models"].items()
+    )
+    return stage, f"learned segmenter: run from MODEL_DIR={model_dir} ({models})"
+
+
 def contact_sheets(rows: list[dict[str, Any]], out_dir: Path, thumb: int = 220) -> list[Path]:
     by_cat: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_cat[row["category"]].append(row)
     paths = []
+    methods = list(rows[0]["outcomes"]) if rows else list(METHODS)
     for category, items in sorted(by_cat.items()):
-        cols = 2 + len(METHODS)
+        cols = 2 + len(methods)
         sheet = Image.new("RGB", (cols * thumb, len(items) * (thumb + 28)), "white")
         draw = ImageDraw.Draw(sheet)
         for r, item in enumerate(items):
             panels = [("input", item["input"], "")]
-            for method in METHODS:
+            for method in methods:
                 o: Outcome = item["outcomes"][method]
                 label = f"{method}: {o.verdict}"
                 if o.iou is not None:
@@ -260,13 +280,14 @@ def _mean(values: list[float | None]) -> str:
 
 
 def tables(outcomes: dict[str, list[Outcome]]) -> str:
-    lines = ["| category | n | " + " | ".join(f"{m} usable / wrong / refused" for m in METHODS) + " |"]
-    lines.append("|---|---:|" + "---|" * len(METHODS))
-    cats = sorted({o.category for o in outcomes[METHODS[0]]})
+    methods = list(outcomes)
+    lines = ["| category | n | " + " | ".join(f"{m} usable / wrong / refused" for m in methods) + " |"]
+    lines.append("|---|---:|" + "---|" * len(methods))
+    cats = sorted({o.category for o in outcomes[methods[0]]})
     for cat in [*cats, "all"]:
         cells = []
         n = 0
-        for m in METHODS:
+        for m in methods:
             sel = [o for o in outcomes[m] if cat in ("all", o.category)]
             n = len(sel)
             cells.append(
@@ -275,11 +296,11 @@ def tables(outcomes: dict[str, list[Outcome]]) -> str:
             )
         lines.append(f"| {cat} | {n} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("| photo | " + " | ".join(METHODS) + " |")
-    lines.append("|---|" + "---|" * len(METHODS))
-    for i, o0 in enumerate(outcomes[METHODS[0]]):
+    lines.append("| photo | " + " | ".join(methods) + " |")
+    lines.append("|---|" + "---|" * len(methods))
+    for i, o0 in enumerate(outcomes[methods[0]]):
         cells = []
-        for m in METHODS:
+        for m in methods:
             o = outcomes[m][i]
             if o.iou is None:
                 cells.append(f"{o.verdict} ({o.code})")
@@ -307,7 +328,10 @@ def evaluate(root: Path, only: str | None = None, sheets: bool = True) -> dict[s
     with tempfile.TemporaryDirectory() as tmp:
         baseline = run_baseline(root, entries, Path(tmp))
     engine = StudioEngine()
-    outcomes: dict[str, list[Outcome]] = {m: [] for m in METHODS}
+    stage, said = learned_stage()
+    print(f"  {said}")
+    methods = METHODS + (("learned",) if stage is not None else ())
+    outcomes: dict[str, list[Outcome]] = {m: [] for m in methods}
     rows = []
     for e in entries:
         t = truths[e["file"]]
@@ -320,6 +344,10 @@ def evaluate(root: Path, only: str | None = None, sheets: bool = True) -> dict[s
         t0 = time.perf_counter()
         s_mask, s_code, s_score = studio_result(engine, rgb, options_for(e))
         results["studio"] = (s_mask, s_code, s_score, time.perf_counter() - t0)
+        if stage is not None:
+            t0 = time.perf_counter()
+            l_mask, l_code, l_score = studio_result(engine, rgb, options_for(e), stage)
+            results["learned"] = (l_mask, l_code, l_score, time.perf_counter() - t0)
         panels = {}
         per: dict[str, Outcome] = {}
         for method, (mask, code, score, secs) in results.items():
@@ -389,9 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({m: [asdict(o) for o in v] for m, v in outcomes.items()}, indent=1))
     print()
     mannequin = {m: [o for o in v if o.category == "mannequin"] for m, v in outcomes.items()}
-    for m in METHODS:
+    for m in outcomes:
         print(f"  mannequin photos, {summary_line(m, mannequin[m])}")
-    for m in METHODS:
+    for m in outcomes:
         print(summary_line(m, outcomes[m]))
     return 0
 

@@ -1,4 +1,5 @@
-"""Pack local weight folders into the diffusion engine's ``model.tar.gz`` (unpacked by SageMaker to /opt/ml/model).
+"""Pack local weight folders into the inference container's ``model.tar.gz`` (unpacked by SageMaker to
+/opt/ml/model): the diffusion engine's weights, the segmentation stage's (SAM + CLIP), or both.
 
     python scripts/pack_model.py \\
         --component sdxl-inpaint=~/weights/stable-diffusion-xl-1.0-inpainting-0.1 \\
@@ -6,16 +7,28 @@
         --component ip-adapter=~/weights/ip-adapter-sdxl-vit-h \\
         --component upscaler=~/weights/sd-x2-latent-upscaler \\
         --component openpose-detector=~/weights/annotators-openpose \\
+        --component segmentation/sam=~/weights/sam-vit-huge \\
+        --component segmentation/clip=~/weights/clip-vit-large-patch14 \\
         --source sdxl-inpaint=diffusers/stable-diffusion-xl-1.0-inpainting-0.1@<revision> \\
+        --source segmentation/sam=facebook/sam-vit-huge@<revision> \\
+        --source segmentation/clip=openai/clip-vit-large-patch14@<revision> \\
+        --licence segmentation/sam=Apache-2.0 --licence segmentation/clip=MIT \\
         --variant fp16 --version 2025.11.1 --out build/model.tar.gz
+
+Components come in groups (:data:`modamoda_inference.diffusion.weights.GROUPS`): a pack may hold the
+``diffusion`` group, the ``segmentation`` group (``segmentation/sam``, a transformers SamModel + SamProcessor
+folder, and ``segmentation/clip``, a CLIPModel + CLIPProcessor folder; both required) or both; each group it
+has components of must be complete. ``--licence NAME=SPDX`` records the weights' licence in the component's
+manifest entry; it is required for the segmentation components.
 
 Each folder is copied into the layout of :mod:`modamoda_inference.diffusion.weights` under a staging directory
 (``--staging``, default a temporary one) with only what the engine loads: ``.safetensors`` in preference to
-``.bin`` / ``.ckpt``, the ``--variant`` (e.g. ``fp16``) when a folder has both, no ``.git``, READMEs or images.
+``.bin`` / ``.ckpt``, the ``--variant`` (e.g. ``fp16``) when a folder has both, configs, tokenizer and processor
+files, no ``.git``, TensorFlow / Flax / ONNX weights, READMEs or images.
 The IP-Adapter folder holds the adapter file (``--ip-adapter-weight``, e.g. ``ip-adapter_sdxl_vit-h.safetensors``
 from h94/IP-Adapter ``sdxl_models/``) and ``image_encoder/`` (``models/image_encoder`` of the same repository for
 the vit-h adapters). ``modamoda-model.json`` records every file's size, SHA-256 and tensor dtype, then the staging
-directory is validated (hashes included) and archived. ``--no-archive`` stops after the directory.
+directory is validated group by group (hashes included) and archived. ``--no-archive`` stops after the directory.
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +115,25 @@ def archive(staging: Path, out: Path, level: int) -> None:
     tmp.replace(out)
 
 
-def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+def _pairs(values: Sequence[str], what: str, packed: Collection[str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
         name, sep, rest = value.partition("=")
+        rest = rest.strip()
         if not sep or not name or not rest:
             raise SystemExit(f"--{what} takes NAME=VALUE, got {value!r}")
         if name not in weights.COMPONENTS:
             raise SystemExit(f"--{what}: unknown component {name!r}; known: {', '.join(weights.COMPONENTS)}")
+        if packed is not None and name not in packed:
+            raise SystemExit(f"--{what}: {name} is not packed (no --component {name}=FOLDER)")
         out[name] = rest
     return out
+
+
+def _groups(names: Collection[str]) -> list[str]:
+    """The groups ``names`` has components of, in :data:`weights.GROUPS` order."""
+    present = {weights.group_of(n) for n in names}
+    return [g for g in weights.GROUPS if g in present]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,11 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--component", action="append", default=[], metavar="NAME=FOLDER", required=True)
     parser.add_argument("--source", action="append", default=[], metavar="NAME=REPO[@REVISION]")
     parser.add_argument(
+        "--licence",
+        action="append",
+        default=[],
+        metavar="NAME=SPDX",
+        help="licence of a component's weights (Apache-2.0, MIT ...); required for the segmentation components",
+    )
+    parser.add_argument(
         "--variant", default=None, help="weights variant to keep when a folder has several (fp16)"
     )
     parser.add_argument("--dtype", default="float16", choices=weights.DTYPES, help="dtype the weights are in")
     parser.add_argument("--ip-adapter-weight", default=None, help="file name of the IP-Adapter weights")
-    parser.add_argument("--name", default="modamoda-diffusion")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="model name in the manifest (default modamoda-diffusion, modamoda-segmentation or modamoda)",
+    )
     parser.add_argument("--version", default="dev")
     parser.add_argument("--staging", type=Path, default=None, help="directory to build the layout in (kept)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "model.tar.gz")
@@ -135,12 +168,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = weights.missing_required(folders)
     if missing:
         raise SystemExit(f"required components missing: {', '.join(missing)}")
+    groups = _groups(folders)
+    licences = _pairs(args.licence, "licence", folders)
+    unlicensed = [n for n in folders if weights.group_of(n) in weights.LICENSED_GROUPS and n not in licences]
+    if unlicensed:
+        example = " ".join(f"--licence {n}=SPDX-ID" for n in unlicensed)
+        raise SystemExit(
+            f"the licence of the weights is required for {', '.join(unlicensed)}: add {example} "
+            "(e.g. Apache-2.0 for facebook/sam-vit-huge, MIT for openai/clip-vit-large-patch14)"
+        )
     info: dict[str, dict[str, Any]] = {name: {} for name in folders}
-    for name, src in _pairs(args.source, "source").items():
+    for name, src in _pairs(args.source, "source", folders).items():
         repo, _, revision = src.partition("@")
-        info.setdefault(name, {})["source"] = repo
+        info[name]["source"] = repo
         if revision:
             info[name]["revision"] = revision
+    for name, licence in licences.items():
+        info[name]["licence"] = licence
     if args.ip_adapter_weight and "ip-adapter" in info:
         info["ip-adapter"]["weight_name"] = args.ip_adapter_weight
     if args.variant:
@@ -162,16 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             kept = [p.name for p in (staging / name).rglob("*.safetensors")]
             if info[name].get("variant") and not any(f".{info[name]['variant']}." in n for n in kept):
                 info[name].pop("variant")
+        name = args.name or (f"modamoda-{groups[0]}" if len(groups) == 1 else "modamoda")
         try:
             manifest = weights.build_manifest(
-                staging, name=args.name, version=args.version, dtype=args.dtype, components=info
+                staging, name=name, version=args.version, dtype=args.dtype, components=info
             )
             weights.write_manifest(staging, manifest)
-            checked = weights.validate(staging, verify="sha256")
+            checked = [weights.validate(staging, verify="sha256", group=group) for group in groups]
         except weights.WeightsError as exc:
             raise SystemExit(f"the packed directory does not validate: {exc.message}") from exc
         total = sum(f["bytes"] for c in manifest["components"].values() for f in c["files"])
-        print(f"staged {len(checked.components)} components, {total / 1e9:.2f} GB, in {staging}")
+        count = sum(len(m.components) for m in checked)
+        print(f"staged {count} components ({', '.join(groups)}), {total / 1e9:.2f} GB, in {staging}")
         if not args.no_archive:
             archive(staging, args.out, args.compress_level)
             print(f"wrote {args.out} ({args.out.stat().st_size / 1e9:.2f} GB)")

@@ -51,6 +51,13 @@ class JobOptions(Strict):
     size: int | None = Field(default=None, ge=512, le=2048, multiple_of=64)
     steps: int | None = Field(default=None, ge=1, le=80)
     upscale: bool = False
+    segmenter: Literal["auto", "learned", "studio"] = Field(
+        default="auto",
+        description='How the garment is cut out of the photo. "auto": the learned segmenter (SAM + CLIP) where '
+        'the endpoint has its weights, otherwise the studio engine\'s own. "learned": require the learned '
+        "segmenter; where it is not available the job fails with a clear message and nothing is charged. "
+        '"studio": the studio engine\'s colour model (backdrop and mannequin colours).',
+    )
 
     @field_validator("background")
     @classmethod

@@ -14,6 +14,11 @@ Every check gives a score in [0, 1] (1 = no doubt) from something the engine mea
   not the garment's);
 * ``size`` — the garment's share of the frame is in the range a packshot photo has.
 
+On the ``learned`` path (SAM + CLIP, :mod:`modamoda_inference.segmentation`) the backdrop and leftover checks
+give way to the stage's own evidence: ``naming`` — how sure CLIP is that the garment's segments are garment
+(area-weighted); ``masks`` — SAM's own estimate of its masks' quality; and ``stability`` compares the garment
+with the one composed from SAM's masks at a stricter logit threshold.
+
 The confidence is the smallest of them (one bad check is enough to spoil a picture); below ``threshold`` the
 job is refused with ``low_confidence`` and a message naming what went wrong and how to reshoot.
 """
@@ -47,6 +52,10 @@ ADVICE = {
     "mannequin in a colour that differs from the garment, or choose the mannequin setting that matches the photo",
     "size": "the garment is too small in the photo to make a sharp packshot. Please photograph it closer, so it "
     "fills most of the frame with some background around it",
+    "naming": "the garment could not be told apart from the other things in the photo (mannequin, hanger, props "
+    "or background). Please photograph the garment on its own, on a mannequin, a hanger or laid flat",
+    "masks": "the garment's outline could not be found clearly. Please photograph it against a plain background "
+    "that contrasts with it, evenly lit",
 }
 
 
@@ -134,15 +143,31 @@ def assess(
     leftover: float,
     threshold: float = THRESHOLD,
     path: str = "backdrop",
+    *,
+    naming: float = 1.0,
+    predicted_iou: float = 1.0,
 ) -> Quality:
     """The confidence of a cut-out at working resolution (see the module docstring).
 
     On the ``"textured"`` path (:mod:`modamoda_inference.textured`) the backdrop is known not to be plain, so
     its plainness is not a check; every start of the graph cut must agree closely with the first instead (``stability``),
     and the outline must lie on clear edges almost everywhere (a background's own texture has edges, so a
-    looser outline would still find some)."""
+    looser outline would still find some). On the ``"learned"`` path ``naming`` (CLIP's garment probability) and
+    ``predicted_iou`` (SAM's) are checks instead of the backdrop's plainness and the leftover forms."""
     coverage = float(garment.mean())
     textured = path == "textured"
+    if path == "learned":
+        checks = {
+            "frame": _ramp(frame_contact(garment), 0.3, 0.15),
+            "edges": _ramp(
+                edge_support(small, garment, float(np.clip(1.5 * backdrop_noise, 2.0, 6.0))), 0.6, 0.8
+            ),
+            "stability": _ramp(iou(garment, first), 0.85, 0.95),
+            "naming": _ramp(naming, 0.4, 0.6),
+            "masks": _ramp(predicted_iou, 0.7, 0.85),
+            "size": min(_ramp(coverage, 0.01, 0.04), _ramp(coverage, 0.92, 0.8)),
+        }
+        return Quality(score=min(checks.values()), threshold=threshold, checks=checks, path=path)
     checks = {
         "backdrop": _ramp(backdrop_noise, BUSY_BACKDROP_NOISE, PLAIN_BACKDROP_NOISE),
         "frame": _ramp(frame_contact(garment), 0.3, 0.15),

@@ -49,6 +49,9 @@ Mode = Literal["ghost", "on-model"]
 PresetName = Literal["square", "amazon", "zalando", "shopify", "portrait_4_5"]
 OutputFormat = Literal["png", "jpeg", "webp", "avif"]
 EngineName = Literal["studio", "diffusion"]
+# which segmentation cuts the garment out: "auto" = the learned stage (SAM + CLIP) where its weights are loaded,
+# else the studio engine's colour model; "learned" = that stage or a clear failure; "studio" = the colour model
+SegmenterName = Literal["auto", "learned", "studio"]
 ShadowName = Literal["none", "contact", "drop"]
 
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
@@ -199,6 +202,7 @@ class Options(BaseModel):
     upscale: bool = False
     pose_image: ImageRef | None = None
     engine: EngineName | None = None
+    segmenter: SegmenterName = "auto"
     shadow: ShadowName = "contact"
     mannequin: MannequinSpec = "none"
     hollow: bool = True

@@ -131,7 +131,7 @@ def quality_of(value: Any) -> dict[str, Any] | None:
     if isinstance(value.get("checks"), Mapping):
         quality["checks"] = dict(value["checks"])
     if isinstance(value.get("path"), str):
-        quality["path"] = value["path"]  # which segmentation path the score is about (backdrop or textured)
+        quality["path"] = value["path"]  # which segmentation path it is about (backdrop, textured, learned)
     return quality
 
 
@@ -301,6 +301,12 @@ class InferenceService:
             "quality": quality_of(exc.details),
             "timings_ms": {"total": _ms(start, time.perf_counter())},
         }
+        if isinstance(
+            exc.details.get("segmenter"), str
+        ):  # the learned stage refused it: say so, with its evidence
+            document["segmenter"] = {
+                k: v for k, v in exc.details.items() if k not in ("score", "threshold", "checks", "path")
+            }
         self._write_metadata(request.metadata_s3_uri, document, job)
 
     def _write_metadata(self, uri: str, document: Mapping[str, Any], job: dict[str, Any]) -> None:

@@ -103,8 +103,11 @@ def _simple_alpha(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur((labels == keep).astype(np.float32), (0, 0), 0.8)
 
 
-def cut_out(rgb: np.ndarray, mannequin: Any = "none", *, want_hollow: bool = False) -> Cutout:
-    """Segment the garment of a photo (``mannequin``: the request's ``options.mannequin``)."""
+def cut_out(
+    rgb: np.ndarray, mannequin: Any = "none", *, want_hollow: bool = False, stage: Any = None
+) -> Cutout:
+    """Segment the garment of a photo (``mannequin``: the request's ``options.mannequin``); with a learned
+    segmentation ``stage`` (:mod:`modamoda_inference.segmentation`) the garment is the stage's."""
     h, w = rgb.shape[:2]
     hollow: np.ndarray | None = None
     meta: dict[str, Any]
@@ -113,9 +116,13 @@ def cut_out(rgb: np.ndarray, mannequin: Any = "none", *, want_hollow: bool = Fal
     except ImportError:  # pragma: no cover - the studio engine ships in the same package
         studio = None
     if studio is not None:
-        matte = studio.matte(rgb, mannequin=mannequin)
+        if stage is not None:
+            matte = studio.matte_learned(rgb, stage, mannequin=mannequin)
+            meta = {"segmentation": "learned", "coverage": round(matte.coverage, 4), **matte.learned}
+        else:
+            matte = studio.matte(rgb, mannequin=mannequin)
+            meta = {"segmentation": "studio", "coverage": round(matte.coverage, 4)}
         alpha = matte.full_resolution()
-        meta = {"segmentation": "studio", "coverage": round(matte.coverage, 4)}
         if matte.mannequin_model is not None:
             meta["mannequin"] = matte.mannequin_model.describe()
         if want_hollow and matte.garment is not None and matte.mannequin_like is not None:

@@ -38,6 +38,7 @@ from modamoda_inference.engines.base import Engine, EngineResult
 from modamoda_inference.errors import EngineUnavailable, InvalidImage, InvalidRequest
 from modamoda_inference.imageio import decode_image
 from modamoda_inference.schemas import ImageRef, InferenceRequest
+from modamoda_inference.segmentation.stage import SegmentationStage, choose, shared_stage
 
 logger = logging.getLogger("modamoda_inference.diffusion")
 
@@ -125,6 +126,7 @@ class DiffusionEngine(Engine):
         self.manifest: weights.ModelManifest | None = None
         self.pipelines: DiffusionPipelines | None = None
         self.pose_ids: list[str] = []
+        self.segmenter: SegmentationStage | None = None  # the learned stage, when its weights are loaded
 
     # -- loading --------------------------------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class DiffusionEngine(Engine):
         settings = self._settings or RuntimeSettings.from_env(manifest)
         pipelines = DiffusionPipelines.load(manifest, settings)
         self.pose_ids = poses.verify()
+        self.segmenter = shared_stage(model_dir)  # the same stage object as the studio engine's
         poses.render(poses.load(poses.default_pose_id()), 64, 64)  # imports controlnet-aux's drawing code now
         self.manifest, self.pipelines = manifest, pipelines
         self._ready = True
@@ -261,7 +264,7 @@ class DiffusionEngine(Engine):
 
         if request.mode == "on-model":
             pose, pose_meta = self.pose_for(request)
-            cut = cut_out(rgb, opts.mannequin)
+            cut = cut_out(rgb, opts.mannequin, stage=choose(opts.segmenter, self.segmenter))
             control = poses.render(pose, width, height)
             layers = on_model_layout(cut, pose, background, control=control)
             view = _VIEWS.get(str(pose_meta.get("view")), "")
@@ -289,7 +292,9 @@ class DiffusionEngine(Engine):
             meta["pose"] = pose_meta
         else:
             pose = None
-            cut = cut_out(rgb, opts.mannequin, want_hollow=opts.hollow)
+            cut = cut_out(
+                rgb, opts.mannequin, want_hollow=opts.hollow, stage=choose(opts.segmenter, self.segmenter)
+            )
             layers = ghost_layout(cut, background, fill=get_preset(opts.preset).fill)
             prompt = (
                 "invisible ghost mannequin product photo of a garment, the inside of the garment seen through "

@@ -14,6 +14,14 @@ Layout (``scripts/pack_model.py`` builds it from local weight folders and writes
       upscaler/                     optional: diffusers StableDiffusionLatentUpscalePipeline folder
                                     (stabilityai/sd-x2-latent-upscaler)
       openpose-detector/            optional: body_pose_model.pth (lllyasviel/Annotators) for poses from photos
+      segmentation/sam/             the segmentation stage (:mod:`modamoda_inference.segmentation`): a transformers
+                                    SamModel + SamProcessor folder, e.g. facebook/sam-vit-huge (Apache-2.0)
+      segmentation/clip/            ... and a CLIPModel + CLIPProcessor folder, e.g. openai/clip-vit-large-patch14
+                                    (MIT)
+
+Components come in two groups that load independently: ``diffusion`` (the diffusion engine: ``sdxl-inpaint`` and
+``controlnet-openpose-sdxl`` required, the rest optional) and ``segmentation`` (both folders required, each with
+its ``licence`` in the manifest). A model directory may hold either group or both.
 
 Manifest (``modamoda-model.json``)::
 
@@ -75,7 +83,18 @@ COMPONENTS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
         ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer"),
     ),
     "openpose-detector": ("openpose-body", False, ()),
+    # the processor's settings are processor_config.json (transformers >= 5 save_pretrained) or
+    # preprocessor_config.json (the released hub folders); from_pretrained reads either, so neither is required
+    "segmentation/sam": ("transformers-sam", True, ("config.json",)),
+    "segmentation/clip": ("transformers-clip", True, ("config.json",)),
 }
+# which components load together (``validate(group=...)``); ``required`` above is within the group
+GROUPS: dict[str, tuple[str, ...]] = {
+    "diffusion": ("sdxl-inpaint", "controlnet-openpose-sdxl", "ip-adapter", "upscaler", "openpose-detector"),
+    "segmentation": ("segmentation/sam", "segmentation/clip"),
+}
+# groups whose components must record the licence of their weights (``"licence": "Apache-2.0"``)
+LICENSED_GROUPS = frozenset({"segmentation"})
 # Weight files a component must list (besides configs), by kind.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 DEFAULTS: dict[str, Any] = {
@@ -96,9 +115,10 @@ class WeightsError(EngineUnavailable):
     ``file_missing``, ``file_size_mismatch``, ``file_checksum_mismatch``, ``file_malformed``, ``dtype_mismatch``,
     ``dependencies_missing``, ``load_failed``."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"diffusion weights: {message} [{reason}]")
+    def __init__(self, reason: str, message: str, *, what: str = "diffusion weights") -> None:
+        super().__init__(f"{what}: {message} [{reason}]")
         self.reason = reason
+        self.detail = message
 
 
 @dataclass(frozen=True)
@@ -119,7 +139,7 @@ class Component:
         return str(value) if value else None
 
     def describe(self) -> dict[str, Any]:
-        keys = ("source", "revision", "version", "variant", "weight_name")
+        keys = ("source", "revision", "version", "variant", "weight_name", "licence")
         return {"kind": self.kind, **{k: self.info[k] for k in keys if self.info.get(k)}}
 
 
@@ -357,11 +377,23 @@ def _check_file(folder: Path, comp: str, record: Any, verify: str) -> None:
             raise WeightsError("file_checksum_mismatch", f"{comp}/{rel} does not match its sha256")
 
 
-def validate(model_dir: Path, *, verify: str | None = None) -> ModelManifest:
-    """Check the model directory (see the module docstring); the parsed manifest, or :class:`WeightsError`."""
+def validate(model_dir: Path, *, verify: str | None = None, group: str = "diffusion") -> ModelManifest:
+    """Check the model directory's components of ``group`` (see the module docstring); the parsed manifest (with
+    that group's components only), or :class:`WeightsError`."""
     mode = verify_mode_from_env() if verify is None else verify
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}")
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}")
+    try:
+        return _validate(model_dir, mode, group)
+    except WeightsError as exc:
+        if group == "diffusion":
+            raise
+        raise WeightsError(exc.reason, exc.detail, what=f"{group} weights") from None
+
+
+def _validate(model_dir: Path, mode: str, group: str) -> ModelManifest:
     data = read_manifest(model_dir)
     listed: dict[str, Any] = data["components"]
     unknown = sorted(set(listed) - set(COMPONENTS))
@@ -370,7 +402,8 @@ def validate(model_dir: Path, *, verify: str | None = None) -> ModelManifest:
             "manifest_malformed", f"unknown components {unknown}; known: {', '.join(COMPONENTS)}"
         )
     components: dict[str, Component] = {}
-    for comp, (kind, required, paths) in COMPONENTS.items():
+    for comp in GROUPS[group]:
+        kind, required, paths = COMPONENTS[comp]
         folder = model_dir / comp
         info = listed.get(comp)
         if info is None:
@@ -383,6 +416,12 @@ def validate(model_dir: Path, *, verify: str | None = None) -> ModelManifest:
             continue
         if not isinstance(info, dict) or not isinstance(info.get("files"), list):
             raise WeightsError("manifest_malformed", f"{comp}: needs a 'files' list")
+        if group in LICENSED_GROUPS and not (
+            isinstance(info.get("licence"), str) and info["licence"].strip()
+        ):
+            raise WeightsError(
+                "manifest_malformed", f"{comp}: the manifest must record the weights' licence ('licence')"
+            )
         if not folder.is_dir():
             raise WeightsError("component_missing", f"{comp}/ is missing under {model_dir}")
         for sub in paths:
@@ -402,5 +441,23 @@ def validate(model_dir: Path, *, verify: str | None = None) -> ModelManifest:
     return ModelManifest(model_dir, data, components)
 
 
+def group_of(component: str) -> str:
+    """The group a component belongs to (``diffusion`` or ``segmentation``)."""
+    for group, names in GROUPS.items():
+        if component in names:
+            return group
+    raise ValueError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
+
+
 def missing_required(names: Iterable[str]) -> list[str]:
-    return [c for c, (_k, required, _p) in COMPONENTS.items() if required and c not in set(names)]
+    """The required components missing from ``names``, for every group ``names`` has a component of (a pack
+    may hold the diffusion group, the segmentation group or both)."""
+    given = set(names)
+    groups = {group_of(n) for n in given if n in COMPONENTS}
+    return [
+        c
+        for group in GROUPS
+        if group in groups or not groups
+        for c in GROUPS[group]
+        if COMPONENTS[c][1] and c not in given
+    ]

@@ -48,7 +48,8 @@ from PIL import Image
 from modamoda_inference import backgrounds
 from modamoda_inference.canvas import Background, Patch, Preset, Subject, get_preset, plan_placement, render
 from modamoda_inference.engines.base import Engine, EngineResult
-from modamoda_inference.errors import NoGarmentFound, PersonInPhoto, PhotoRefused
+from modamoda_inference.engines.learned import PERSON_MESSAGE, learned_path
+from modamoda_inference.errors import LowConfidence, NoGarmentFound, PersonInPhoto, PhotoRefused
 from modamoda_inference.forms import form_models, garment_colour, grow_form, left_over, thin_structures
 from modamoda_inference.frame import inner_frame, rectangular_insets
 from modamoda_inference.hollow import Hollow, align, find_hollow, inside_tone
@@ -64,6 +65,7 @@ from modamoda_inference.person import has_person, person_evidence
 from modamoda_inference.quality import SWEEP_NOISE, assess, iou
 from modamoda_inference.refine import graph_cut
 from modamoda_inference.schemas import InferenceRequest, MannequinColour
+from modamoda_inference.segmentation.stage import SegmentationStage, choose, shared_stage
 from modamoda_inference.textured import TexturedSettings, rect_cut, textured_subject
 
 
@@ -165,7 +167,10 @@ class Matte:
         None  # (h, w) bool: the garment by backdrop distance alone, before the graph cut
     )
     leftover: float = 0.0  # share of the garment that still looks like a form where forms leave garments
-    path: str = "backdrop"  # how the subject was found: "backdrop" (distance from the model) or "textured"
+    path: str = (
+        "backdrop"  # how the subject was found: "backdrop" (distance from the model), "textured" or "learned"
+    )
+    learned: dict[str, Any] = field(default_factory=dict)  # the segmentation stage's evidence (learned path)
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -271,11 +276,14 @@ class StudioEngine(Engine):
         self.settings = settings or StudioSettings()
         self.textured = textured or TexturedSettings()
         self.backgrounds: list[str] = []
+        self.segmenter: SegmentationStage | None = None  # the learned stage, when its weights are loaded
 
     def load(self, model_dir: Path) -> None:
-        """No weights: check the background library and run the whole pipeline once on a small synthetic
-        photo (imports, OpenCV and scipy code paths), so the first request is not slower than the others."""
-        del model_dir
+        """Check the background library, load the learned segmentation stage when ``model_dir`` holds its weights
+        (:func:`~modamoda_inference.segmentation.stage.shared_stage`; without them the engine needs none), and run
+        the whole pipeline once on a small synthetic photo (imports, OpenCV and scipy code paths, the stage), so
+        the first request is not slower than the others."""
+        self.segmenter = shared_stage(model_dir)
         try:
             self.backgrounds = backgrounds.verify()
         except Exception:  # the engine still serves colours and transparency; library requests fail clearly
@@ -291,6 +299,8 @@ class StudioEngine(Engine):
         subject = Subject(matte.alpha, matte.behind, matte.mannequin_like, patch)
         render(demo, subject, placement, tiny, (255, 255, 255), "contact")
         render(demo, subject, placement, tiny, None, "drop")
+        if self.segmenter is not None:
+            self.segmenter.segment(demo, matte.subject if matte.subject is not None else matte.alpha > 0.5)
         self._ready = True
 
     # -- backdrop -----------------------------------------------------------------------------------------
@@ -400,13 +410,44 @@ class StudioEngine(Engine):
         stability check compares with."""
         return self._textured_path(self._prepare(rgb), mannequin)
 
+    def matte_learned(
+        self,
+        rgb: np.ndarray,
+        stage: SegmentationStage,
+        *,
+        mannequin: MannequinOption | MannequinModel | None = None,
+    ) -> Matte:
+        """The garment's matte by the learned segmentation stage (:mod:`modamoda_inference.engines.learned`)."""
+        return learned_path(self, self._prepare(rgb), mannequin, stage, NO_GARMENT)
+
     def _backdrop_path(self, work: _Working, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         s = self.settings
-        small, small_f, backdrop = work.small, work.small_f, work.backdrop
+        small, backdrop = work.small, work.backdrop
         hs, ws = small.shape[:2]
         t1 = time.perf_counter()
         bg = backdrop.grid(ws, hs)
-        lab = _to_lab(small_f)
+        lab = _to_lab(work.small_f)
+        subject, evidence, (t_low, t_high) = self._subject(work, lab, bg)
+        if float(subject.mean()) < s.min_garment_frac:
+            raise NoGarmentFound(NO_GARMENT)
+        t2 = time.perf_counter()
+        sep = self._separate(small, lab, subject, mannequin, backdrop, evidence)
+        t3 = time.perf_counter()
+        matte = self._finish(small, bg, backdrop, subject, sep, (t_low, t_high), work.source_size)
+        matte.timings_ms = {
+            "backdrop": work.ms,
+            "mask": (t2 - t1) * 1e3,
+            "mannequin": (t3 - t2) * 1e3,
+            "matting": (time.perf_counter() - t3) * 1e3,
+        }
+        return matte
+
+    def _subject(
+        self, work: _Working, lab: np.ndarray, bg: np.ndarray
+    ) -> tuple[np.ndarray, HoleEvidence, tuple[float, float]]:
+        """Steps 3-4: what is not backdrop (garment and mannequin), the hole evidence, and the (low, high)
+        distance thresholds."""
+        small, backdrop = work.small, work.backdrop
         d = self._distance(lab, _to_lab(bg))
 
         floor = max(3.0, 1.5 * backdrop.noise)
@@ -423,19 +464,7 @@ class StudioEngine(Engine):
         # between a sleeve and the body)
         subject = self._clean(subject, allow=d > 0.6 * t_low, evidence=evidence)
         subject &= ~rectangular_insets(subject)
-        if float(subject.mean()) < s.min_garment_frac:
-            raise NoGarmentFound(NO_GARMENT)
-        t2 = time.perf_counter()
-        sep = self._separate(small, lab, subject, mannequin, backdrop, evidence)
-        t3 = time.perf_counter()
-        matte = self._finish(small, bg, backdrop, subject, sep, (t_low, t_high), work.source_size)
-        matte.timings_ms = {
-            "backdrop": work.ms,
-            "mask": (t2 - t1) * 1e3,
-            "mannequin": (t3 - t2) * 1e3,
-            "matting": (time.perf_counter() - t3) * 1e3,
-        }
-        return matte
+        return subject, evidence, (t_low, t_high)
 
     def _textured_path(self, work: _Working, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         t0 = time.perf_counter()
@@ -685,9 +714,18 @@ class StudioEngine(Engine):
             garment = garment | filled
         return garment
 
-    def cutout(self, rgb: np.ndarray, *, mannequin: MannequinOption | MannequinModel | None = None) -> Matte:
+    def cutout(
+        self,
+        rgb: np.ndarray,
+        *,
+        mannequin: MannequinOption | MannequinModel | None = None,
+        stage: SegmentationStage | None = None,
+    ) -> Matte:
         """The garment's matte as a job gets it: segmentation, then the checks that refuse a photo the engine
         cannot make a sellable packshot of (raises a :class:`PhotoRefused`).
+
+        With a learned segmentation ``stage`` the garment is the stage's (:mod:`modamoda_inference.engines.learned`),
+        under the quality gate's learned checks; its refusals stand (no second try by colour).
 
         A photo the backdrop path refuses whose border is not a clean studio sweep gets a second try by the textured
         path (:meth:`matte_textured`), under the same checks and a stricter agreement of its starts (on
@@ -697,6 +735,8 @@ class StudioEngine(Engine):
         whether the textured path's subject shows a person: a busy street can hide the skin at the edge of the
         backdrop path's subject."""
         work = self._prepare(rgb)
+        if stage is not None:
+            return self._checked(learned_path(self, work, mannequin, stage, NO_GARMENT), mannequin)
         try:
             matte = self._checked(self._backdrop_path(work, mannequin), mannequin)
         except PhotoRefused as refusal:
@@ -718,15 +758,27 @@ class StudioEngine(Engine):
         """``matte`` after the person check and the quality gate (its verdict in ``matte.quality``)."""
         if matte.bbox() is None or matte.garment is None or matte.small is None:
             raise NoGarmentFound(NO_GARMENT)
-        if mannequin in (None, "none") and matte.subject is not None:
+        if mannequin in (None, "none") and matte.subject is not None and matte.path != "learned":
             # a seller who says "on a mannequin" (auto or its colour) has told us skin-coloured parts are a form
+            # (the learned path has its own person check: CLIP names skin, face and hair)
             _refuse_person(matte.small, matte.subject)
         first = matte.first if matte.first is not None else matte.garment
         verdict = assess(
-            matte.small, matte.garment, first, matte.backdrop.noise, matte.leftover, path=matte.path
+            matte.small,
+            matte.garment,
+            first,
+            matte.backdrop.noise,
+            matte.leftover,
+            path=matte.path,
+            naming=float(matte.learned.get("garment_probability", 1.0)),
+            predicted_iou=float(matte.learned.get("predicted_iou", 1.0)),
         )
         matte.quality = verdict.as_dict()
-        verdict.enforce()
+        try:
+            verdict.enforce()
+        except LowConfidence as refusal:
+            refusal.details.update({k: v for k, v in matte.learned.items() if k not in refusal.details})
+            raise
         return matte
 
     # -- hollow -------------------------------------------------------------------------------------------
@@ -812,7 +864,8 @@ class StudioEngine(Engine):
         preset = get_preset(opts.preset)
         background, background_desc = self.resolve_background(request)  # unknown library ids fail first
         rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-        matte = self.cutout(rgb, mannequin=opts.mannequin)
+        stage = choose(opts.segmenter, self.segmenter)
+        matte = self.cutout(rgb, mannequin=opts.mannequin, stage=stage)
         bbox = matte.bbox()
         assert bbox is not None  # cutout refuses a photo without a garment
         t1 = time.perf_counter()
@@ -848,6 +901,7 @@ class StudioEngine(Engine):
             "backdrop_noise": round(matte.backdrop.noise, 2),
             "thresholds": [round(t, 2) for t in matte.thresholds],
             "mannequin": matte.mannequin_model.describe() if matte.mannequin_model else None,
+            "segmenter": {**stage.describe(), **matte.learned} if stage is not None else {"name": "studio"},
             "hollow": hollow_meta,
             "quality": matte.quality,
             "batch_metrics": batch_metrics(matte, rgb),
@@ -865,11 +919,7 @@ def _refuse_person(small: np.ndarray, subject: np.ndarray) -> None:
     """Raise :class:`PersonInPhoto` when ``subject`` shows someone wearing the garment."""
     evidence = person_evidence(small, subject)
     if has_person(evidence):
-        raise PersonInPhoto(
-            "This photo shows someone wearing the garment, and a ghost packshot cannot be made from it. Please "
-            "send a photo of the garment on a mannequin, on a hanger or laid flat. Nothing was charged.",
-            details={k: round(v, 3) for k, v in evidence.items()},
-        )
+        raise PersonInPhoto(PERSON_MESSAGE, details={k: round(v, 3) for k, v in evidence.items()})
 
 
 def batch_metrics(matte: Matte, rgb: np.ndarray) -> dict[str, float]:

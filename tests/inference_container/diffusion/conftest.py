@@ -44,6 +44,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir_with_segmentation(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny diffusion models plus the segmentation stage's tiny random SAM and CLIP (both groups in one
+    /opt/ml/model, one manifest). Read only: copy it to damage it."""
+    from modamoda_inference.segmentation import architectures as segmentation_architectures
+
+    root = tmp_path_factory.mktemp("model-both") / "model"
+    shutil.copytree(tiny_model_dir, root)
+    return segmentation_architectures.write_model_dir(root, "tiny")
+
+
+@pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path) -> DiffusionEngine:
     eng = DiffusionEngine(verify="sha256", settings=CPU)
     eng.load(tiny_model_dir)

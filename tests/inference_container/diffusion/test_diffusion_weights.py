@@ -182,3 +182,85 @@ def test_registry_leaves_a_broken_diffusion_engine_out(
     assert list(engines) == ["studio"]
     messages = [r.__dict__.get("fields", {}).get("reason", "") for r in caplog.records]
     assert any("sdxl-inpaint/unet/config.json is missing [component_missing]" in m for m in messages)
+
+
+# -- the segmentation group (SAM + CLIP) next to the diffusion group ------------------------------------------
+
+SAM_WEIGHTS = "segmentation/sam/model.safetensors"
+
+
+@pytest.fixture
+def both_copy(tiny_model_dir_with_segmentation: Path, tmp_path: Path) -> Path:
+    """A private copy of a model directory with both groups, to damage."""
+    dst = tmp_path / "model-both"
+    shutil.copytree(tiny_model_dir_with_segmentation, dst)
+    return dst
+
+
+def segmentation_error(root: Path, verify: str = "size") -> weights.WeightsError:
+    with pytest.raises(weights.WeightsError) as info:
+        weights.validate(root, verify=verify, group="segmentation")
+    assert info.value.http_status == 503
+    assert info.value.message.startswith("segmentation weights: ")
+    return info.value
+
+
+def test_both_groups_validate_independently(tiny_model_dir_with_segmentation: Path) -> None:
+    root = tiny_model_dir_with_segmentation
+    diffusion = weights.validate(root, verify="sha256", group="diffusion")
+    segmentation = weights.validate(root, verify="sha256", group="segmentation")
+    assert set(diffusion.components) == {"sdxl-inpaint", "controlnet-openpose-sdxl", "ip-adapter", "upscaler"}
+    assert set(segmentation.components) == {"segmentation/sam", "segmentation/clip"}
+    assert segmentation.components["segmentation/sam"].info["licence"] == "Apache-2.0"
+    assert segmentation.components["segmentation/clip"].info["licence"] == "MIT"
+    assert diffusion.defaults["size"] == 64  # the diffusion models' manifest survived the merge
+    with pytest.raises(ValueError, match="group must be one of"):
+        weights.validate(root, group="everything")
+
+
+def test_diffusion_only_directory_has_no_segmentation(tiny_model_dir: Path) -> None:
+    error = segmentation_error(tiny_model_dir)
+    assert error.reason == "component_missing"
+    assert "segmentation/sam" in error.detail
+
+
+@pytest.mark.parametrize("licence", [None, "", "  ", 7])
+def test_segmentation_licence_must_be_recorded(both_copy: Path, licence: Any) -> None:
+    def change(data: dict[str, Any]) -> None:
+        comp = data["components"]["segmentation/clip"]
+        comp.pop("licence")
+        if licence is not None:
+            comp["licence"] = licence
+
+    edit_manifest(both_copy, change)
+    error = segmentation_error(both_copy)
+    assert error.reason == "manifest_malformed"
+    assert "segmentation/clip: the manifest must record the weights' licence" in error.message
+    weights.validate(both_copy, group="diffusion")  # the diffusion group does not need one
+
+
+def test_damaged_segmentation_weights_leave_diffusion_alone(both_copy: Path) -> None:
+    path = both_copy / SAM_WEIGHTS
+    path.write_bytes(path.read_bytes()[:-64])
+    weights.validate(both_copy, verify="sha256", group="diffusion")
+    error = segmentation_error(both_copy)
+    assert error.reason == "file_size_mismatch"
+    assert "segmentation/sam/model.safetensors has" in error.message
+
+
+def test_segmentation_checksum_is_checked_on_request(both_copy: Path) -> None:
+    path = both_copy / SAM_WEIGHTS
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    weights.validate(both_copy, verify="size", group="segmentation")
+    assert segmentation_error(both_copy, verify="sha256").reason == "file_checksum_mismatch"
+    weights.validate(both_copy, verify="sha256", group="diffusion")
+
+
+def test_missing_segmentation_folder(both_copy: Path) -> None:
+    shutil.rmtree(both_copy / "segmentation" / "clip")
+    error = segmentation_error(both_copy)
+    assert error.reason == "component_missing"
+    assert "segmentation/clip/ is missing" in error.message
+    weights.validate(both_copy, group="diffusion")
