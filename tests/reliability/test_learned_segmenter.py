@@ -1,11 +1,10 @@
 """The learned segmentation stage (SAM + CLIP) through the whole local stack: API → S3 → state machine → the real
 inference container behind the async adapter → SNS → notifier → API.
 
-The stack's studio engine is given a stage after start (what its ``load`` does when the model directory holds the
-weights, tested in ``tests/inference_container/segmentation``): first the tiny random SAM and CLIP loaded by the
-real loader — a ghost job runs the learned path, random weights find nothing credible, the job is refused with
-no charge and its metadata says which segmenter ran; then SAM and CLIP stood in for by an oracle that knows the
-photo's segments — the job succeeds, is charged once, and the packshot has the garment without the form of the
+First the stack's running studio engine is loaded again from a model directory holding the tiny random SAM and
+CLIP (what the stack's start does when ``MODEL_DIR`` holds them): a ghost job runs the learned path, random
+weights find nothing credible, the job is refused with no charge and its metadata says which segmenter ran. Then
+SAM and CLIP are stood in for by an oracle that knows the photo's segments — the job succeeds, is charged once, and the packshot has the garment without the form of the
 garment's own shade that the colour model keeps.
 """
 
@@ -20,7 +19,7 @@ import pytest
 from modamoda_inference.engines.studio import StudioEngine
 from modamoda_inference.segmentation import architectures
 from modamoda_inference.segmentation.settings import SegmentationSettings
-from modamoda_inference.segmentation.stage import SegmentationStage, load_stage
+from modamoda_inference.segmentation.stage import SegmentationStage
 from PIL import Image
 
 from local.stack import LocalStack
@@ -62,7 +61,9 @@ def png(rgb: np.ndarray) -> bytes:
 def test_tiny_random_models_run_the_learned_path_and_nothing_is_charged(
     with_stage: StudioEngine, stack: LocalStack, tmp_path: Path
 ) -> None:
-    with_stage.segmenter = load_stage(architectures.write_model_dir(tmp_path / "model", "tiny"))
+    # what the stack's start does with MODEL_DIR set: the engine's own load finds the weights and loads the stage
+    with_stage.load(architectures.write_model_dir(tmp_path / "model", "tiny"))
+    assert with_stage.segmenter is not None
     tenant = new_tenant(stack, "learned-tiny")
     start = balance(tenant)
     img, _ = scene()
