@@ -52,6 +52,22 @@ PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
 )
 
 
+def resolve_runtime(
+    tiny: bool, device: str | None, dtype: str | None, peak_tflops: float | None
+) -> tuple[str, str, str, float | None]:
+    """(device, dtype, device name, peak TFLOP/s): CUDA when there is one (the CPU for ``tiny``), fp16 on a GPU and
+    fp32 on the CPU, the card's datasheet peak unless ``peak_tflops`` is given."""
+    import torch
+
+    if device is None:
+        device = "cpu" if tiny or not torch.cuda.is_available() else "cuda"
+    if dtype is None:
+        dtype = "float32" if device == "cpu" else "float16"
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
+    peak = peak_tflops if peak_tflops is not None else (peak_for(name) if device.startswith("cuda") else None)
+    return device, dtype, name, peak
+
+
 def peak_for(device_name: str) -> float | None:
     for key, value in PEAK_TFLOPS:
         if key.lower() in device_name.lower():
@@ -267,17 +283,12 @@ def run_bench(
 ) -> dict[str, Any]:
     import torch
 
-    if device is None:
-        device = "cpu" if tiny or not torch.cuda.is_available() else "cuda"
-    if dtype is None:
-        dtype = "float32" if device == "cpu" else "float16"
+    device, dtype, name, peak = resolve_runtime(tiny, device, dtype, peak_tflops)
     size = size or (64 if tiny else 1024)
     steps = steps or (2 if tiny else 30)
     if compile_ is None:
         compile_ = not tiny and device != "cpu"
     arch = "tiny" if tiny else "sdxl"
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
-    peak = peak_tflops if peak_tflops is not None else (peak_for(name) if device != "cpu" else None)
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

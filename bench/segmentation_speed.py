@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO / "inference_container"))
 
 from modamoda_inference.segmentation import labels as _labels  # noqa: E402
 
-from bench.diffusion_speed import flop_counter, peak_for  # noqa: E402
+from bench.diffusion_speed import flop_counter, resolve_runtime  # noqa: E402
 
 PARTS = ("sam_encoder", "sam_decoder", "clip")
 CLIP_CONTEXT = 77  # CLIP's text context; prompts padded to it
@@ -226,15 +226,10 @@ def run_bench(
     from modamoda_inference.segmentation.architectures import ARCHITECTURES, build_models
     from modamoda_inference.segmentation.settings import SegmentationSettings
 
-    if device is None:
-        device = "cpu" if tiny or not torch.cuda.is_available() else "cuda"
-    if dtype is None:
-        dtype = "float32" if device == "cpu" else "float16"
+    device, dtype, name, peak = resolve_runtime(tiny, device, dtype, peak_tflops)
     arch_name = "tiny" if tiny else "full"
     arch = ARCHITECTURES[arch_name]
     work = workload(arch, SegmentationSettings())
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
-    peak = peak_tflops if peak_tflops is not None else (peak_for(name) if device.startswith("cuda") else None)
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

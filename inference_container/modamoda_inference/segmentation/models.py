@@ -55,6 +55,23 @@ def runtime_from_env() -> tuple[str, str]:
     return device, dtype
 
 
+def _from_pretrained(
+    name: str, model_cls: Any, processor_cls: Any, folder: Path, device: str, dtype: str
+) -> tuple[Any, Any]:
+    """(model on ``device`` in eval mode, processor) from a local folder, or ``WeightsError("load_failed")``."""
+    torch = import_torch()
+    try:
+        processor = processor_cls.from_pretrained(str(folder), local_files_only=True)
+        model = model_cls.from_pretrained(
+            str(folder), local_files_only=True, torch_dtype=getattr(torch, dtype)
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise WeightsError(
+            "load_failed", f"{name} did not load from {folder.name}: {exc}", what=WHAT
+        ) from exc
+    return model.to(device).eval(), processor
+
+
 @dataclass
 class Proposals:
     logits: np.ndarray  # (n, h, w) float32: SAM's mask logits at the image's size (mask = logits > 0)
@@ -70,20 +87,10 @@ class SamRunner:
 
     @classmethod
     def load(cls, folder: Path, device: str, dtype: str) -> SamRunner:
-        torch = import_torch()
         from transformers import SamModel, SamProcessor
 
-        try:
-            processor = SamProcessor.from_pretrained(str(folder), local_files_only=True)
-            model = SamModel.from_pretrained(
-                str(folder), local_files_only=True, torch_dtype=getattr(torch, dtype)
-            )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise WeightsError(
-                "load_failed", f"SAM did not load from {folder.name}: {exc}", what=WHAT
-            ) from exc
-        loaded: Any = model
-        return cls(loaded.to(device).eval(), processor, device, dtype)
+        model, processor = _from_pretrained("SAM", SamModel, SamProcessor, folder, device, dtype)
+        return cls(model, processor, device, dtype)
 
     @property
     def input_side(self) -> int:
@@ -149,20 +156,10 @@ class ClipScorer:
 
     @classmethod
     def load(cls, folder: Path, device: str, dtype: str, batch_size: int = 8) -> ClipScorer:
-        torch = import_torch()
         from transformers import CLIPModel, CLIPProcessor
 
-        try:
-            processor = CLIPProcessor.from_pretrained(str(folder), local_files_only=True)
-            model = CLIPModel.from_pretrained(
-                str(folder), local_files_only=True, torch_dtype=getattr(torch, dtype)
-            )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise WeightsError(
-                "load_failed", f"CLIP did not load from {folder.name}: {exc}", what=WHAT
-            ) from exc
-        loaded: Any = model
-        return cls(loaded.to(device).eval(), processor, device, dtype, batch_size)
+        model, processor = _from_pretrained("CLIP", CLIPModel, CLIPProcessor, folder, device, dtype)
+        return cls(model, processor, device, dtype, batch_size)
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config.vision_config
