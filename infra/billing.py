@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, SecretValue
+from aws_cdk import Aws, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
@@ -27,6 +27,7 @@ from infra.nag import acknowledge
 WEBHOOK_PATH = "/v1/billing/stripe/webhook"
 BILLING_HANDLER = "functions.billing.handler.lambda_handler"
 SECRET_PLACEHOLDER = {"api_key": "sk_REPLACE_ME", "webhook_secret": "whsec_REPLACE_ME"}
+DEPLOYMENT_ENV = "MODAMODA_DEPLOYMENT"
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,20 @@ class Billing(Construct):
             "Stripe issues these keys: they are rolled in the Stripe dashboard and then put into this secret "
             "(README: Billing); Secrets Manager cannot rotate them itself",
         )
+        # Names this deployment on every Stripe object it creates, so that of several deployments sharing a Stripe
+        # account (two stages on one test account) only the one that created an object claims its events.
+        self.deployment_id = f"{Aws.ACCOUNT_ID}/{Aws.REGION}/{Stack.of(self).stack_name}"
         self.function = props.packaging.function(
             self,
             "StripeWebhook",
             handler=BILLING_HANDLER,
-            environment={"STRIPE_SECRET_ARN": self.secret.secret_arn},
+            environment={"STRIPE_SECRET_ARN": self.secret.secret_arn, DEPLOYMENT_ENV: self.deployment_id},
             timeout=Duration.seconds(29),  # the HTTP API integration limit
         )
         self.secret.grant_read(self.function)
 
         props.api_function.add_environment("STRIPE_SECRET_ARN", self.secret.secret_arn)
+        props.api_function.add_environment(DEPLOYMENT_ENV, self.deployment_id)
         self.secret.grant_read(props.api_function)
 
         self.routes = props.http_api.add_routes(

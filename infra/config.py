@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,39 @@ INFERENCE_CONTAINER_DIR = PROJECT_ROOT / "inference_container"
 WEB_DIR = PROJECT_ROOT / "web"
 # The PWA served locally (`make serve`); a non-prod stage accepts it as a browser origin besides CloudFront.
 LOCAL_DEV_ORIGIN = "http://localhost:8787"  # `make serve`
+
+# Names built from the stage, and the limits AWS sets on them (checked by ``validate_stage``):
+# * the Cognito hosted-UI domain prefix ``modamoda-{stage}-{account id}`` (infra/api.py): 1 to 63 characters of
+#   ``^[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?$`` (CreateUserPoolDomain / AWS::Cognito::UserPoolDomain ``Domain``),
+#   and Cognito refuses a prefix that contains ``aws``, ``amazon`` or ``cognito`` ("Domain cannot contain reserved
+#   word");
+# * the SageMaker endpoint name ``modamoda-{stage}-{instance}`` (the instance type, ``ml.g5.xlarge`` →
+#   ``g5-xlarge``: a new instance type is a new endpoint, see infra/inference.py): at most 63 characters of
+#   ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (CreateEndpoint ``EndpointName``; infra/inference.py checks the name).
+COGNITO_DOMAIN_PREFIX = "modamoda-{stage}-{account}"
+COGNITO_DOMAIN_MAX = 63
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
+ACCOUNT_ID_LENGTH = 12
+ENDPOINT_NAME = "modamoda-{stage}-{instance}"
+ENDPOINT_NAME_MAX = 63
+DEFAULT_INFERENCE_INSTANCE_TYPE = "ml.g5.xlarge"
+
+
+def instance_slug(instance_type: str) -> str:
+    """``ml.g5.xlarge`` → ``g5-xlarge``: the instance type as it appears in the endpoint's name."""
+    return instance_type.removeprefix("ml.").replace(".", "-").lower()
+
+
+STAGE_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+STAGE_MAX_LENGTH = min(
+    COGNITO_DOMAIN_MAX - len(COGNITO_DOMAIN_PREFIX.format(stage="", account="0" * ACCOUNT_ID_LENGTH)),
+    ENDPOINT_NAME_MAX
+    - len(ENDPOINT_NAME.format(stage="", instance=instance_slug(DEFAULT_INFERENCE_INSTANCE_TYPE))),
+)  # 41: the Cognito domain prefix is the tighter limit
+
+# Lambda's SQS event sources: the most concurrent invocations each may run (``ScalingConfig.MaximumConcurrency``,
+# 2 to 1000 per AWS). Every invocation holds a database connection, and dev connects to Aurora without RDS Proxy.
+SQS_MAX_CONCURRENCY_RANGE = (2, 1000)
 
 # Standard CDK context key: the stacks whose assets are bundled; ``[]`` skips all bundling (tests, fast synth)
 BUNDLING_STACKS_KEY = "aws:cdk:bundling-stacks"
@@ -53,17 +87,29 @@ class StageConfig:
       ``aws.cognito.signin.user.admin``; ``false`` requires the ``modamoda/api`` scope (hosted UI, code + PKCE).
     * ``email_from``: the sender of the batch e-mails (``Name <address>`` or an address); the stack creates its SES
       identity, and SES sends once the address is verified (and the account is out of the SES sandbox).
+    * ``start_max_concurrency`` / ``webhooks_max_concurrency``: the maximum concurrency of the SQS event sources
+      of StartWorkflow and Webhooks (2 to 1000); defaults 2 and 2, in prod 10 and 5. A bulk drop then waits in the
+      queue instead of fanning out into as many functions (and database connections) as the account allows.
+    * ``stage``: lower-case letters, digits and '-', at most ``STAGE_MAX_LENGTH`` (41) characters (see above).
+    * ``model_data``: the diffusion (and segmentation) weights in S3, as ``scripts/pack_model.py --upload`` wrote
+      them: a prefix ``s3://bucket/path/`` (deployed uncompressed) or a ``.tar.gz`` object. Unset, the endpoint
+      runs ghost packshots only and the API refuses on-model jobs (infra/inference.py).
     """
 
     stage: str = "dev"
     web_origin: str | None = None
-    inference_instance_type: str = "ml.g5.xlarge"
+    inference_instance_type: str = DEFAULT_INFERENCE_INSTANCE_TYPE
     inference_max_instances: int = 2
     log_level: str = "INFO"
     rds_proxy: bool = False
     alarm_email: str | None = None
     accept_signin_scope: bool = True
     email_from: str = "Modamoda <no-reply@modamoda.example>"
+    start_max_concurrency: int = 2
+    """StartWorkflow instances the start queue may run at once (batches of 10 uploads); prod: 10."""
+    webhooks_max_concurrency: int = 2
+    """Webhooks instances the webhooks queue may run at once (batches of 5 deliveries); prod: 5."""
+    model_data: str | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -75,7 +121,7 @@ class StageConfig:
 
     @property
     def endpoint_name(self) -> str:
-        return f"modamoda-{self.stage}-inference"
+        return ENDPOINT_NAME.format(stage=self.stage, instance=instance_slug(self.inference_instance_type))
 
     @classmethod
     def from_context(cls, node: Node) -> StageConfig:
@@ -83,9 +129,8 @@ class StageConfig:
             value = node.try_get_context(key)
             return default if value is None or value == "" else value
 
-        stage = str(get("stage", cls.stage))
-        if not stage.replace("-", "").isalnum() or not stage.islower():
-            raise ValueError(f"context 'stage' must be lower-case letters, digits and '-', got {stage!r}")
+        stage = validate_stage(str(get("stage", cls.stage)))
+        is_prod = stage == "prod"
         web_origin = get("web_origin", None)
         alarm_email = get("alarm_email", None)
         if alarm_email is not None and "@" not in str(alarm_email):
@@ -103,4 +148,48 @@ class StageConfig:
             alarm_email=None if alarm_email is None else str(alarm_email),
             accept_signin_scope=_flag(get("accept_signin_scope", cls.accept_signin_scope)),
             email_from=email_from,
+            start_max_concurrency=_max_concurrency(get, "start_max_concurrency", 10 if is_prod else 2),
+            webhooks_max_concurrency=_max_concurrency(get, "webhooks_max_concurrency", 5 if is_prod else 2),
+            model_data=None if get("model_data", None) is None else str(get("model_data", None)).strip(),
         )
+
+
+def validate_stage(stage: str) -> str:
+    """``stage`` if every name built from it is valid in AWS; otherwise a ``ValueError`` naming the limit.
+
+    Checked before any construct exists, so that a long or odd stage fails the synthesis with a clear message
+    rather than the deployment half-way (Cognito or SageMaker refusing the name)."""
+    if not STAGE_PATTERN.fullmatch(stage):
+        raise ValueError(
+            f"context 'stage' must be lower-case letters (a-z), digits and '-', neither first nor last, got "
+            f"{stage!r}: it is part of the Cognito domain prefix (^[a-z0-9](?:[a-z0-9\\-]{{0,61}}[a-z0-9])?$)"
+        )
+    if len(stage) > STAGE_MAX_LENGTH:
+        domain = COGNITO_DOMAIN_PREFIX.format(stage=stage, account="1" * ACCOUNT_ID_LENGTH)
+        raise ValueError(
+            f"context 'stage' may have at most {STAGE_MAX_LENGTH} characters, {stage!r} has {len(stage)}: the "
+            f"Cognito domain prefix modamoda-<stage>-<12-digit account id> would be {len(domain)} characters, and "
+            f"Cognito allows {COGNITO_DOMAIN_MAX} (the SageMaker endpoint name "
+            f"{ENDPOINT_NAME.format(stage='<stage>', instance='<instance type>')} allows {ENDPOINT_NAME_MAX})"
+        )
+    reserved = [word for word in COGNITO_RESERVED_WORDS if word in stage]
+    if reserved:
+        raise ValueError(
+            f"context 'stage' must not contain {reserved[0]!r} ({stage!r}): Cognito refuses a domain prefix with "
+            f"any of the reserved words {', '.join(COGNITO_RESERVED_WORDS)}"
+        )
+    return stage
+
+
+def _max_concurrency(get: Any, key: str, default: int) -> int:
+    low, high = SQS_MAX_CONCURRENCY_RANGE
+    value = get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"context {key!r} must be a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ValueError(
+            f"context {key!r} must be between {low} and {high} (Lambda's SQS maximum concurrency), got {number}"
+        )
+    return number

@@ -36,3 +36,16 @@ def content_security_policy(
     if upgrade_insecure_requests:
         directives.append("upgrade-insecure-requests")
     return "; ".join(directives)
+
+
+def s3_bucket_origins(bucket: str, region: str, url_suffix: str) -> list[str]:
+    """The origins a browser reaches one bucket at through pre-signed URLs: virtual-hosted style, at the global name
+    (``bucket.s3.amazonaws.com``, what boto3 signs outside the China regions) and the regional one
+    (``bucket.s3.region.amazonaws.com``, what it signs there and S3 redirects to)."""
+    return [f"https://{bucket}.s3.{url_suffix}", f"https://{bucket}.s3.{region}.{url_suffix}"]
+
+
+def origin(url: str) -> str:
+    """``https://host/path/`` → ``https://host`` (a CSP source for the whole host); tokens pass through."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.split('/', 1)[0]}" if sep else url.rstrip("/")

@@ -1,15 +1,37 @@
-"""The GPU inference: the container image, a SageMaker asynchronous endpoint, its SNS topics and auto scaling.
+"""The GPU inference: the container image, its model data, a SageMaker asynchronous endpoint, its SNS topics and
+auto scaling.
+
+Model data (context ``model_data``, see :class:`ModelData`): the weights ``scripts/pack_model.py --upload`` put in
+S3, mounted by SageMaker at ``/opt/ml/model``. An S3 prefix (``s3://bucket/path/``) is deployed uncompressed
+(``ModelDataSource.S3DataSource``: ``S3DataType: S3Prefix``, ``CompressionType: None``), which AWS recommends for
+large models because nothing is decompressed when an instance starts; a ``.tar.gz`` object is accepted too
+(``ModelDataUrl``). The execution role reads exactly that prefix (or object). Without model data the endpoint runs
+the studio engine only (``MODAMODA_ENGINES=studio``): ghost packshots work, and the API refuses on-model jobs up
+front (``ON_MODEL_AVAILABLE=false``, set on the functions by infra/stack.py).
 
 The endpoint scales to zero when idle: target tracking on ``ApproximateBacklogSizePerInstance`` keeps the
 backlog per instance near the target and may remove every instance; while there are zero instances that metric
-has no data, so a step-scaling policy driven by ``HasBacklogWithoutCapacity`` brings the first instance back.
+has no data, so a step-scaling policy driven by ``HasBacklogWithoutCapacity`` brings the first instance back. Its
+cooldown is longer than an instance start ("the provisioning process takes several minutes", AWS: *Scale an
+endpoint to zero instances*), so one waiting job does not start a second instance while the first boots.
+
+Changing the instance type: SageMaker's ``UpdateEndpoint`` fails while the variant is registered with Application
+Auto Scaling and the update changes its instance type (AWS: *Update endpoints that use auto scaling*: deregister
+the scalable target first). CloudFormation creates and updates resources before it deletes replaced ones (the
+old scalable target would be deregistered only after the failed update), so the endpoint's name carries the
+instance type (``modamoda-{stage}-g5-xlarge``, see ``infra/config.py``): a new instance type is a new endpoint
+(``EndpointName`` is create-only), created beside the old one with its own scalable target and policies; the
+functions, alarms and outputs follow it through ``Fn::GetAtt``, and CloudFormation deletes the old policies, target
+and endpoint at the end of the update. ``UpdateEndpoint`` then only ever changes the model (new model data), which
+AWS allows on a registered variant.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Annotations, Aws, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -35,26 +57,103 @@ from infra.storage import (
 
 VARIANT_NAME = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+# CreateEndpoint ``EndpointName``: at most 63 characters of this pattern.
+ENDPOINT_NAME_MAX = 63
+ENDPOINT_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# Async-inference metrics that SageMaker publishes with the ``EndpointName`` dimension only (AWS: *Alarms and logs
+# for tracking metrics from asynchronous endpoints*, and the scale-from-zero alarm of *Autoscale an asynchronous
+# endpoint*). Every other per-endpoint metric (InvocationFailures, NotificationFailures, InvocationsProcesssed,
+# ExpiredRequests, TimeInBacklog, ...) is published per ``EndpointName`` and ``VariantName``: a metric without the
+# variant dimension is a different metric that never receives data.
+ENDPOINT_ONLY_METRICS = frozenset(
+    {
+        "ApproximateBacklogSize",
+        "ApproximateBacklogSizePerInstance",
+        "ApproximateAgeOfOldestRequest",
+        "HasBacklogWithoutCapacity",
+    }
+)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_ARCHIVE_SUFFIXES = (".tar", ".tgz", ".gz", ".zip")
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Where the endpoint's model artefact is: ``s3://bucket/prefix/`` (uncompressed, preferred) or
+    ``s3://bucket/key.tar.gz`` (SageMaker unpacks it into ``/opt/ml/model``)."""
+
+    bucket: str
+    key: str
+    """The key prefix (ends with ``/``) or the archive's key."""
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def is_archive(self) -> bool:
+        return self.key.endswith(".tar.gz")
+
+    @classmethod
+    def parse(cls, value: str) -> ModelData:
+        """``value`` as given to ``-c model_data=...``; a prefix gets its trailing ``/`` (SageMaker: "a valid key
+        name prefix identified by S3Uri always ends with a forward slash")."""
+        text = value.strip()
+        usage = (
+            "context 'model_data' must be the S3 prefix scripts/pack_model.py --upload wrote "
+            "(s3://bucket/models/modamoda/<version>/) or a .tar.gz object (s3://bucket/path/model.tar.gz)"
+        )
+        bucket, sep, key = text.removeprefix("s3://").partition("/")
+        if not text.startswith("s3://") or not sep or not _BUCKET.fullmatch(bucket):
+            raise ValueError(f"{usage}, got {value!r}")
+        if not key.strip("/"):
+            raise ValueError(f"{usage}: a prefix inside the bucket, not the whole bucket, got {value!r}")
+        if any(ch in key for ch in "*?") or "//" in key or any(ord(ch) < 32 for ch in key):
+            raise ValueError(
+                f"{usage}: no wildcards, empty path segments or control characters, got {value!r}"
+            )
+        if key.endswith(".tar.gz"):
+            return cls(bucket=bucket, key=key)
+        if key.endswith(_ARCHIVE_SUFFIXES):
+            raise ValueError(
+                f"{usage}: an archive must be a gzip-compressed tar named .tar.gz, got {value!r}"
+            )
+        return cls(bucket=bucket, key=key.rstrip("/") + "/")
 
 
 @dataclass(frozen=True)
 class InferenceProps:
     storage: Storage
     endpoint_name: str
+    """Carries the instance type (``StageConfig.endpoint_name``), so that a new instance type is a new endpoint."""
     instance_type: str = "ml.g5.xlarge"
     max_instances: int = 2
     backlog_per_instance_target: float = 2
     container_environment: dict[str, str] = field(default_factory=dict)
+    model_data: str | None = None
+    """Context ``model_data``: the model artefact in S3 (:class:`ModelData`); None runs ghost (studio) only."""
+    scale_out_from_zero_cooldown: Duration = field(default_factory=lambda: Duration.minutes(10))
+    """Longer than an instance start (AWS: "the provisioning process takes several minutes"; the README estimates
+    5-8 minutes for a GPU instance with multi-GB weights): while the first instance boots,
+    ``HasBacklogWithoutCapacity`` stays 1 and its alarm keeps invoking the step policy, which must not add a
+    second instance for the same job."""
 
 
 class Inference(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: InferenceProps) -> None:
         super().__init__(scope, construct_id)
         storage = props.storage
-        self.endpoint_name = props.endpoint_name
-        self.endpoint_arn = Stack.of(self).format_arn(
-            service="sagemaker", resource="endpoint", resource_name=props.endpoint_name
-        )
+        if len(props.endpoint_name) > ENDPOINT_NAME_MAX or not ENDPOINT_NAME_PATTERN.fullmatch(
+            props.endpoint_name
+        ):
+            raise ValueError(
+                f"the SageMaker endpoint name {props.endpoint_name!r} ({len(props.endpoint_name)} characters) is "
+                "not valid: at most 63 letters, digits and '-' (it is modamoda-<stage>-<instance type>); use a "
+                "shorter 'stage' or check 'inference_instance_type'"
+            )
+        self.model_data = None if props.model_data is None else ModelData.parse(props.model_data)
+        self.on_model_available = self.model_data is not None
+        self.variant_name = VARIANT_NAME
 
         # Declared at synth, built and pushed by the CDK CLI at deploy time (SageMaker hosts run x86_64 GPUs).
         self.image = ecr_assets.DockerImageAsset(
@@ -76,16 +175,30 @@ class Inference(Construct):
         )
         self._grant_execution_role(props)
 
-        model = sagemaker.CfnModel(
+        environment = dict(props.container_environment)
+        if self.model_data is None:
+            # Nothing under /opt/ml/model: load only the engine that needs no weights, and say so.
+            environment["MODAMODA_ENGINES"] = "studio"
+            Annotations.of(self).add_info(
+                "no context 'model_data': the endpoint runs ghost packshots (studio engine) only and the API "
+                "refuses on-model jobs; build and upload the weights with scripts/pack_model.py --upload and "
+                "deploy with -c model_data=s3://bucket/prefix/ (README, Deploying to AWS)"
+            )
+        else:
+            self._grant_model_data(self.model_data)
+        model_data_url, model_data_source = self._model_data_properties()
+        self.model = sagemaker.CfnModel(
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=self.image.image_uri,
-                environment=props.container_environment or None,
+                environment=environment or None,
+                model_data_url=model_data_url,
+                model_data_source=model_data_source,
             ),
         )
-        model.node.add_dependency(self.role)
+        self.model.node.add_dependency(self.role)
 
         results_uri = f"s3://{storage.results.bucket_name}"
         self.endpoint_config = sagemaker.CfnEndpointConfig(
@@ -93,8 +206,8 @@ class Inference(Construct):
             "EndpointConfig",
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.attr_model_name,
+                    variant_name=self.variant_name,
+                    model_name=self.model.attr_model_name,
                     instance_type=props.instance_type,
                     initial_instance_count=1,
                     initial_variant_weight=1,
@@ -120,8 +233,56 @@ class Inference(Construct):
             endpoint_name=props.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
+        # Consumers (the invoke function's environment and policy, the scalable target, alarms, outputs) take the
+        # name from the endpoint itself: each then depends on it, so when a new instance type makes a new endpoint
+        # they switch only once it is in service.
+        self.endpoint_name: str = self.endpoint.attr_endpoint_name
+        self.endpoint_arn: str = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
 
         self._add_auto_scaling(props)
+
+    def _model_data_properties(
+        self,
+    ) -> tuple[str | None, sagemaker.CfnModel.ModelDataSourceProperty | None]:
+        """The container's ``ModelDataUrl`` or ``ModelDataSource``: an uncompressed prefix (preferred for
+        multi-GB weights, AWS: *Deploying uncompressed models*) or a .tar.gz archive."""
+        data = self.model_data
+        if data is None:
+            return None, None
+        if data.is_archive:
+            return data.uri, None
+        source = sagemaker.CfnModel.ModelDataSourceProperty(
+            s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                s3_uri=data.uri, s3_data_type="S3Prefix", compression_type="None"
+            )
+        )
+        return None, source
+
+    def _grant_model_data(self, data: ModelData) -> None:
+        """Read exactly the model data: the archive object, or the objects under the prefix (and list that prefix,
+        which SageMaker does to find them)."""
+        partition = Stack.of(self).partition
+        bucket_arn = f"arn:{partition}:s3:::{data.bucket}"
+        if data.is_archive:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{data.key}"])
+            )
+            return
+        objects = f"{bucket_arn}/{data.key}*"
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{data.key}*"]}},
+            )
+        )
+        acknowledge_wildcard(
+            self.role,
+            objects,
+            f"the model's files under {data.key} only (context model_data): SageMaker copies every object under "
+            "the prefix into /opt/ml/model",
+        )
 
     def _grant_execution_role(self, props: InferenceProps) -> None:
         """Least privilege for the endpoint: its image, the photos it reads, its I/O prefixes, its two topics,
@@ -187,12 +348,13 @@ class Inference(Construct):
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=f"endpoint/{props.endpoint_name}/variant/{VARIANT_NAME}",
+            # the endpoint's own name (Fn::GetAtt): registered once the endpoint exists, and a new scalable
+            # target for a new endpoint (ResourceId is create-only)
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{self.variant_name}",
             scalable_dimension=SCALABLE_DIMENSION,
             min_capacity=0,
             max_capacity=props.max_instances,
         )
-        target.node.add_dependency(self.endpoint)
         # SageMaker variants scale through Application Auto Scaling's service-linked role, which it creates on
         # first use; a role of our own would be ignored, so do not create one.
         cfn_target = target.node.default_child
@@ -203,7 +365,7 @@ class Inference(Construct):
         target.scale_to_track_metric(
             "BacklogPerInstance",
             target_value=props.backlog_per_instance_target,
-            custom_metric=endpoint_metric("ApproximateBacklogSizePerInstance", props.endpoint_name),
+            custom_metric=endpoint_metric("ApproximateBacklogSizePerInstance", self.endpoint_name),
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(2),
         )
@@ -213,7 +375,7 @@ class Inference(Construct):
             "ScaleOutFromZero",
             scaling_target=target,
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=Duration.minutes(2),
+            cooldown=props.scale_out_from_zero_cooldown,
             metric_aggregation_type=appscaling.MetricAggregationType.AVERAGE,
         )
         scale_from_zero.add_adjustment(adjustment=1, lower_bound=0)
@@ -221,7 +383,7 @@ class Inference(Construct):
             self,
             "HasBacklogWithoutCapacityAlarm",
             alarm_description="Requests are queued while the endpoint has no instance: start one",
-            metric=endpoint_metric("HasBacklogWithoutCapacity", props.endpoint_name),
+            metric=endpoint_metric("HasBacklogWithoutCapacity", self.endpoint_name),
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
@@ -232,12 +394,18 @@ class Inference(Construct):
         )
 
 
-def endpoint_metric(name: str, endpoint_name: str) -> cloudwatch.Metric:
-    """A per-endpoint SageMaker metric (dimension EndpointName only, as async-inference metrics are published)."""
+def endpoint_metric(name: str, endpoint_name: str, variant_name: str | None = None) -> cloudwatch.Metric:
+    """A SageMaker async-endpoint metric with the dimensions SageMaker publishes it with: ``EndpointName`` for the
+    queue metrics (:data:`ENDPOINT_ONLY_METRICS`), ``EndpointName`` and ``VariantName`` for every other one."""
+    dimensions = {"EndpointName": endpoint_name}
+    if name not in ENDPOINT_ONLY_METRICS:
+        if variant_name is None:
+            raise ValueError(f"SageMaker publishes {name} per EndpointName and VariantName: name the variant")
+        dimensions["VariantName"] = variant_name
     return cloudwatch.Metric(
         namespace="AWS/SageMaker",
         metric_name=name,
-        dimensions_map={"EndpointName": endpoint_name},
+        dimensions_map=dimensions,
         statistic="Average",
         period=Duration.minutes(1),
     )

@@ -6,13 +6,25 @@
   wheel selection (``--platform ... --only-binary=:all:``). Bundling is local (no Docker) and is skipped like
   any CDK bundling when the context ``aws:cdk:bundling-stacks`` is ``[]``.
 * Role: one per function, with write access to its own log group only (not the managed basic-execution policy,
-  which may write to any log group); functions in the VPC add AWS's ENI policy; every other permission is a
-  grant in the construct that owns the function.
+  which may write to any log group). Functions in the VPC get an inline policy with exactly the EC2 actions Lambda
+  needs to manage their network interfaces (those of AWS's ``AWSLambdaVPCAccessExecutionRole``, whose
+  ``logs:CreateLogGroup/CreateLogStream/PutLogEvents`` on ``*`` would undo the log-group scoping); CDK attaches that
+  managed policy only to roles it creates itself, and every function here is given its own role. Every other
+  permission is a grant in the construct that owns the function.
+* Database TLS: functions verify the server's certificate (``sslmode=verify-full``) against a trust store in a
+  second layer, ``/opt/rds-ca/bundle.pem``: the RDS certificate authorities (the cluster's certificate) and Amazon
+  Trust Services' roots (RDS Proxy's ACM certificate). No PyPI package ships the RDS bundle, so it is read at deploy
+  time from the file ``RDS_CA_BUNDLE`` (or context ``rds_ca_bundle``) names: AWS's global-bundle.pem
+  (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem; the China regions have their own bundles).
+  The layer is built like the dependency layer (locally, skipped with bundling); building it without the file fails
+  with that instruction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +34,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import (
+    Annotations,
     AssetHashType,
     BundlingOptions,
     DockerImage,
@@ -37,7 +50,7 @@ from constructs import Construct
 
 from infra.config import FUNCTIONS_DIR, PROJECT_ROOT
 from infra.database import Database
-from infra.nag import LAMBDA_VPC_ROLE, acknowledge
+from infra.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -100,6 +113,109 @@ class PipLayerBundling:
         return True
 
 
+# What Lambda needs on the execution role to create and remove a VPC function's network interfaces: the EC2 actions
+# of AWS's managed AWSLambdaVPCAccessExecutionRole (v3), without its CloudWatch Logs actions on "*". The Describe
+# actions only work on "*"; Lambda's guide asks for all resource ids for DeleteNetworkInterface.
+VPC_NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+# The database trust store: a layer whose content Lambda unpacks under /opt.
+DATABASE_CA_ENV = "RDS_CA_BUNDLE"
+DATABASE_CA_CONTEXT = "rds_ca_bundle"
+DATABASE_CA_LAYER_PATH = "rds-ca/bundle.pem"
+DATABASE_CA_RUNTIME_PATH = f"/opt/{DATABASE_CA_LAYER_PATH}"
+DATABASE_SSLMODE = "verify-full"
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+# RDS Proxy presents an ACM certificate, which chains to Amazon Trust Services' roots (AWS's RDS Proxy guidance: trust
+# Amazon Root CA 1); all four, from Mozilla's store through certifi.
+AMAZON_TRUST_SERVICES_ROOTS = ("Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4")
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def amazon_trust_services_roots(cacert: Path | None = None) -> bytes:
+    """The Amazon Trust Services root certificates (PEM) from a Mozilla-derived bundle (certifi's by default)."""
+    if cacert is None:
+        import certifi
+
+        cacert = Path(certifi.where())
+    text = cacert.read_bytes()
+    found: list[bytes] = []
+    for label in AMAZON_TRUST_SERVICES_ROOTS:
+        marker = f'# Label: "{label}"'.encode()
+        start = text.find(marker)
+        block = _PEM_BLOCK.search(text, start) if start >= 0 else None
+        if block is None:
+            raise ValueError(f"{cacert} has no {label!r} certificate")
+        found.append(block.group(0))
+    return b"\n".join(found) + b"\n"
+
+
+def database_trust_store(rds_bundle: Path, cacert: Path | None = None) -> bytes:
+    """The PEM file the functions verify PostgreSQL's certificate against: the RDS CA bundle ``rds_bundle`` (every
+    certificate checked to be an Amazon RDS one) followed by the Amazon Trust Services roots (RDS Proxy)."""
+    from cryptography import x509
+
+    if not rds_bundle.is_file():
+        raise FileNotFoundError(
+            f"{DATABASE_CA_ENV}={rds_bundle}: no such file; download AWS's RDS CA bundle ({RDS_CA_BUNDLE_URL}) "
+            f"and name it in {DATABASE_CA_ENV} (or -c {DATABASE_CA_CONTEXT}=...)"
+        )
+    data = rds_bundle.read_bytes()
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ValueError(f"{DATABASE_CA_ENV}={rds_bundle} is not a PEM certificate bundle: {exc}") from exc
+    foreign = [
+        c.subject.rfc4514_string() for c in certificates if "Amazon RDS" not in c.subject.rfc4514_string()
+    ]
+    if foreign:
+        raise ValueError(
+            f"{DATABASE_CA_ENV}={rds_bundle} is not the RDS CA bundle ({RDS_CA_BUNDLE_URL}): it holds "
+            f"{foreign[0]}"
+        )
+    return data.rstrip(b"\n") + b"\n" + amazon_trust_services_roots(cacert)
+
+
+def database_ca_source(context_value: Any = None) -> Path | None:
+    """The RDS CA bundle to deploy: context ``rds_ca_bundle``, else the environment variable ``RDS_CA_BUNDLE``."""
+    value = context_value or os.environ.get(DATABASE_CA_ENV, "")
+    return Path(str(value)).expanduser() if str(value).strip() else None
+
+
+@jsii.implements(ILocalBundling)
+class DatabaseCaBundling:
+    """Local bundling of the trust-store layer: ``<output>/rds-ca/bundle.pem``; fails without the RDS bundle."""
+
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
+        if self.source is None:
+            raise ValueError(
+                f"the functions verify the database's TLS certificate against AWS's RDS CA bundle, which is not "
+                f"downloaded during the build: download {RDS_CA_BUNDLE_URL} and set {DATABASE_CA_ENV} to its path "
+                f"(or pass -c {DATABASE_CA_CONTEXT}=PATH)"
+            )
+        target = Path(output_dir) / DATABASE_CA_LAYER_PATH
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(database_trust_store(self.source))
+        return True
+
+
+def database_ca_hash(source: Path | None) -> str:
+    """The trust-store layer's asset hash: the bundle's bytes (a new bundle is a new layer version)."""
+    digest = hashlib.sha256(b"modamoda-database-ca-v1")
+    if source is not None and source.is_file():
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def requirements_hash(requirements: Path) -> str:
     """Layer asset hash: the pinned requirements plus the target platform, not the function code."""
     digest = hashlib.sha256()
@@ -115,6 +231,8 @@ class LambdaPackagingProps:
     removal_policy: RemovalPolicy
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     extra_environment: dict[str, str] = field(default_factory=dict)
+    database_ca_bundle: Path | None = None
+    """AWS's RDS CA bundle on the deploying machine (``database_ca_source()``); needed when assets are built."""
 
 
 class LambdaPackaging(Construct):
@@ -146,6 +264,36 @@ class LambdaPackaging(Construct):
                 ),
             ),
         )
+        # Without the RDS CA bundle (a clean clone, a dev deploy) the functions still encrypt (sslmode=require) but
+        # cannot verify who answers: synthesis says so; prod refuses to synthesise without it (infra/stack.py).
+        self.verify_database_tls = props.database_ca_bundle is not None
+        if not self.verify_database_tls:
+            Annotations.of(self).add_warning_v2(
+                "modamoda:database-tls-unverified",
+                f"no RDS CA bundle ({DATABASE_CA_ENV} or -c {DATABASE_CA_CONTEXT}=PATH): the functions connect to "
+                f"PostgreSQL with sslmode=require, encrypted but without verifying the server; download "
+                f"{RDS_CA_BUNDLE_URL} and name it to verify (sslmode=verify-full)",
+            )
+            self.database_ca_layer: lambda_.LayerVersion | None = None
+            return
+        self.database_ca_layer = lambda_.LayerVersion(
+            self,
+            "DatabaseCaLayer",
+            description=f"Trust store for PostgreSQL TLS ({DATABASE_CA_RUNTIME_PATH}): RDS and Amazon Trust Services CAs",
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            removal_policy=RemovalPolicy.DESTROY,
+            code=lambda_.Code.from_asset(
+                str(Path(__file__).parent),  # staged only when bundling is skipped; the bundle is the content
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=database_ca_hash(props.database_ca_bundle),
+                bundling=BundlingOptions(
+                    image=RUNTIME.bundling_image,
+                    command=["false"],
+                    local=DatabaseCaBundling(props.database_ca_bundle),
+                ),
+            ),
+        )
 
     def function(
         self,
@@ -163,8 +311,9 @@ class LambdaPackaging(Construct):
         """A Python 3.12 arm64 function, traced, with powertools settings and its own log group.
 
         With ``database_access`` it runs in the VPC's private subnets, joins the database client security
-        group, gets ``DB_SECRET_ARN`` (the application role's secret) and ``DB_HOST`` (the RDS Proxy's endpoint
-        when there is one) and may read that secret. ``database_admin`` (the migrator only) also gets the owner's
+        group, gets ``DB_SECRET_ARN`` (the application role's secret), ``DB_HOST`` (the RDS Proxy's endpoint
+        when there is one), the trust-store layer with ``DB_SSLMODE=verify-full`` and ``DB_SSLROOTCERT``, and may
+        read that secret. ``database_admin`` (the migrator only) also gets the owner's
         secret, ``DB_ADMIN_SECRET_ARN``, and connects to the cluster itself.
         """
         env = {
@@ -180,7 +329,10 @@ class LambdaPackaging(Construct):
             env.update(
                 DB_SECRET_ARN=database.app_secret.secret_arn,
                 DB_HOST=database.cluster_host if database_admin else database.host,
+                DB_SSLMODE=DATABASE_SSLMODE if self.verify_database_tls else "require",
             )
+            if self.verify_database_tls:
+                env["DB_SSLROOTCERT"] = DATABASE_CA_RUNTIME_PATH
             if database_admin:
                 env["DB_ADMIN_SECRET_ARN"] = database.secret.secret_arn
             vpc_options = {
@@ -194,23 +346,19 @@ class LambdaPackaging(Construct):
             retention=self.props.log_retention,
             removal_policy=self.props.removal_policy,
         )
+        # An explicit role: CDK adds the managed basic-execution and VPC-access policies only to roles it makes.
+        # The network-interface policy is inline on the role, so that it exists before the function is created
+        # (Lambda checks it then) and is removed only with the role, after Lambda has removed the interfaces.
         role = iam.Role(
             scope,
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Lambda {construct_id}: {handler}",
+            inline_policies={"VpcNetworkInterfaces": vpc_network_interface_policy()}
+            if database_access
+            else None,
         )
         log_group.grant_write(role)
-        if database_access:
-            role.add_managed_policy(
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
-            )
-            acknowledge(
-                role,
-                f"IAM4[{LAMBDA_VPC_ROLE}]",
-                "Lambda needs it to manage the function's network interfaces in the VPC; those EC2 actions "
-                "cannot be scoped to resources, and AWS maintains this policy for exactly this purpose",
-            )
         function = lambda_.Function(
             scope,
             construct_id,
@@ -219,7 +367,11 @@ class LambdaPackaging(Construct):
             handler=handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            layers=[self.layer],
+            layers=(
+                [self.layer, self.database_ca_layer]
+                if database_access and self.database_ca_layer is not None
+                else [self.layer]
+            ),
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
@@ -232,7 +384,10 @@ class LambdaPackaging(Construct):
             role,
             "IAM5[Resource::*]",
             "active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
-            "permissions (tests/infra assert that X-Ray is the only '*' on function roles)",
+            "permissions; in the VPC, Lambda's network-interface actions (ec2:CreateNetworkInterface, "
+            "DescribeNetworkInterfaces, DescribeSubnets, DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses) "
+            "on the function's behalf, whose interfaces do not exist before (tests/infra assert that these are the "
+            "only '*' on function roles)",
         )
         acknowledge(
             function,
@@ -246,3 +401,10 @@ class LambdaPackaging(Construct):
         if database_access and database_admin:
             database.secret.grant_read(function)
         return function
+
+
+def vpc_network_interface_policy() -> iam.PolicyDocument:
+    """The EC2 permissions a VPC function's execution role needs (Lambda manages its interfaces with them)."""
+    return iam.PolicyDocument(
+        statements=[iam.PolicyStatement(actions=list(VPC_NETWORK_INTERFACE_ACTIONS), resources=["*"])]
+    )

@@ -6,8 +6,9 @@ queue only); the sweeper re-sends rows whose message never left or was lost. The
 the queue (batches of 5, partial batch failures): it POSTs the signed event to the tenant's URL (public
 addresses only, no redirects, a short timeout) or sends the e-mail through SES from ``EMAIL_FROM``, and schedules
 a retry by re-enqueueing with ``DelaySeconds`` (exponential backoff, full jitter) until the last attempt marks
-the row dead. A message the function itself fails five times (the database unreachable) goes to
-``WebhooksDeadLetterQueue``, which is alarmed (``infra/observability.py``).
+the row dead. The event source's maximum concurrency (``webhooks_max_concurrency``) bounds the functions (and
+database connections) a burst of deliveries can take. A message the function itself fails five times (the database
+unreachable) goes to ``WebhooksDeadLetterQueue``, which is alarmed (``infra/observability.py``).
 
 The function's role: consume and send on its queue, ``ses:SendEmail`` on the sender identity only,
 ``cognito-idp:ListUsers`` on the user pool (the batch owner's address: access tokens carry none), the
@@ -54,6 +55,9 @@ class NotificationsProps:
     producers: Sequence[lambda_.Function] = field(default_factory=tuple)
     """Functions that end jobs or batches: they hand new outbox rows to the queue after their commit."""
     http_timeout_seconds: int = 5
+    max_concurrency: int = 2
+    """Webhooks instances the queue may run at once (``ScalingConfig.MaximumConcurrency``, 2 to 1000): each holds
+    a database connection, and a bulk batch's deliveries wait in the queue instead of fanning out."""
 
 
 class Notifications(Construct):
@@ -92,7 +96,10 @@ class Notifications(Construct):
         )
         self.function.add_event_source(
             event_sources.SqsEventSource(
-                self.queue, batch_size=WEBHOOKS_BATCH_SIZE, report_batch_item_failures=True
+                self.queue,
+                batch_size=WEBHOOKS_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=props.max_concurrency,
             )
         )
         self.queue.grant_send_messages(self.function)  # retries are re-enqueued with a delay

@@ -12,7 +12,9 @@ Alarms (all notify the ``AlarmTopic``; context ``alarm_email`` subscribes an add
   throttles;
 * every dead-letter queue: any visible message;
 * the async endpoint: age of the oldest queued request (backlog age, dimension ``EndpointName``), failed
-  invocations, and notifications SageMaker could not publish (a lost one ends in a timeout and a release);
+  invocations, and notifications SageMaker could not publish (a lost one ends in a timeout and a release); the
+  last two, like every per-request async metric, are published per ``EndpointName`` and ``VariantName`` (AWS:
+  *Alarms and logs for tracking metrics from asynchronous endpoints*), so they carry both dimensions;
 * the HTTP API: 5xx answers.
 """
 
@@ -46,6 +48,8 @@ class ObservabilityProps:
     dead_letter_queues: Mapping[str, sqs.IQueue]
     state_machine: sfn.IStateMachine
     endpoint_name: str
+    variant_name: str
+    """The endpoint's production variant (``Inference.variant_name``, the CfnEndpointConfig's VariantName)."""
     http_api: apigw.IHttpApi
     cluster: rds.IDatabaseCluster
     alarm_email: str | None = None
@@ -162,7 +166,7 @@ class Observability(Construct):
             )
 
     def _endpoint_alarms(self, props: ObservabilityProps) -> None:
-        name = props.endpoint_name
+        name, variant = props.endpoint_name, props.variant_name
         age = endpoint_metric("ApproximateAgeOfOldestRequest", name).with_(statistic="Maximum", period=PERIOD)
         self._alarm(
             "InferenceBacklogAge",
@@ -176,7 +180,7 @@ class Observability(Construct):
         ):
             self._alarm(
                 f"Inference{metric_name}",
-                endpoint_metric(metric_name, name).with_(statistic="Sum", period=PERIOD),
+                endpoint_metric(metric_name, name, variant).with_(statistic="Sum", period=PERIOD),
                 threshold=1,
                 description=description,
             )
@@ -191,6 +195,7 @@ class Observability(Construct):
 
     def _dashboard(self, props: ObservabilityProps) -> cloudwatch.Dashboard:
         machine, api, endpoint = props.state_machine, props.http_api, props.endpoint_name
+        variant = props.variant_name
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=self._prefix)
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=4),
@@ -222,8 +227,14 @@ class Observability(Construct):
             cloudwatch.GraphWidget(
                 title="Inference results",
                 left=[
-                    endpoint_metric(name, endpoint).with_(statistic="Sum", period=PERIOD)
-                    for name in ("InvocationsProcesssed", "InvocationFailures", "NotificationFailures")
+                    # "InvocationsProcesssed" is spelled with three s's by SageMaker itself.
+                    endpoint_metric(name, endpoint, variant).with_(statistic="Sum", period=PERIOD)
+                    for name in (
+                        "InvocationsProcesssed",
+                        "InvocationFailures",
+                        "NotificationFailures",
+                        "ExpiredRequests",
+                    )
                 ],
                 width=8,
             ),

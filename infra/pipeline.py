@@ -6,21 +6,31 @@ At-least-once everywhere, so every hop is idempotent or has a place where failur
 * S3 "Object Created" (uploads and drop buckets) → EventBridge rules → ``StartQueue`` (SQS). A rule that cannot
   deliver puts the event in ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to
   ``StartDeadLetterQueue``. StartWorkflow names the execution after the object version (``ExecutionAlreadyExists``
-  is success) and reports partial batch failures.
-* The state machine is the file ``statemachines/job.asl.json``; CDK only substitutes the task functions' ARNs.
-  Every task has a timeout, every retry backs off with full jitter and stops; executions are traced and logged.
+  is success) and reports partial batch failures. Its event source has a maximum concurrency
+  (``start_max_concurrency``: 2 in dev, 10 in prod): a bulk drop of thousands of files waits in the queue rather
+  than fanning out into as many functions, and database connections, as the account's concurrency allows (with
+  maximum concurrency Lambda stops polling instead of throttling, so waiting messages are not pushed towards the
+  dead-letter queue).
+* The state machine is the file ``statemachines/job.asl.json``; CDK only substitutes the task functions' ARNs and
+  the stack's partition (``arn:${Partition}:states:::lambda:invoke``: ``aws``, ``aws-cn``, ...). Every task has a
+  timeout, every retry backs off with full jitter and stops; the Lambda tasks retry AWS's recommended transient
+  errors (``Lambda.ServiceException``, ``Lambda.AWSLambdaException``, ``Lambda.SdkClientException``,
+  ``Lambda.ClientExecutionTimeoutException``, ``Lambda.TooManyRequestsException``); executions are traced and
+  logged.
 * SNS → Notifier: a delivery SNS cannot make, or an invocation Lambda fails after its retries, lands in
   ``NotificationDeadLetterQueue``. A lost notification ends in the inference task's timeout, which releases.
 * The sweeper (every 5 minutes) releases holds past their deadline; undeliverable schedule events go to
-  ``EventsDeadLetterQueue``.
+  ``EventsDeadLetterQueue``, and so does an invocation the sweeper still fails after Lambda's asynchronous retries
+  (its on-failure destination; the event expires once the next sweep is due).
 Alarms on every dead-letter queue are in ``infra/observability.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -71,6 +81,21 @@ def substitution_key(task: str) -> str:
     return f"{task}FunctionArn"
 
 
+PARTITION_KEY = "Partition"
+"""The ``${Partition}`` placeholder of the ASL file: the stack's AWS partition in each ``Resource`` ARN."""
+
+
+def definition_substitutions(
+    scope: Construct, task_functions: Mapping[str, lambda_.IFunction]
+) -> dict[str, str]:
+    """What CDK substitutes in the ASL file: each task function's ARN, and the partition (``aws``, ``aws-cn``, ...;
+    ``{"Ref": "AWS::Partition"}`` in an environment-agnostic stack)."""
+    return {
+        PARTITION_KEY: Stack.of(scope).partition,
+        **{substitution_key(name): fn.function_arn for name, fn in task_functions.items()},
+    }
+
+
 def queue(
     scope: Construct,
     construct_id: str,
@@ -111,6 +136,8 @@ class PipelineProps:
     an idle dev cluster can pause (min 0 ACU, pause after 5 idle minutes): dev sweeps hourly."""
     upload_max_bytes: int = UPLOAD_MAX_BYTES
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    start_max_concurrency: int = 2
+    """StartWorkflow instances the start queue may run at once (``ScalingConfig.MaximumConcurrency``, 2 to 1000)."""
 
 
 class Pipeline(Construct):
@@ -120,7 +147,8 @@ class Pipeline(Construct):
         self.events_dead_letter_queue = dead_letter_queue(
             self,
             "EventsDeadLetterQueue",
-            "events EventBridge could not deliver to the start queue or the sweeper",
+            "events EventBridge could not deliver to the start queue or the sweeper, and sweeper invocations that "
+            "failed after Lambda's retries",
         )
         self._packaging = packaging
         uploads, results = storage.uploads, storage.results
@@ -194,14 +222,12 @@ class Pipeline(Construct):
             "ReleaseCredits": self.release_credits,
         }
 
-        # The flow is defined once, in the ASL file; CDK only fills in the function ARNs.
+        # The flow is defined once, in the ASL file; CDK only fills in the function ARNs and the partition.
         self.state_machine = sfn.StateMachine(
             self,
             "JobStateMachine",
             definition_body=sfn.DefinitionBody.from_file(str(STATE_MACHINE_FILE)),
-            definition_substitutions={
-                substitution_key(name): fn.function_arn for name, fn in self.task_functions.items()
-            },
+            definition_substitutions=definition_substitutions(self, self.task_functions),
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
             # Every state transition is logged (ALL), without inputs and outputs: those hold task tokens and
@@ -269,7 +295,12 @@ class Pipeline(Construct):
         )
         self.state_machine.grant_start_execution(self.start_workflow)
         self.start_workflow.add_event_source(
-            event_sources.SqsEventSource(self.start_queue, batch_size=10, report_batch_item_failures=True)
+            event_sources.SqsEventSource(
+                self.start_queue,
+                batch_size=10,
+                report_batch_item_failures=True,
+                max_concurrency=props.start_max_concurrency,
+            )
         )
 
     def _object_created_rule(
@@ -353,6 +384,13 @@ class Pipeline(Construct):
             timeout=Duration.seconds(120),
         )
         self.state_machine.grant_task_response(self.sweeper)
+        # EventBridge invokes the sweeper asynchronously: after Lambda's two retries, or once the next sweep is due,
+        # the event goes to the events dead-letter queue (alarmed), like an event EventBridge could not deliver.
+        self.sweeper.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.minutes(props.sweep_interval_minutes),
+            on_failure=destinations.SqsDestination(self.events_dead_letter_queue),
+        )
         self.sweep_rule = events.Rule(
             self,
             "SweepSchedule",

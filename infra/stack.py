@@ -12,14 +12,20 @@ from infra.billing import Billing, BillingProps
 from infra.config import LOCAL_DEV_ORIGIN, StageConfig
 from infra.database import Database, DatabaseProps
 from infra.inference import Inference, InferenceProps
-from infra.lambdas import LambdaPackaging, LambdaPackagingProps
+from infra.lambdas import (
+    DATABASE_CA_CONTEXT,
+    RDS_CA_BUNDLE_URL,
+    LambdaPackaging,
+    LambdaPackagingProps,
+    database_ca_source,
+)
 from infra.migrations import Migrations, MigrationsProps
 from infra.nag import acknowledge_cdk_internals
 from infra.notifications import Notifications, NotificationsProps
 from infra.observability import Observability, ObservabilityProps
 from infra.pipeline import Pipeline, PipelineProps
 from infra.storage import Storage, StorageProps
-from infra.web import Web, WebConfig, WebProps
+from infra.web import BrowserEndpoints, Web, WebConfig, WebProps
 
 
 class ModamodaStack(Stack):
@@ -35,6 +41,12 @@ class ModamodaStack(Stack):
         )
         self.config = config
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        ca_bundle = database_ca_source(self.node.try_get_context(DATABASE_CA_CONTEXT))
+        if ca_bundle is None and config.is_prod:
+            raise ValueError(
+                "prod verifies the database's TLS certificate: download AWS's RDS CA bundle "
+                f"({RDS_CA_BUNDLE_URL}) and pass -c {DATABASE_CA_CONTEXT}=PATH (or set RDS_CA_BUNDLE)"
+            )
 
         self.storage = Storage(self, "Storage", StorageProps(retain=config.is_prod))
         self.web = Web(self, "Web", WebProps(storage=self.storage, retain=config.is_prod))
@@ -56,7 +68,13 @@ class ModamodaStack(Stack):
                 database=self.database,
                 log_level=config.log_level,
                 removal_policy=removal,
-                extra_environment={"STAGE": config.stage},
+                extra_environment={
+                    "STAGE": config.stage,
+                    # whether the endpoint has the diffusion weights (context model_data): without them the API
+                    # refuses on-model jobs before any upload (functions/common/jobs.py)
+                    "ON_MODEL_AVAILABLE": "true" if config.model_data else "false",
+                },
+                database_ca_bundle=ca_bundle,
             ),
         )
         self.migrations = Migrations(
@@ -73,6 +91,7 @@ class ModamodaStack(Stack):
                 endpoint_name=config.endpoint_name,
                 instance_type=config.inference_instance_type,
                 max_instances=config.inference_max_instances,
+                model_data=config.model_data,
             ),
         )
         self.pipeline = Pipeline(
@@ -84,6 +103,7 @@ class ModamodaStack(Stack):
                 packaging=self.packaging,
                 removal_policy=removal,
                 sweep_interval_minutes=5 if config.is_prod else 60,
+                start_max_concurrency=config.start_max_concurrency,
             ),
         )
         self.api = Api(
@@ -105,7 +125,8 @@ class ModamodaStack(Stack):
                 user_pool_id=self.api.user_pool.user_pool_id,
                 client_id=self.api.client.user_pool_client_id,
                 stage=config.stage,
-            )
+            ),
+            self._browser_endpoints(),
         )
         self.billing = Billing(
             self,
@@ -125,6 +146,7 @@ class ModamodaStack(Stack):
                 packaging=self.packaging,
                 user_pool=self.api.user_pool,
                 email_from=config.email_from,
+                max_concurrency=config.webhooks_max_concurrency,
                 producers=[  # the functions that end jobs (and batches) dispatch their outbox rows
                     self.api.function,
                     pipeline.start_workflow,
@@ -168,6 +190,7 @@ class ModamodaStack(Stack):
                 },
                 state_machine=pipeline.state_machine,
                 endpoint_name=self.inference.endpoint_name,
+                variant_name=self.inference.variant_name,
                 http_api=self.api.http_api,
                 cluster=self.database.cluster,
                 alarm_email=config.alarm_email,
@@ -188,6 +211,19 @@ class ModamodaStack(Stack):
             return [config.web_origin]
         return [self.web.url] if config.is_prod else [self.web.url, LOCAL_DEV_ORIGIN]
 
+    def _browser_endpoints(self) -> BrowserEndpoints:
+        """What the PWA's content security policy names. The API and the buckets only when their CORS origins do
+        not name this stack's distribution (a ``web_origin`` is set): otherwise the distribution's policy naming
+        them would close a CloudFormation dependency cycle (infra/web.py)."""
+        storage = self.storage
+        nameable = self.web.url not in self.web_origins
+        return BrowserEndpoints(
+            sign_in_url=self.api.domain.base_url(),
+            api_url=self.api.url if nameable else None,
+            upload_buckets=[storage.uploads.bucket_name, storage.drop.bucket_name] if nameable else None,
+            result_buckets=[storage.results.bucket_name] if nameable else None,
+        )
+
     def _outputs(self) -> None:
         outputs = {
             "WebUrl": self.web.url,
@@ -200,6 +236,7 @@ class ModamodaStack(Stack):
             "ResultsBucketName": self.storage.results.bucket_name,
             "StateMachineArn": self.pipeline.state_machine.state_machine_arn,
             "InferenceEndpointName": self.inference.endpoint_name,
+            "OnModelAvailable": "true" if self.inference.on_model_available else "false",
             "StripeSecretArn": self.billing.secret.secret_arn,
             "AlarmTopicArn": self.observability.topic.topic_arn,
             "WebhooksQueueUrl": self.notifications.queue.queue_url,

@@ -4,6 +4,14 @@ The bucket is never public: only this distribution may read it (OAC, SigV4-signe
 redirects HTTP to HTTPS, adds HSTS, a content security policy, ``nosniff``, ``DENY`` framing and a strict
 referrer policy to every response, and answers unknown paths with ``/index.html`` (client-side routing).
 
+The content security policy names what the PWA talks to (``BrowserEndpoints``): this stack's Cognito domain, and
+its HTTP API and S3 buckets (uploads and drop for pre-signed POSTs, results for images and downloads) whenever
+they can be named. They cannot when the PWA's origin is this distribution's own URL (no ``web_origin``): the API's
+and the buckets' CORS rules then name the distribution, and a policy attached to the distribution naming them
+back would be a CloudFormation dependency cycle. That stage keeps region-scoped patterns for those two
+(``https://*.execute-api.<region>.<suffix>``, ``https://*.s3.<suffix>``); give the stage a ``web_origin`` (its
+own domain in front of the distribution) to have them named.
+
 Content: the PWA in ``web/app`` (plain files, no build step) and a ``config.json`` written at deploy time with the
 API URL and the Cognito user pool and client the app signs in with; ``BucketDeployment`` uploads both on every
 deploy and invalidates the distribution. ``publish`` is called once the API exists.
@@ -11,6 +19,7 @@ deploy and invalidates the distribution. ``publish`` is called once the API exis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,21 +64,47 @@ class WebConfig:
         }
 
 
-def content_security_policy() -> str:
-    """Same-origin code only; the PWA may call this region's API Gateway, Cognito and S3 (pre-signed URLs)."""
+@dataclass(frozen=True)
+class BrowserEndpoints:
+    """The AWS endpoints the PWA's pages reach, for its content security policy. ``None`` (API, buckets): not
+    nameable here (see the module docstring); a region-scoped pattern stands in."""
+
+    sign_in_url: str | None = None
+    """The Cognito hosted sign-in domain (``https://<prefix>.auth.<region>.amazoncognito.com``)."""
+    api_url: str | None = None
+    upload_buckets: Sequence[str] | None = None
+    """Buckets the PWA POSTs to with pre-signed forms (uploads, bulk drop)."""
+    result_buckets: Sequence[str] | None = None
+    """Buckets the PWA reads with pre-signed GETs (results: images, downloads, batch reports)."""
+
+
+def content_security_policy(endpoints: BrowserEndpoints | None = None) -> str:
+    """Same-origin code only; the PWA may call this stack's API, Cognito and S3 buckets (pre-signed URLs)."""
+    endpoints = endpoints or BrowserEndpoints()
     region, suffix = Aws.REGION, Aws.URL_SUFFIX
-    aws_endpoints = [
-        f"https://*.execute-api.{region}.{suffix}",
-        f"https://cognito-idp.{region}.{suffix}",
-        f"https://*.auth.{region}.amazoncognito.com",
-        f"https://*.s3.{suffix}",
-        f"https://*.s3.{region}.{suffix}",
-    ]
-    s3_images = [f"https://*.s3.{suffix}", f"https://*.s3.{region}.{suffix}"]
+    any_bucket = [f"https://*.s3.{suffix}", f"https://*.s3.{region}.{suffix}"]
+
+    def buckets(names: Sequence[str] | None) -> list[str]:
+        if names is None:
+            return any_bucket
+        return [o for name in names for o in csp.s3_bucket_origins(name, region, suffix)]
+
+    sign_in = (
+        csp.origin(endpoints.sign_in_url)
+        if endpoints.sign_in_url
+        else f"https://*.auth.{region}.amazoncognito.com"
+    )
+    api = csp.origin(endpoints.api_url) if endpoints.api_url else f"https://*.execute-api.{region}.{suffix}"
+    results = buckets(endpoints.result_buckets)
+    uploads = buckets(endpoints.upload_buckets)
+    connect = [api, f"https://cognito-idp.{region}.{suffix}", sign_in]
+    for source in (*uploads, *results):
+        if source not in connect:
+            connect.append(source)
     return csp.content_security_policy(
-        images=s3_images,
-        connect=aws_endpoints,
-        forms=[f"https://*.auth.{region}.amazoncognito.com", "https://checkout.stripe.com"],
+        images=results,
+        connect=connect,
+        forms=[sign_in, "https://checkout.stripe.com"],
     )
 
 
@@ -167,8 +202,16 @@ class Web(Construct):
         self._source = props.source or web_source()
         self._retain = props.retain
 
-    def publish(self, config: WebConfig) -> None:
-        """Upload the app and its ``config.json`` (deploy-time values) and invalidate the cache."""
+    def publish(self, config: WebConfig, endpoints: BrowserEndpoints | None = None) -> None:
+        """Upload the app and its ``config.json`` (deploy-time values), invalidate the cache, and name
+        ``endpoints`` in the content security policy (known only once the API exists)."""
+        if endpoints is not None:
+            policy = self.security_headers.node.default_child
+            assert isinstance(policy, cloudfront.CfnResponseHeadersPolicy)
+            policy.add_property_override(
+                "ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy",
+                content_security_policy(endpoints),
+            )
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Content",

@@ -47,11 +47,20 @@ ASL_SUBSTITUTIONS: dict[str, str] = {
     "ReleaseCreditsFunctionArn": "modamoda-release-credits",
 }
 
+# The AWS partition the emulated account lives in (CDK substitutes the stack's partition for ${Partition}).
+PARTITION = "aws"
+
 log = logging.getLogger("modamoda.local.lambda")
 
 
 def function_arn(name: str) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def asl_values() -> dict[str, str]:
+    """Every ``${...}`` placeholder of the state machine file → its local value (infra/pipeline.py gives the
+    deployed ones): the task functions' ARNs and the partition."""
+    return {"Partition": PARTITION, **{key: function_arn(name) for key, name in ASL_SUBSTITUTIONS.items()}}
 
 
 @dataclass

@@ -31,7 +31,7 @@ ASL_FILE = ROOT / "statemachines" / "job.asl.json"
 if str(ROOT / "inference_container") not in sys.path:  # the container's code, run natively
     sys.path.insert(0, str(ROOT / "inference_container"))
 
-from local.lambda_runtime import ACCOUNT, ASL_SUBSTITUTIONS, REGION, LocalLambda, function_arn  # noqa: E402
+from local.lambda_runtime import ACCOUNT, REGION, LocalLambda, asl_values  # noqa: E402
 
 log = logging.getLogger("modamoda.local")
 
@@ -371,9 +371,7 @@ class LocalStack:
             ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
         )["UserPoolClient"]["ClientId"]
 
-        definition = substitute(
-            ASL_FILE.read_text(encoding="utf-8"), {k: function_arn(v) for k, v in ASL_SUBSTITUTIONS.items()}
-        )
+        definition = substitute(ASL_FILE.read_text(encoding="utf-8"), asl_values())
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=STATE_MACHINE_NAME,
             definition=definition,
@@ -417,6 +415,7 @@ class LocalStack:
             S3_PUBLIC_URL=f"{self.web_url}/local/s3",
             STRIPE_SECRET_ARN=arn,
             STRIPE_API_BASE=f"{self.web_url}/local/stripe/api",
+            MODAMODA_DEPLOYMENT="local",  # the deployment id on the Stripe objects this stack creates
             WEB_ORIGINS=",".join(self.web.origins),
         )
 

@@ -2,7 +2,9 @@
 
 The real billing code talks to it over HTTP (``STRIPE_API_BASE``, the same setting that points it at
 stripe-mock). It answers ``POST /v1/checkout/sessions`` (form-encoded like Stripe, idempotency keys replayed,
-reused with other parameters refused), ``GET /v1/checkout/sessions/{id}`` and ``POST .../{id}/expire``. A
+reused with other parameters refused), ``GET /v1/checkout/sessions/{id}`` and ``POST .../{id}/expire``, and
+``GET /v1/charges/{id}`` (``expand[]=payment_intent`` too) and ``GET /v1/payment_intents/{id}`` for the payments
+of paid sessions (the payment intent carries ``payment_intent_data.metadata``, copied onto its charge). A
 session's ``url`` is ``<web_url>/local/stripe/checkout/<cs_id>``: a page with the pack, the amount, a
 "Pay with test card" button (id ``pay``) and a Cancel link. Paying completes the session once, builds the
 ``checkout.session.completed`` event Stripe would send, signs it with the endpoint's webhook secret
@@ -157,6 +159,8 @@ class StripeEmulator:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.line_items: dict[str, list[dict[str, Any]]] = {}
         self.payment_intent_data: dict[str, dict[str, Any]] = {}
+        self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[Delivery] = []
         self.requests: list[dict[str, Any]] = []  # every API request (method, path, params, headers)
@@ -170,8 +174,9 @@ class StripeEmulator:
         request_id = new_id("req_", 14)
         try:
             self._authenticate(headers.get("authorization", ""))
+            path, _, query = path.partition("?")
             text = body.decode("utf-8")
-            params = decode_params(text)
+            params = decode_params(query if method == "GET" else text)
             with self._lock:
                 self.requests.append(
                     {"method": method, "path": path, "params": params, "headers": dict(headers)}
@@ -228,6 +233,9 @@ class StripeEmulator:
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(params)
+        payment = re.fullmatch(r"/v1/(charges|payment_intents)/([A-Za-z0-9_]+)", path)
+        if method == "GET" and payment is not None:
+            return self._payment_object(payment.group(1), payment.group(2), params)
         match = re.fullmatch(r"/v1/checkout/sessions/(cs_[A-Za-z0-9_]+)(/expire)?", path)
         if match is not None:
             session = self.sessions.get(match.group(1))
@@ -252,6 +260,60 @@ class StripeEmulator:
                 session.update(status="expired", url=None)
                 return copy.deepcopy(session)
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
+
+    def _payment_object(self, kind: str, object_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        found = (self.charges if kind == "charges" else self.payment_intents).get(object_id)
+        if found is None:
+            name = "charge" if kind == "charges" else "payment_intent"
+            raise StripeError(
+                404,
+                "invalid_request_error",
+                f"No such {name}: '{object_id}'",
+                code="resource_missing",
+                param="id",
+            )
+        obj = copy.deepcopy(found)
+        expand = params.get("expand") or []
+        if kind == "charges" and "payment_intent" in (expand if isinstance(expand, list) else [expand]):
+            obj["payment_intent"] = copy.deepcopy(self.payment_intents[obj["payment_intent"]])
+        return obj
+
+    def _pay_session(self, session: dict[str, Any]) -> str:
+        """The payment intent and its succeeded charge for a paid session (metadata from payment_intent_data)."""
+        intent_id, now = new_id("pi_3"), int(time.time())
+        charge_id = f"ch_{intent_id[3:]}"
+        metadata = dict(self.payment_intent_data.get(session["id"], {}).get("metadata") or {})
+        amount, currency = session["amount_total"], session["currency"]
+        self.payment_intents[intent_id] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": amount,
+            "created": now,
+            "currency": currency,
+            "latest_charge": charge_id,
+            "livemode": False,
+            "metadata": metadata,
+            "status": "succeeded",
+        }
+        self.charges[charge_id] = {
+            "id": charge_id,
+            "object": "charge",
+            "amount": amount,
+            "amount_captured": amount,
+            "amount_refunded": 0,
+            "captured": True,
+            "created": now,
+            "currency": currency,
+            "disputed": False,
+            "livemode": False,
+            "metadata": dict(metadata),
+            "paid": True,
+            "payment_intent": intent_id,
+            "refunded": False,
+            "status": "succeeded",
+        }
+        return intent_id
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
         mode = params.get("mode") or ""
@@ -423,7 +485,7 @@ class StripeEmulator:
                 session.update(
                     status="complete",
                     payment_status="paid",
-                    payment_intent=new_id("pi_3"),
+                    payment_intent=self._pay_session(session),
                     customer_details={
                         "address": None,
                         "email": session.get("customer_email") or "buyer@example.com",

@@ -29,6 +29,19 @@ The IP-Adapter folder holds the adapter file (``--ip-adapter-weight``, e.g. ``ip
 from h94/IP-Adapter ``sdxl_models/``) and ``image_encoder/`` (``models/image_encoder`` of the same repository for
 the vit-h adapters). ``modamoda-model.json`` records every file's size, SHA-256 and tensor dtype, then the staging
 directory is validated group by group (hashes included) and archived. ``--no-archive`` stops after the directory.
+
+Upload (``--upload``, boto3 with the usual AWS credentials; the bucket must be in the endpoint's region):
+
+* ``--upload s3://bucket/models/modamoda/2025.11.1/`` (a prefix, preferred): the validated directory is uploaded
+  uncompressed under the prefix, ``modamoda-model.json`` last, and no archive is written (unless ``--out`` is
+  given). SageMaker copies the prefix into /opt/ml/model when an instance starts (``ModelDataSource``,
+  ``S3Prefix``, ``CompressionType: None``), with nothing to decompress, which AWS recommends for large models.
+* ``--upload s3://bucket/models/modamoda-2025.11.1.tar.gz``: the archive is uploaded to that key.
+
+The target must be new (an empty prefix, a key that does not exist): SageMaker uses every object under the prefix,
+and CloudFormation only replaces the model when ``model_data`` changes, so each version gets its own prefix. The
+upload is checked against the local files (keys and sizes) and the script prints the context to deploy with:
+``make deploy CDK_ARGS="-c model_data=s3://bucket/models/modamoda/2025.11.1/"``.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "inference_container"))
@@ -115,6 +129,78 @@ def archive(staging: Path, out: Path, level: int) -> None:
     tmp.replace(out)
 
 
+def parse_upload_target(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix/`` → (bucket, ``prefix/``) or ``s3://bucket/key.tar.gz`` → (bucket, key)."""
+    parts = urlsplit(uri.strip())
+    key = parts.path.lstrip("/")
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise SystemExit(f"--upload takes s3://bucket/prefix/ or s3://bucket/key.tar.gz, got {uri!r}")
+    if not key.strip("/"):
+        raise SystemExit(
+            f"--upload needs a prefix inside the bucket (s3://bucket/models/<version>/), got {uri!r}"
+        )
+    if "//" in key or any(ch in key for ch in "*?"):
+        raise SystemExit(f"--upload: no empty path segments or wildcards in the key, got {uri!r}")
+    if key.endswith(".tar.gz"):
+        return parts.netloc, key
+    if key.endswith((".tar", ".tgz", ".gz", ".zip")):
+        raise SystemExit(f"--upload: an archive must be named .tar.gz, got {uri!r}")
+    return parts.netloc, key.rstrip("/") + "/"
+
+
+def ensure_new_target(s3: Any, bucket: str, key: str) -> None:
+    """Refuse a prefix that holds objects, or an archive key that exists: a deployed model never changes under
+    the endpoint, and SageMaker would copy stray objects under a prefix into /opt/ml/model."""
+    if key.endswith("/"):
+        found = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount", 0)
+        if found:
+            raise SystemExit(
+                f"s3://{bucket}/{key} is not empty: upload each model version to a new prefix "
+                f"(or remove it first: aws s3 rm --recursive s3://{bucket}/{key})"
+            )
+        return
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return
+        raise
+    raise SystemExit(f"s3://{bucket}/{key} exists: upload each model version to a new key")
+
+
+def upload_directory(s3: Any, staging: Path, bucket: str, prefix: str) -> list[str]:
+    """Upload every file of ``staging`` under ``prefix`` (multipart for large files), the manifest last so that an
+    interrupted upload never looks complete; then check keys and sizes. Returns the keys in upload order."""
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.relative_to(staging).as_posix() == weights.MANIFEST_NAME)
+    keys = []
+    for path in files:
+        key = prefix + path.relative_to(staging).as_posix()
+        s3.upload_file(str(path), bucket, key)
+        keys.append(key)
+    expected = {prefix + p.relative_to(staging).as_posix(): p.stat().st_size for p in files}
+    found: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.update({obj["Key"]: obj["Size"] for obj in page.get("Contents", [])})
+    if found != expected:
+        differ = sorted(set(found.items()) ^ set(expected.items()))[:5]
+        raise SystemExit(f"the upload to s3://{bucket}/{prefix} does not match the local files: {differ}")
+    return keys
+
+
+def upload_archive(s3: Any, archive: Path, bucket: str, key: str) -> None:
+    s3.upload_file(str(archive), bucket, key)
+    size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    if size != archive.stat().st_size:
+        raise SystemExit(f"s3://{bucket}/{key} has {size} bytes, the archive {archive.stat().st_size}")
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
 def _pairs(values: Sequence[str], what: str, packed: Collection[str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
@@ -159,10 +245,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", default="dev")
     parser.add_argument("--staging", type=Path, default=None, help="directory to build the layout in (kept)")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "model.tar.gz")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the archive (default build/model.tar.gz; none for a prefix upload)",
+    )
     parser.add_argument("--no-archive", action="store_true", help="build and validate the directory only")
     parser.add_argument("--compress-level", type=int, default=1, choices=range(0, 10))
+    parser.add_argument(
+        "--upload",
+        default=None,
+        metavar="S3_URI",
+        help="upload to s3://bucket/prefix/ (uncompressed, preferred) or s3://bucket/key.tar.gz; deploy with "
+        "-c model_data=<the same URI>",
+    )
     args = parser.parse_args(argv)
+    target = None if args.upload is None else parse_upload_target(args.upload)
+    to_prefix = target is not None and target[1].endswith("/")
+    if target is not None and not to_prefix and args.no_archive:
+        raise SystemExit(
+            "--upload to a .tar.gz key needs the archive: drop --no-archive (or upload a prefix)"
+        )
+    write_archive = not args.no_archive and (args.out is not None or not to_prefix)
+    out: Path = args.out if args.out is not None else ROOT / "build" / "model.tar.gz"
+    s3: Any = None
+    if target is not None:  # fail before the (long) packing, not after it
+        s3 = _s3_client()
+        ensure_new_target(s3, *target)
 
     folders = {name: Path(p).expanduser() for name, p in _pairs(args.component, "component").items()}
     missing = weights.missing_required(folders)
@@ -218,9 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = sum(f["bytes"] for c in manifest["components"].values() for f in c["files"])
         count = sum(len(m.components) for m in checked)
         print(f"staged {count} components ({', '.join(groups)}), {total / 1e9:.2f} GB, in {staging}")
-        if not args.no_archive:
-            archive(staging, args.out, args.compress_level)
-            print(f"wrote {args.out} ({args.out.stat().st_size / 1e9:.2f} GB)")
+        if write_archive:
+            archive(staging, out, args.compress_level)
+            print(f"wrote {out} ({out.stat().st_size / 1e9:.2f} GB)")
+        if target is not None:
+            bucket, key = target
+            if to_prefix:
+                keys = upload_directory(s3, staging, bucket, key)
+                print(f"uploaded {len(keys)} files, uncompressed, to s3://{bucket}/{key}")
+            else:
+                upload_archive(s3, out, bucket, key)
+                print(f"uploaded {out} to s3://{bucket}/{key}")
+            print(f'deploy with: make deploy CDK_ARGS="-c model_data=s3://{bucket}/{key}"')
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -20,8 +20,14 @@ from functions.common.tenants import Identity, ensure_user
 STRIPE_EVENTS = Path(__file__).parent / "events" / "stripe"
 API_KEY = "sk_test_51ModamodaTestKey000000000000000000000000000000000000"
 WEBHOOK_SECRET = "whsec_modamoda_test_signing_secret_0123456789"
+DEPLOYMENT = "123456789012/us-east-1/Modamoda-test"  # MODAMODA_DEPLOYMENT in the tests
 SUCCESS_URL = "https://app.example/credits?checkout=done&session={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://app.example/credits?checkout=cancelled"
+
+
+# The Stripe API the billing code reaches while a test runs (the ``stripe_env`` fixture sets it): checkouts
+# started with ``start_checkout`` put their charge in it.
+stripe_api: FakeStripeHTTP | None = None
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -47,7 +53,8 @@ def deliver(event: dict[str, Any], **kwargs: Any) -> billing.WebhookResult:
 
 
 class FakeStripeHTTP(stripe.HTTPClient):
-    """Answers ``POST /v1/checkout/sessions`` like Stripe (replaying by idempotency key); records every request."""
+    """Answers ``POST /v1/checkout/sessions`` like Stripe (replaying by idempotency key) and ``GET /v1/charges/{id}``
+    (``expand[]=payment_intent`` too) from ``charges``; records every request."""
 
     name = "fake"
 
@@ -55,7 +62,34 @@ class FakeStripeHTTP(stripe.HTTPClient):
         super().__init__()
         self.status, self.error = status, error
         self.requests: list[dict[str, Any]] = []
+        self.charges: dict[str, dict[str, Any]] = {}
         self._replies: dict[str, str] = {}
+
+    def _charge(self, url: str) -> tuple[str, int]:
+        parts = urllib.parse.urlsplit(url)
+        charge_id = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
+        charge = copy.deepcopy(self.charges.get(charge_id))
+        if charge is None:
+            error = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "param": "id",
+                "message": f"No such charge: '{charge_id}'",
+            }
+            return json.dumps({"error": error}), 404
+        expand = [v for k, v in urllib.parse.parse_qsl(parts.query) if k.startswith("expand")]
+        if "payment_intent" in expand and charge.get("payment_intent"):
+            charge["payment_intent"] = {
+                "id": charge["payment_intent"],
+                "object": "payment_intent",
+                "amount": charge["amount"],
+                "currency": charge["currency"],
+                "status": "succeeded",
+                "latest_charge": charge["id"],
+                "livemode": charge["livemode"],
+                "metadata": dict(charge["metadata"]),
+            }
+        return json.dumps(charge), 200
 
     def request(
         self, method: str, url: str, headers: Any, post_data: Any = None, *, _usage: Any = None
@@ -68,6 +102,9 @@ class FakeStripeHTTP(stripe.HTTPClient):
         if self.status != 200:
             body = self.error or {"error": {"type": "api_error", "message": "boom"}}
             return json.dumps(body), self.status, reply_headers
+        if method == "get" and urllib.parse.urlsplit(url).path.startswith("/v1/charges/"):
+            body, status = self._charge(url)
+            return body, status, reply_headers
         key = headers.get("Idempotency-Key", "")
         if key in self._replies:
             return self._replies[key], 200, reply_headers
@@ -107,6 +144,7 @@ class Checkout:
     amount_total: int
     payment_intent: str
     charge_id: str
+    sent_metadata: dict[str, str]  # what checkout put on the session and its payment intent
 
     @property
     def tenant_id(self) -> str:
@@ -114,12 +152,7 @@ class Checkout:
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {
-            "tenant_id": self.tenant_id,
-            "purchase_id": self.purchase_id,
-            "pack_id": self.pack_id,
-            "credits": str(self.credits),
-        }
+        return dict(self.sent_metadata)
 
 
 def customer(sub: str = "buyer", welcome: int = 0) -> Identity:
@@ -133,7 +166,8 @@ def start_checkout(who: Identity, pack_id: str = "studio") -> Checkout:
     )
     params = http.requests[-1]["params"]
     suffix = uuid.uuid4().hex[:16]
-    return Checkout(
+    prefix = "metadata["
+    checkout = Checkout(
         who=who,
         session_id=created.session_id,
         purchase_id=params["metadata[purchase_id]"],
@@ -142,7 +176,34 @@ def start_checkout(who: Identity, pack_id: str = "studio") -> Checkout:
         amount_total=int(params["line_items[0][price_data][unit_amount]"]),
         payment_intent=f"pi_3{suffix}",
         charge_id=f"ch_3{suffix}",
+        sent_metadata={k[len(prefix) : -1]: v for k, v in params.items() if k.startswith(prefix)},
     )
+    intent_prefix = "payment_intent_data[metadata]["
+    intent_metadata = {
+        k[len(intent_prefix) : -1]: v for k, v in params.items() if k.startswith(intent_prefix)
+    }
+    if stripe_api is not None:  # the charge Stripe will make: the payment intent's metadata copied onto it
+        stripe_api.charges[checkout.charge_id] = charge_object(checkout, metadata=intent_metadata)
+    return checkout
+
+
+def charge_object(
+    c: Checkout, *, amount_refunded: int = 0, metadata: dict[str, str] | None = None, livemode: bool = False
+) -> dict[str, Any]:
+    """The checkout's charge as ``GET /v1/charges/{id}`` returns it."""
+    charge: dict[str, Any] = fixture("charge.refunded")["data"]["object"]
+    charge.update(
+        id=c.charge_id,
+        payment_intent=c.payment_intent,
+        amount=c.amount_total,
+        amount_captured=c.amount_total,
+        amount_refunded=amount_refunded,
+        refunded=amount_refunded >= c.amount_total,
+        livemode=livemode,
+        metadata=c.metadata if metadata is None else metadata,
+    )
+    charge.pop("refunds", None)
+    return charge
 
 
 def _event(name: str, obj: dict[str, Any], event_id: str | None, created: int | None) -> dict[str, Any]:
@@ -206,19 +267,36 @@ def dispute_event(
     amount: int | None = None,
     dispute_id: str | None = None,
     event_id: str | None = None,
+    created: int | None = None,
+    balance_transactions: list[int] | None = None,
 ) -> dict[str, Any]:
+    """A dispute event; ``balance_transactions`` are the amounts of the dispute's withdrawals (negative) and
+    reinstatements (positive) so far, as Stripe lists them on the dispute."""
     base = type_ if (STRIPE_EVENTS / f"{type_}.json").exists() else "charge.dispute.created"
+    dispute_id = dispute_id or f"dp_{c.charge_id[3:]}"
     event = _event(
         base,
         {
-            "id": dispute_id or f"dp_{c.charge_id[3:]}",
+            "id": dispute_id,
             "charge": c.charge_id,
             "payment_intent": c.payment_intent,
             "amount": c.amount_total if amount is None else amount,
             "status": status,
+            "balance_transactions": [
+                {
+                    "id": f"txn_{dispute_id[3:]}_{i}",
+                    "object": "balance_transaction",
+                    "amount": value,
+                    "currency": "usd",
+                    "reporting_category": "dispute" if value < 0 else "dispute_reversal",
+                    "source": dispute_id,
+                    "type": "adjustment",
+                }
+                for i, value in enumerate(balance_transactions or [])
+            ],
         },
         event_id,
-        None,
+        created,
     )
     event["type"] = type_
     return event

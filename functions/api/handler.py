@@ -252,7 +252,8 @@ def _create_job(request: UploadRequest) -> Response[UploadResponse]:
     tags=["jobs"],
     summary="Create a job and its upload",
     description="Then POST multipart/form-data to `upload.url`: every `upload.fields` entry first, the file "
-    "last as field `file` (S3 answers 204). Processing starts when the upload lands.",
+    "last as field `file` (S3 answers 204). Processing starts when the upload lands. `422 on_model_unavailable` "
+    "for `mode: on-model` where this deployment has no image model installed (nothing is created).",
     **documented(201, "The job (awaiting its upload) and a pre-signed POST upload", 415),
 )
 @tracer.capture_method
@@ -365,7 +366,9 @@ BatchId = Annotated[str, Path(description="the batch's id (a UUID)", max_length=
     tags=["batches"],
     summary="Create a batch (a drop folder) with defaults for its files",
     description="Its drop folder is `drop_prefix` in the drop bucket. Files written there (through "
-    "`POST /v1/batches/{batch_id}/uploads`) become one job each.",
+    "`POST /v1/batches/{batch_id}/uploads`) become one job each. `422 on_model_unavailable` for on-model "
+    "defaults where this deployment has no image model installed; a manifest row asking for on-model there "
+    "rejects its file with that code.",
     **documented(201, "The batch", 415),
 )
 @tracer.capture_method
@@ -413,7 +416,8 @@ def get_batch(batch_id: BatchId) -> BatchView:
     "field `file`. Upload the manifest (`manifest.json` as application/json or `manifest.csv` as text/csv) "
     "first. Asking again for the same file name is fine: each file name becomes one job. `409 batch_closed` "
     "once the batch is cancelled or finished; `409 batch_sealed` / `409 not_in_manifest` for a file the batch "
-    "does not expect.",
+    "does not expect; `422 on_model_unavailable` for a file that would be an on-model job where this deployment "
+    "has no image model installed.",
     **documented(201, "The object key and its pre-signed POST", 404, 409, 415),
 )
 @tracer.capture_method

@@ -61,6 +61,7 @@ def me(who: tenants.Identity) -> Me:
 
 def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> UploadResponse:
     """``POST /v1/jobs`` (and its older name ``POST /v1/uploads``): a job awaiting its upload, and the upload."""
+    jobs.ensure_mode_available(request.mode)
     bucket = config.upload_bucket()
     with db.transaction(who.tenant_id) as conn:
         job = jobs.create(conn, who.tenant_id, request, bucket)
@@ -216,6 +217,7 @@ def _batch_views(s3: Any, conn: db.Conn, rows: list[dict[str, Any]]) -> list[Bat
 
 def create_batch(who: tenants.Identity, request: BatchRequest) -> BatchView:
     """``POST /v1/batches``: its drop folder is ``drop/{tenant}/{batch id}/`` in the drop bucket."""
+    jobs.ensure_mode_available(request.defaults.mode)
     with db.transaction(who.tenant_id) as conn:
         row = batches.create(conn, who.tenant_id, who.user_id, request)
         return batches.to_view(row, batches.stats(conn, [row])[str(row["id"])])
@@ -257,6 +259,9 @@ def batch_upload(
         and request.filename not in (batch["expected_files"] or [])
     ):
         raise Conflict(f"batch {batch_id} is sealed; it expects no more files", code="batch_sealed")
+    if not is_manifest:  # the file's mode: its manifest row's, else the batch's default
+        entry = manifest["files"].get(request.filename, {}) if manifest is not None else {}
+        jobs.ensure_mode_available(entry.get("mode") or (batch["defaults"] or {}).get("mode", "ghost"))
     key = batches.drop_prefix(who.tenant_id, batch["folder"]) + request.filename
     ttl = config.upload_url_ttl_seconds()
     max_bytes = config.manifest_max_bytes() if is_manifest else config.upload_max_bytes()

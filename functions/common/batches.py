@@ -39,7 +39,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from functions.common import config, consistency, credits, db, jobs, storage
-from functions.common.errors import Conflict, InsufficientCredits, ModamodaError, NotFound
+from functions.common.errors import (
+    Conflict,
+    InsufficientCredits,
+    ModamodaError,
+    NotFound,
+    OnModelUnavailable,
+)
 from functions.common.models import (
     FINAL_STATUSES,
     MANIFEST_FILES,
@@ -712,6 +718,17 @@ def receive_file(
             return FileOutcome("rejected", job=job, batch_id=batch_id)
         job = _insert_job(conn, batch, drop, bucket, key, spec)
         assert job is not None
+        if spec.mode == "on-model" and not config.on_model_available():  # no weights on this deployment
+            unavailable = OnModelUnavailable()
+            finish_job(
+                conn,
+                str(job["id"]),
+                "rejected",
+                batch=batch,
+                error_code=unavailable.code,
+                error_message=unavailable.message,
+            )
+            return FileOutcome("rejected", job=job, batch_id=batch_id)
     else:
         job = dict(existing)
     claimed = jobs.claim_upload(

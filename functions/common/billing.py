@@ -4,30 +4,40 @@ Configuration: ``STRIPE_SECRET_ARN`` names a Secrets Manager secret ``{"api_key"
 "whsec_..."}``, read once per container; a missing or placeholder secret fails fast with ``ConfigError``.
 
 Checkout: ``create_checkout`` records a ``pending`` purchase and returns the hosted Checkout page. The tenant,
-pack, credits and our purchase id travel in the session's ``metadata`` and in the PaymentIntent's (Stripe copies
-those onto the charge), so every later object can be traced back to the purchase.
+pack, credits, our purchase id and this deployment's id (``modamoda_deployment``: ``MODAMODA_DEPLOYMENT``, set by
+CDK) travel in the session's ``metadata`` and in the PaymentIntent's (Stripe copies those onto the charge), so every
+later object can be traced back to the purchase, and of several deployments sharing one Stripe account (two stages
+on one test account) only the one that created an object claims it.
 
 Webhook: ``handle_webhook`` verifies the signature on the raw body (``stripe.Webhook.construct_event``, 300 s
 tolerance, and timestamps more than 300 s in the future are refused too), then processes each event once:
 ``stripe_events`` holds one row per event id, claimed with insert-if-absent + ``FOR UPDATE`` in the same
 transaction as the ledger change, so a replayed or concurrently delivered event is a ``duplicate`` and an event
-whose earlier attempt failed (the transaction rolled back) is simply processed again.
+whose earlier attempt failed (the transaction rolled back) is simply processed again. An event whose ``livemode``
+differs from the API key's mode (``sk_live_`` / ``sk_test_``) is acknowledged, logged and never applied.
 
 Money: the grant is keyed by the checkout session (``purchase:{session}``) so ``completed`` and
-``async_payment_succeeded`` grant once. Refunds are cumulative (``charge.amount_refunded``): the purchase keeps
-the largest refunded amount seen and the credits already taken back; the target is
-``floor(credits * amount_refunded / amount_total)`` and only the difference is debited, clamped at the balance
-(the shortfall is recorded as ``unrecovered``). A dispute debits its share of the purchase's credits while the
-funds are withdrawn (clamped likewise); ``won`` (or an inquiry closed without loss) restores exactly what was
-debited; ``lost`` takes nothing more. Closed statuses are final: a late ``created`` cannot reopen them.
+``async_payment_succeeded`` grant once. Everything taken back for a purchase, refunds plus disputes, is capped at
+what the purchase granted. Refunds are cumulative (``charge.amount_refunded``): the target is
+``floor(credits * amount_refunded / amount_total)``, and only the difference is debited, as far as disputes that
+hold credits of the purchase leave room. A dispute takes back its share of the purchase's credits while its funds
+are withdrawn (``needs_response``, ``under_review``, ``lost``), as far as refunds and other disputes leave room, and
+gives back exactly what that take-back took when it ends without loss (``won``, ``warning_closed``, ``prevented``)
+or turns out to be an inquiry; a dispute that reopens (closed won, then ``needs_response`` again) takes back
+again, in a new round. Every debit is clamped at the balance (the shortfall is recorded as ``unrecovered`` and
+still counts against the purchase). The newest snapshot of a dispute wins: more balance transactions, then a later
+event; a late ``charge.dispute.created`` never overrides a state seen before.
 
 Out-of-order delivery: refunds and disputes are recorded against their purchase whatever its state, and their
 ledger effect is derived from that state (``_reconcile``) whenever the purchase is paid, right away or when the
-grant arrives later; so any order of the events ends in the same balance. The purchase is found by payment
-intent or charge (linked by earlier events), or, for a charge, by our metadata. A dispute for a payment intent
-that no processed event has linked to a purchase yet is answered with a transient error (HTTP 500), so Stripe
-retries it (for up to three days). Objects that are not ours (no Modamoda metadata) and unknown event types are
-acknowledged and ignored.
+grant arrives later; so any order of the events ends in the same balance.
+
+Ownership: a purchase is found by payment intent or charge (linked by earlier events), or by our metadata on the
+session or charge; a dispute carries no metadata, so its charge is retrieved from Stripe (with its payment
+intent). Metadata naming another deployment, no Modamoda metadata, or (objects from before the deployment id)
+a tenant this database does not have: not ours, acknowledged and ignored, like unknown event types. Our own
+payment whose purchase is not recorded yet is answered with a transient error (HTTP 500), so Stripe retries it
+(for up to three days).
 """
 
 from __future__ import annotations
@@ -65,16 +75,28 @@ from functions.common.models import (
     StripeEvent,
     return_url,
 )
+from functions.common.observability import logger
 from functions.common.tenants import Identity
 
 TOLERANCE_SECONDS = 300
 PURCHASE_NAMESPACE = uuid.UUID("6c0b6f1e-3f0a-4c55-9d7e-6d6f64616d6f")
 _PLACEHOLDER = "REPLACE_ME"
 
+DEPLOYMENT_KEY = "modamoda_deployment"  # metadata naming the deployment that created a Stripe object
+
 # Dispute statuses (https://docs.stripe.com/api/disputes/object#dispute_object-status).
 DISPUTE_FINAL = frozenset({"won", "lost", "warning_closed", "prevented"})
 DISPUTE_NO_LOSS = frozenset({"won", "warning_closed", "prevented"})  # nothing withdrawn in the end
 DISPUTE_INQUIRY = frozenset({"warning_needs_response", "warning_under_review"})  # no funds withdrawn yet
+DISPUTE_WITHDRAWN = frozenset({"needs_response", "under_review", "lost"})  # the disputed funds are withdrawn
+# Same-second snapshots of one dispute: the later stage of its life wins.
+_DISPUTE_STAGE = {
+    "warning_needs_response": 0,
+    "warning_under_review": 1,
+    "needs_response": 2,
+    "under_review": 3,
+    **dict.fromkeys(DISPUTE_FINAL, 4),
+}
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,7 @@ def create_checkout(
     """
     success_url = _checked_url("success_url", success_url)
     cancel_url = _checked_url("cancel_url", cancel_url)
+    deployment = config.deployment_id()  # fail fast: every object we create names its deployment
     with db.transaction(who.tenant_id) as conn:
         pack = get_pack(conn, pack_id)
     purchase_id = (
@@ -216,6 +239,7 @@ def create_checkout(
         "purchase_id": str(purchase_id),
         "pack_id": pack.id,
         "credits": str(pack.credits),
+        DEPLOYMENT_KEY: deployment,
     }
     params: dict[str, Any] = {
         "mode": "payment",
@@ -453,77 +477,197 @@ def _grant(conn: db.Conn, purchase: dict[str, Any], event: StripeEvent) -> str:
 
 
 def _reconcile(conn: db.Conn, purchase: dict[str, Any]) -> None:
-    """Bring the ledger in line with the purchase's refunds and disputes (only once it is paid). Idempotent."""
+    """Bring the ledger in line with the purchase's refunds and disputes (only once it is paid). Idempotent.
+
+    Refunds and the disputes that hold credits never take back more than the purchase granted, in any order:
+    disputes that no longer withdraw funds give back first (that frees room), then the refund target is topped
+    up as far as the room allows, then disputes that withdraw funds take back their share of what is left."""
     if purchase["status"] != "paid":
         return
-    tenant_id, session_id = str(purchase["tenant_id"]), purchase["checkout_session"]
+    disputes = [
+        dict(row)
+        for row in conn.execute(
+            "SELECT * FROM disputes WHERE purchase_id = %s ORDER BY id FOR UPDATE", (purchase["id"],)
+        ).fetchall()
+    ]
+    for dispute in disputes:
+        if _holds(dispute) and _withdraws(dispute["status"]) is False:
+            _give_back(conn, purchase, dispute)
+    _refund(conn, purchase, disputes)
+    for dispute in disputes:
+        if not _holds(dispute) and _withdraws(dispute["status"]) is True:
+            _take_back(conn, purchase, dispute, disputes)
+
+
+def _holds(dispute: dict[str, Any]) -> bool:
+    """Whether the dispute's take-back is on the books (taken and not given back yet)."""
+    return int(dispute["rounds"]) > int(dispute["restores"])
+
+
+def _withdraws(status: str) -> bool | None:
+    """Whether a dispute in ``status`` keeps the disputed funds (None: a status we do not know; no change)."""
+    if status in DISPUTE_WITHDRAWN:
+        return True
+    if status in DISPUTE_NO_LOSS | DISPUTE_INQUIRY:
+        return False
+    return None
+
+
+def _room(purchase: dict[str, Any], disputes: list[dict[str, Any]]) -> int:
+    """Credits of the purchase that neither refunds nor held disputes have claimed yet."""
+    claimed = int(purchase["credits_refunded"]) + sum(
+        int(d["credits_claimed"]) for d in disputes if _holds(d)
+    )
+    return max(0, int(purchase["credits"]) - claimed)
+
+
+def _refund(conn: db.Conn, purchase: dict[str, Any], disputes: list[dict[str, Any]]) -> None:
     total, pack_credits = int(purchase["amount_total"]), int(purchase["credits"])
     target = pack_credits * min(int(purchase["amount_refunded"]), total) // total
     already = int(purchase["credits_refunded"])
-    if target > already:
-        credits.adjust(
+    claim = min(target, already + _room(purchase, disputes))
+    if claim <= already:
+        return
+    meta: dict[str, Any] = {
+        "purchase_id": str(purchase["id"]),
+        "amount_refunded": int(purchase["amount_refunded"]),
+    }
+    if claim < target:
+        meta["target"] = target  # the rest waits for room (a dispute holds it)
+    credits.adjust(
+        conn,
+        str(purchase["tenant_id"]),
+        -(claim - already),
+        "refund",
+        f"refund:{purchase['checkout_session']}:{claim}",
+        meta,
+        clamp=True,
+    )
+    conn.execute(
+        "UPDATE purchases SET credits_refunded = %s, updated_at = now() WHERE id = %s",
+        (claim, purchase["id"]),
+    )
+    purchase["credits_refunded"] = claim
+
+
+def _round_key(prefix: str, dispute_id: str, round_: int) -> str:
+    """Ledger keys of a dispute's take-backs and give-backs; the first round keeps the original key."""
+    return f"{prefix}:{dispute_id}" if round_ == 1 else f"{prefix}:{dispute_id}:{round_}"
+
+
+def _take_back(
+    conn: db.Conn, purchase: dict[str, Any], dispute: dict[str, Any], disputes: list[dict[str, Any]]
+) -> None:
+    """A new round: take back the dispute's share of the purchase, as far as refunds and other disputes left room."""
+    pack_credits, total = int(purchase["credits"]), int(purchase["amount_total"])
+    share = min(pack_credits, pack_credits * int(dispute["amount"]) // total)
+    claim = min(share, _room(purchase, disputes))
+    round_ = int(dispute["rounds"]) + 1
+    applied = 0
+    if claim > 0:
+        meta: dict[str, Any] = {
+            "purchase_id": str(purchase["id"]),
+            "dispute_id": dispute["id"],
+            "amount": dispute["amount"],
+            "round": round_,
+        }
+        if claim < share:
+            meta["share"] = share  # refunds or other disputes already claimed the rest
+        applied = -credits.adjust(
             conn,
-            tenant_id,
-            -(target - already),
-            "refund",
-            f"refund:{session_id}:{target}",
-            {"purchase_id": str(purchase["id"]), "amount_refunded": int(purchase["amount_refunded"])},
+            str(purchase["tenant_id"]),
+            -claim,
+            "dispute",
+            _round_key("dispute", dispute["id"], round_),
+            meta,
             clamp=True,
         )
-        conn.execute(
-            "UPDATE purchases SET credits_refunded = %s, updated_at = now() WHERE id = %s",
-            (target, purchase["id"]),
-        )
-        purchase["credits_refunded"] = target
-    disputes = conn.execute(
-        "SELECT * FROM disputes WHERE purchase_id = %s ORDER BY id FOR UPDATE", (purchase["id"],)
-    ).fetchall()
-    for dispute in disputes:
-        _settle_dispute(conn, purchase, dict(dispute))
+    conn.execute(
+        "UPDATE disputes SET rounds = %s, credits_held = %s, credits_claimed = %s,"
+        " credits_debited = credits_debited + %s, debited_at = now(), updated_at = now() WHERE id = %s",
+        (round_, applied, claim, applied, dispute["id"]),
+    )
+    dispute.update(rounds=round_, credits_held=applied, credits_claimed=claim)
 
 
-def _settle_dispute(conn: db.Conn, purchase: dict[str, Any], dispute: dict[str, Any]) -> None:
-    tenant_id, status = str(purchase["tenant_id"]), dispute["status"]
-    if dispute["debited_at"] is None and status not in DISPUTE_NO_LOSS | DISPUTE_INQUIRY:
-        share = min(
-            int(purchase["credits"]),
-            int(purchase["credits"]) * int(dispute["amount"]) // int(purchase["amount_total"]),
+def _give_back(conn: db.Conn, purchase: dict[str, Any], dispute: dict[str, Any]) -> None:
+    """End the current round without loss: give back exactly what its take-back took."""
+    round_ = int(dispute["restores"]) + 1
+    restore = int(dispute["credits_held"])
+    if restore > 0:
+        credits.adjust(
+            conn,
+            str(purchase["tenant_id"]),
+            restore,
+            "dispute",
+            _round_key("dispute-restore", dispute["id"], round_),
+            {
+                "purchase_id": str(purchase["id"]),
+                "dispute_id": dispute["id"],
+                "status": dispute["status"],
+                "round": round_,
+            },
         )
-        applied = 0
-        if share > 0:
-            applied = -credits.adjust(
-                conn,
-                tenant_id,
-                -share,
-                "dispute",
-                f"dispute:{dispute['id']}",
-                {
-                    "purchase_id": str(purchase["id"]),
-                    "dispute_id": dispute["id"],
-                    "amount": dispute["amount"],
-                },
-                clamp=True,
-            )
-        conn.execute(
-            "UPDATE disputes SET credits_debited = %s, debited_at = now(), updated_at = now() WHERE id = %s",
-            (applied, dispute["id"]),
-        )
-        dispute.update(credits_debited=applied, debited_at=datetime.now(UTC))
-    if status in DISPUTE_NO_LOSS and dispute["debited_at"] is not None and dispute["restored_at"] is None:
-        restore = int(dispute["credits_debited"])
-        if restore > 0:
-            credits.adjust(
-                conn,
-                tenant_id,
-                restore,
-                "dispute",
-                f"dispute-restore:{dispute['id']}",
-                {"purchase_id": str(purchase["id"]), "dispute_id": dispute["id"], "status": status},
-            )
-        conn.execute(
-            "UPDATE disputes SET credits_restored = %s, restored_at = now(), updated_at = now() WHERE id = %s",
-            (restore, dispute["id"]),
-        )
+    conn.execute(
+        "UPDATE disputes SET restores = %s, credits_held = 0, credits_claimed = 0,"
+        " credits_restored = credits_restored + %s, restored_at = now(), updated_at = now() WHERE id = %s",
+        (round_, restore, dispute["id"]),
+    )
+    dispute.update(restores=round_, credits_held=0, credits_claimed=0)
+
+
+# ---- webhook: ownership -------------------------------------------------------------------------------------
+
+
+def _ours(metadata: dict[str, str]) -> tuple[str, str] | None:
+    """(tenant, purchase) named by Modamoda metadata, if the object is this deployment's; None if it is not ours.
+
+    Objects name the deployment that created them; those created before they did are ours if the tenant is."""
+    tenant_id, purchase_id = _uuid(metadata.get("tenant_id")), _uuid(metadata.get("purchase_id"))
+    if tenant_id is None or purchase_id is None:
+        return None
+    deployment = (metadata.get(DEPLOYMENT_KEY) or "").strip()
+    if deployment:
+        return (tenant_id, purchase_id) if deployment == config.deployment_id() else None
+    found = db.system_lookup("SELECT app_tenant_exists(%s) AS ours", (tenant_id,))
+    return (tenant_id, purchase_id) if found is not None and found["ours"] else None
+
+
+def _plain(value: Any) -> dict[str, str]:
+    """Metadata (a dict, or anything else: none) as a plain dict of strings."""
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def charge_metadata(charge_id: str) -> dict[str, str]:
+    """The metadata of a charge of this Stripe account (its payment intent's where the charge has none);
+    ``{}`` when Stripe has no such charge. Raises TransientError when Stripe cannot answer now."""
+    try:
+        charge = stripe_client().v1.charges.retrieve(charge_id, params={"expand": ["payment_intent"]})
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return {}
+        raise TransientError(f"Stripe refused to show charge {charge_id}: {exc.user_message or exc}") from exc
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise ConfigError(
+            f"the Stripe API key cannot read charges: {exc.user_message or exc}", code="config_missing"
+        ) from exc
+    except stripe.StripeError as exc:
+        raise TransientError(f"Stripe is unavailable: {exc.user_message or exc}") from exc
+    data = charge.to_dict()
+    intent = data.get("payment_intent")  # expanded: an object with its metadata
+    return {
+        **_plain(intent.get("metadata") if isinstance(intent, dict) else None),
+        **_plain(data.get("metadata")),
+    }
+
+
+def _key_livemode(api_key: str) -> bool | None:
+    """Whether the API key is a live-mode key (None: a key whose mode its prefix does not tell)."""
+    if api_key.startswith(("sk_live_", "rk_live_")):
+        return True
+    if api_key.startswith(("sk_test_", "rk_test_")):
+        return False
+    return None
 
 
 # ---- webhook: event handlers -------------------------------------------------------------------------------
@@ -533,14 +677,15 @@ def _session_tenant(session: StripeCheckoutSession) -> str | None:
     found = db.system_lookup("SELECT * FROM app_purchase_by_session(%s)", (session.id,))
     if found is not None:
         return str(found["tenant_id"])
-    return _uuid(session.metadata.get("tenant_id")) if session.metadata.get("purchase_id") else None
+    owned = _ours(session.metadata)
+    return owned[0] if owned is not None else None
 
 
 def _on_session(event: StripeEvent) -> WebhookResult:
     session = StripeCheckoutSession.model_validate(event.data.object)
     tenant_id = _session_tenant(session)
     if tenant_id is None:
-        return _ignore(event, "not a Modamoda checkout")
+        return _ignore(event, "not this deployment's checkout")
 
     def work(conn: db.Conn) -> str:
         purchase = _purchase_for_session(conn, tenant_id, session)
@@ -571,8 +716,7 @@ def _payment_purchase(
         found = db.system_lookup("SELECT * FROM app_purchase_by_payment(%s, %s)", (payment_intent, charge_id))
         if found is not None:
             return str(found["tenant_id"]), str(found["purchase_id"])
-    tenant_id, purchase_id = _uuid(metadata.get("tenant_id")), _uuid(metadata.get("purchase_id"))
-    return (tenant_id, purchase_id) if tenant_id and purchase_id else None
+    return _ours(metadata)
 
 
 def _link(conn: db.Conn, purchase: dict[str, Any], payment_intent: str | None, charge_id: str | None) -> None:
@@ -583,17 +727,25 @@ def _link(conn: db.Conn, purchase: dict[str, Any], payment_intent: str | None, c
     )
 
 
+def _recorded(conn: db.Conn, purchase_id: str) -> dict[str, Any]:
+    """Our purchase, locked; a transient error (Stripe retries) while checkout has not recorded it yet."""
+    purchase = _lock_purchase(conn, purchase_id)
+    if purchase is None:
+        raise TransientError(
+            f"purchase {purchase_id} is not recorded yet; Stripe will retry", code="purchase_unknown"
+        )
+    return purchase
+
+
 def _on_charge_refunded(event: StripeEvent) -> WebhookResult:
     charge = StripeCharge.model_validate(event.data.object)
     found = _payment_purchase(charge.payment_intent, charge.id, charge.metadata)
     if found is None:
-        return _ignore(event, "not a Modamoda payment")
+        return _ignore(event, "not this deployment's payment")
     tenant_id, purchase_id = found
 
     def work(conn: db.Conn) -> str:
-        purchase = _lock_purchase(conn, purchase_id)
-        if purchase is None:
-            raise TransientError(f"purchase {purchase_id} is not recorded yet", code="purchase_unknown")
+        purchase = _recorded(conn, purchase_id)
         _link(conn, purchase, charge.payment_intent, charge.id)
         refunded = max(
             int(purchase["amount_refunded"]), min(charge.amount_refunded, int(purchase["amount_total"]))
@@ -611,46 +763,67 @@ def _on_charge_refunded(event: StripeEvent) -> WebhookResult:
     return _once(event, tenant_id, work, "processed")
 
 
+def _newer(row: dict[str, Any], snapshot: tuple[int, datetime, int]) -> bool:
+    """Whether a dispute snapshot (balance transactions, event time, stage) is at least as new as the row's."""
+    seen = (
+        int(row["balance_transactions"]),
+        row["event_created"] or datetime.min.replace(tzinfo=UTC),
+        _DISPUTE_STAGE.get(row["status"], 2),
+    )
+    return snapshot >= seen
+
+
 def _on_dispute(event: StripeEvent) -> WebhookResult:
     dispute = StripeDispute.model_validate(event.data.object)
     found = _payment_purchase(dispute.payment_intent, dispute.charge, {})
-    if found is None:
-        # No metadata on disputes: the purchase is found only once an earlier event linked this payment.
-        raise TransientError(
-            f"no purchase is linked to {dispute.payment_intent or dispute.charge} yet; Stripe will retry",
-            code="purchase_unknown",
-        )
+    if found is None:  # disputes carry no metadata of ours: the charge tells whose payment it is
+        found = _ours(charge_metadata(dispute.charge))
+        if found is None:
+            return _ignore(event, f"not this deployment's payment ({dispute.charge})")
     tenant_id, purchase_id = found
+    transactions = event.data.object.get("balance_transactions")
+    snapshot = (
+        len(transactions) if isinstance(transactions, list) else 0,
+        datetime.fromtimestamp(event.created, UTC),
+        _DISPUTE_STAGE.get(dispute.status, 2),
+    )
 
     def work(conn: db.Conn) -> str:
-        purchase = _lock_purchase(conn, purchase_id)
-        if purchase is None:
-            raise TransientError(f"purchase {purchase_id} is not recorded yet", code="purchase_unknown")
+        purchase = _recorded(conn, purchase_id)
         _link(conn, purchase, dispute.payment_intent, dispute.charge)
-        conn.execute(
-            "INSERT INTO disputes (id, tenant_id, purchase_id, charge_id, amount, status)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET"
-            "  status = CASE WHEN disputes.status = ANY(%s) THEN disputes.status ELSE EXCLUDED.status END,"
-            "  amount = CASE WHEN disputes.debited_at IS NULL THEN EXCLUDED.amount ELSE disputes.amount END,"
-            "  updated_at = now()",
-            (
-                dispute.id,
-                tenant_id,
-                purchase_id,
-                dispute.charge,
-                dispute.amount,
-                dispute.status,
-                list(DISPUTE_FINAL),
-            ),
-        )
+        row = conn.execute("SELECT * FROM disputes WHERE id = %s FOR UPDATE", (dispute.id,)).fetchone()
+        note = ""
+        if row is None:
+            conn.execute(
+                "INSERT INTO disputes (id, tenant_id, purchase_id, charge_id, amount, status,"
+                " balance_transactions, event_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    dispute.id,
+                    tenant_id,
+                    purchase_id,
+                    dispute.charge,
+                    dispute.amount,
+                    dispute.status,
+                    *snapshot[:2],
+                ),
+            )
+        elif event.type != "charge.dispute.created" and _newer(dict(row), snapshot):
+            conn.execute(
+                "UPDATE disputes SET status = %s, amount = %s, balance_transactions = %s, event_created = %s,"
+                " updated_at = now() WHERE id = %s",
+                (dispute.status, dispute.amount, *snapshot[:2], dispute.id),
+            )
+        else:
+            note = f" (an older snapshot: {dispute.status})"
         _reconcile(conn, purchase)
         row = conn.execute(
-            "SELECT status, credits_debited, credits_restored FROM disputes WHERE id = %s", (dispute.id,)
+            "SELECT status, rounds, credits_held, credits_debited, credits_restored FROM disputes WHERE id = %s",
+            (dispute.id,),
         ).fetchone()
         assert row is not None
         return (
-            f"dispute {row['status']}: debited {row['credits_debited']}, restored {row['credits_restored']}"
+            f"dispute {row['status']}: debited {row['credits_debited']}, restored {row['credits_restored']},"
+            f" holds {row['credits_held']} (round {row['rounds']}){note}"
             + ("" if purchase["status"] == "paid" else " (applies once paid)")
         )
 
@@ -673,8 +846,16 @@ HANDLERS: dict[str, Callable[[StripeEvent], WebhookResult]] = {
 def handle_webhook(raw_body: bytes, signature_header: str | None, now: float | None = None) -> WebhookResult:
     """Verify and process one Stripe webhook delivery. Raises SignatureError (nothing changed) when the body is
     not signed by our endpoint's secret within the tolerance, TransientError when Stripe should retry."""
-    secret = stripe_config().webhook_secret
-    event = verify(raw_body, signature_header, secret, time.time() if now is None else now)
+    keys = stripe_config()
+    config.deployment_id()  # fail fast: which objects are ours depends on it
+    event = verify(raw_body, signature_header, keys.webhook_secret, time.time() if now is None else now)
+    key_livemode = _key_livemode(keys.api_key)
+    if key_livemode is not None and event.livemode != key_livemode:
+        logger.warning(
+            "stripe event ignored: its mode does not match the API key's",
+            extra={"event_id": event.id, "type": event.type, "livemode": event.livemode},
+        )
+        return _ignore(event, f"livemode {str(event.livemode).lower()} does not match the API key's mode")
     handler = HANDLERS.get(event.type)
     if handler is None:
         return _ignore(event, "event type not handled")

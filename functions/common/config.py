@@ -40,6 +40,24 @@ def inference_endpoint_name() -> str:
     return required("INFERENCE_ENDPOINT_NAME")
 
 
+def on_model_available() -> bool:
+    """Whether this deployment's endpoint has the diffusion weights (``ON_MODEL_AVAILABLE``: CDK sets ``true`` when
+    deployed with context ``model_data``, else ``false``). Unset (the local stack, tests) means available: the
+    engine itself then refuses on-model work it cannot do."""
+    raw = os.environ.get("ON_MODEL_AVAILABLE", "").strip().lower()
+    if raw in {"", "true", "1"}:
+        return True
+    if raw in {"false", "0"}:
+        return False
+    raise ConfigError(f"environment variable ON_MODEL_AVAILABLE must be true or false, got {raw!r}")
+
+
+def inference_invocation_timeout_seconds() -> int:
+    """The most a GPU may work on one request (InvokeEndpointAsync ``InvocationTimeoutSeconds``, 1..3600; at most
+    half of the job's wait, see ``pipeline.async_timeouts``)."""
+    return integer("INFERENCE_INVOCATION_TIMEOUT_SECONDS", 900)
+
+
 def upload_max_bytes() -> int:
     return integer("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
 
@@ -114,3 +132,10 @@ def manifest_max_bytes() -> int:
 def manifest_max_files() -> int:
     """The most files one manifest may name."""
     return integer("MANIFEST_MAX_FILES", 10_000)
+
+
+def deployment_id() -> str:
+    """This deployment's identifier (``MODAMODA_DEPLOYMENT``, set by CDK: account, region and stack; ``local`` in
+    the local stack). Every Stripe object the app creates carries it in its metadata (``modamoda_deployment``), so
+    that of several deployments sharing one Stripe account only the one that created an object claims it."""
+    return required("MODAMODA_DEPLOYMENT")

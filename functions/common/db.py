@@ -5,6 +5,12 @@ The application connects as ``modamoda_app`` (row-level security applies; see mi
 port, username, password, dbname), with ``DB_HOST`` overriding the host. Migrations run with the owner's
 credentials: ``DATABASE_ADMIN_URL`` or ``DB_ADMIN_SECRET_ARN``.
 
+TLS (secret path): ``DB_SSLMODE``, by default ``verify-full``: the server's certificate must chain to a CA in
+``DB_SSLROOTCERT`` and name the host connected to (the deployed functions get AWS's RDS CA bundle plus Amazon Trust
+Services' roots for RDS Proxy in a layer, see infra/lambdas.py). A verifying mode without a readable
+``DB_SSLROOTCERT`` is a configuration error, raised before connecting. The local stack sets ``DB_SSLMODE=disable``
+(pgserver on a Unix socket); ``DATABASE_URL`` is used as given.
+
 Every transaction names its tenant with ``set_config('app.tenant_id', ..., true)`` (transaction-local); a
 transaction without a tenant sees no tenant rows at all.
 """
@@ -62,6 +68,25 @@ def app_password() -> str | None:
     return str(_secret(arn)["password"]) if arn else None
 
 
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+
+
+def tls_settings() -> dict[str, str]:
+    """``sslmode`` (``DB_SSLMODE``, default ``verify-full``) and, when it verifies, ``sslrootcert``
+    (``DB_SSLROOTCERT``, which must name a readable file: libpq would otherwise look in ~/.postgresql)."""
+    mode = os.environ.get("DB_SSLMODE", "").strip() or "verify-full"
+    if mode not in VERIFYING_SSLMODES:
+        return {"sslmode": mode}
+    root = os.environ.get("DB_SSLROOTCERT", "").strip()
+    if not root or not os.path.isfile(root):
+        raise ConfigError(
+            f"DB_SSLMODE={mode} needs DB_SSLROOTCERT, the CA bundle that signs the database's certificate "
+            f"(got {root!r})",
+            code="config_missing",
+        )
+    return {"sslmode": mode, "sslrootcert": root}
+
+
 def secret_dsn(secret: dict[str, Any]) -> str:
     return make_conninfo(
         host=os.environ.get("DB_HOST") or secret["host"],
@@ -69,7 +94,7 @@ def secret_dsn(secret: dict[str, Any]) -> str:
         user=secret["username"],
         password=secret["password"],
         dbname=secret.get("dbname", "postgres"),
-        sslmode=os.environ.get("DB_SSLMODE", "require"),
+        **tls_settings(),
         connect_timeout=5,
         application_name="modamoda",
     )

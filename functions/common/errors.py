@@ -15,10 +15,16 @@ from typing import Any
 # (this table, the README, and the codes the source raises).
 INPUT_ERROR_CODES: dict[str, str] = {
     "not_an_image": "the file is not an image (text, HTML, PDF, an archive, a program...)",
-    "unsupported_format": "an image format other than JPEG, PNG, WebP, AVIF, HEIC/HEIF or TIFF (GIF, BMP, ...)",
-    "truncated_image": "the image is cut short or its data is corrupt",
+    "unsupported_format": "an image format other than JPEG, PNG, WebP, AVIF, HEIC/HEIF or TIFF (GIF, BMP, ...), "
+    "or a rare JPEG variant cameras and browsers do not use (arithmetic-coded, lossless, hierarchical)",
+    "truncated_image": "the image is cut short or its data is corrupt (a floating-point image with many NaN or "
+    "infinite pixels included)",
     "too_many_pixels": "the image has more pixels than allowed (decompression bombs included)",
+    "too_complex": "the file is built so that reading it would take far more work than a photo needs (hundreds of "
+    "JPEG scans, thousands of markers or chunks, TIFF tiles far larger than the picture, an oversized colour "
+    "profile); save it again as an ordinary JPEG or PNG",
     "too_small": "the image is smaller than 64x64 pixels",
+    "extreme_aspect_ratio": "one side of the image is more than 10 times the other; crop it around the garment",
     "empty_file": "the uploaded file has no bytes",
     "file_too_large": "the file is larger than the upload limit",
     "upload_missing": "the uploaded object was gone when the job came to read it",
@@ -30,6 +36,8 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "manifest_invalid": "the batch's manifest row for this file, or the whole manifest, is invalid",
     "not_in_manifest": "the file is in the drop folder but the batch's manifest does not list it",
     "batch_sealed": "the file arrived after its batch was sealed without it",
+    "on_model_unavailable": "on-model images are not offered by this deployment (no image model is installed); "
+    "a batch file that asks for one is refused, and the API refuses such jobs before any upload",
 }
 
 # The inference engine's refusals (HTTP 422 from the container): the job ends ``rejected`` with the engine's
@@ -65,6 +73,22 @@ class ModamodaError(Exception):
         if self.details:
             body["details"] = self.details
         return {"error": body}
+
+
+ON_MODEL_UNAVAILABLE_MESSAGE = (
+    "On-model images are not available yet: this service has no image model installed. Choose ghost (invisible "
+    "mannequin) packshots instead; nothing was charged."
+)
+
+
+class OnModelUnavailable(ModamodaError):
+    """An on-model job on a deployment without the diffusion weights: refused before anything is created."""
+
+    code = "on_model_unavailable"
+    http_status = 422
+
+    def __init__(self, message: str = ON_MODEL_UNAVAILABLE_MESSAGE) -> None:
+        super().__init__(message)
 
 
 class ConfigError(ModamodaError):

@@ -11,7 +11,8 @@ from typing import Any, Literal, cast
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common.errors import Conflict, NotFound, ValidationFailed
+from functions.common import config
+from functions.common.errors import Conflict, NotFound, OnModelUnavailable, ValidationFailed
 from functions.common.models import (
     FINAL_STATUSES,
     IN_PROGRESS_STATUSES,
@@ -44,6 +45,13 @@ def parse_source_key(key: str) -> tuple[str, str] | None:
         return str(uuid.UUID(parts[1])), str(uuid.UUID(parts[2]))
     except ValueError:
         return None
+
+
+def ensure_mode_available(mode: str) -> None:
+    """Refuse an on-model job up front (``on_model_unavailable``) where the endpoint has no diffusion weights: the
+    caller learns it before uploading anything, and no job, hold or GPU time is spent on it."""
+    if mode == "on-model" and not config.on_model_available():
+        raise OnModelUnavailable()
 
 
 def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> dict[str, Any]:

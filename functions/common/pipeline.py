@@ -66,6 +66,33 @@ def execution_name(job_id: str, bucket: str, key: str, version_id: str | None) -
     return f"job-{job_id}-{digest}"
 
 
+# The time around the GPU's work that the job's wait must also cover: the invoke task's start (Lambda, the request
+# document, the database) before SageMaker receives the request, and the notification after it (S3 upload, SNS,
+# the notifier, SendTaskSuccess/Failure).
+ASYNC_SETTLE_MARGIN_SECONDS = 120
+# InvokeEndpointAsync limits (AWS SageMaker Runtime API reference).
+REQUEST_TTL_RANGE = (60, 21_600)  # RequestTTLSeconds: the most a request may wait in the endpoint's queue
+INVOCATION_TIMEOUT_RANGE = (1, 3600)  # InvocationTimeoutSeconds: the most the container may work on it
+
+
+def async_timeouts(wait_seconds: int) -> tuple[int, int]:
+    """``(InvocationTimeoutSeconds, RequestTTLSeconds)`` for a job whose execution waits ``wait_seconds`` for the
+    GPU (``RunInference``'s ``TimeoutSecondsPath``) and then releases its credits.
+
+    A request that waits in the endpoint's queue for its whole TTL and then works for its whole invocation
+    timeout must still be reported before the execution gives up: TTL + invocation + margin <= wait. Otherwise
+    the GPU could start (and bill) a job whose execution has already timed out and released its credits. The
+    invocation gets at most half of the usable wait (``INFERENCE_INVOCATION_TIMEOUT_SECONDS``, default 900 s,
+    SageMaker's own default), the queue the rest. Only a wait under ~4 minutes, below SageMaker's 60 s minimum
+    TTL, cannot be kept inside (tests, local runs)."""
+    usable = wait_seconds - ASYNC_SETTLE_MARGIN_SECONDS
+    low, high = INVOCATION_TIMEOUT_RANGE
+    invocation = max(low, min(config.inference_invocation_timeout_seconds(), high, usable // 2))
+    ttl_low, ttl_high = REQUEST_TTL_RANGE
+    ttl = max(ttl_low, min(usable - invocation, ttl_high))
+    return invocation, ttl
+
+
 def inference_timeout(priority: str) -> int:
     """How long the workflow waits for the GPU (and holds the credits). A ``low`` job can wait
     ``LOW_PRIORITY_TIMEOUT_FACTOR`` (4) times longer; the async endpoint's single FIFO queue still serves jobs
@@ -290,14 +317,15 @@ def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dic
         status = jobs.load(conn, event.job_id)["status"]
     if not running:  # cancelled with its batch (or ended otherwise) while it waited: do not run it
         raise JobEnded(f"the job is {status}; it is not run")
+    invocation_timeout, request_ttl = async_timeouts(event.timeout_seconds)
     response = sagemaker_runtime.invoke_endpoint_async(
         EndpointName=config.inference_endpoint_name(),
         InputLocation=f"s3://{bucket}/{input_key}",
         ContentType="application/json",
         Accept="image/*",
         InferenceId=event.job_id,
-        InvocationTimeoutSeconds=min(event.timeout_seconds, 3600),
-        RequestTTLSeconds=max(60, min(event.timeout_seconds, 21_600)),
+        InvocationTimeoutSeconds=invocation_timeout,
+        RequestTTLSeconds=request_ttl,
     )
     return {
         "inference_id": response.get("InferenceId", event.job_id),

@@ -1,11 +1,16 @@
 """Safe decoding of untrusted input photos and clean encoding of results.
 
-Decoding: a format allow-list by content (JPEG, PNG, WebP, AVIF, HEIC/HEIF via pillow-heif, TIFF), a pixel limit
-with Pillow's decompression-bomb warning escalated to an error, a full ``load()`` so truncated files fail here
-and not later, EXIF orientation applied, and conversion to 8-bit RGB in sRGB (ICC profiles converted, HEIF
-``nclx`` wide-gamut primaries such as Display P3 converted, CMYK / palette / 16-bit handled, transparency
-composited on white). Encoding: PNG, JPEG, WebP or AVIF (RGB, or RGBA for a transparent background) with no
-metadata at all (no EXIF, no ICC, no XMP, no text chunks).
+Decoding: the decoding work bounded before decoding by what the file declares (``image_limits``, the same
+module as the upload validation's: JPEG scans and markers, PNG chunks, TIFF tiles, AVIF/HEIF sizes, rare JPEG
+variants such as arithmetic coding refused), a format allow-list by content (JPEG including camera JPEGs with an
+MPF preview, PNG, WebP, AVIF, HEIC/HEIF via pillow-heif, TIFF), a pixel limit with Pillow's decompression-bomb
+warning escalated to an error, extreme aspect ratios refused, a full ``load()`` so truncated files fail here and
+not later, EXIF orientation applied, and conversion to 8-bit RGB in sRGB (ICC profiles converted, HEIF ``nclx``
+wide-gamut primaries such as Display P3 converted, CMYK with or without Adobe's inverted convention / palette /
+16-bit / floating point with NaN or infinite pixels handled, transparency composited on white). Messages are
+sentences for the customer; the decoder's own words go to the error's ``details``. Encoding: PNG, JPEG, WebP or
+AVIF (RGB, or RGBA for a transparent background) with no metadata at all (no EXIF, no ICC, no XMP, no text
+chunks).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from functools import lru_cache
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from modamoda_inference import image_limits
 from modamoda_inference.errors import InvalidImage
 
 # HEIC/HEIF through pillow-heif (libheif); AVIF through Pillow's own plugin (libavif). No thumbnails or depth
@@ -50,6 +56,11 @@ CONTENT_TYPES: dict[str, str] = {
 ALPHA_FORMATS: frozenset[str] = frozenset({"png", "webp", "avif"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# A PNG's colour profile is decompressed within Pillow's text-chunk limit (1 MB by default): large print profiles
+# are accepted up to image_limits.MAX_ICC_BYTES (checked before Pillow reads the file).
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, image_limits.MAX_ICC_BYTES)
+# Pillow reads every 4-channel JPEG as Adobe's inverted CMYK; a JPEG without Adobe's APP14 marker holds plain CMYK.
+_INVERT = [255 - v for v in range(256)] * 4
 
 _DECODE_ERRORS = (
     OSError,
@@ -133,6 +144,17 @@ class DecodedImage:
         }
 
 
+_BOMB = (
+    "the image is too large: it declares more pixels than the decompression bomb guard allows. Resize it and "
+    "upload it again."
+)
+
+
+def _decoder(exc: BaseException) -> dict[str, object]:
+    """The decoder's own words, for the error's details (logs, metadata), never in the customer's message."""
+    return {"decoder": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 def _supported_list() -> str:
     names = {"WEBP": "WebP", "HEIF": "HEIC/HEIF"}
     return ", ".join(names.get(f, f) for f in SUPPORTED_FORMATS)
@@ -162,38 +184,59 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
     limit = max_pixels_from_env() if max_pixels is None else max_pixels
     if not data:
         raise InvalidImage("the input is empty (0 bytes)")
+    try:
+        image_limits.check_file(data, limit)
+    except image_limits.ImageRefused as refused:
+        raise InvalidImage(refused.message, details={"reason": refused.code}) from refused
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+            im: Image.Image = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise InvalidImage(f"the image is too large (decompression bomb guard): {exc}") from exc
+            raise InvalidImage(_BOMB, details=_decoder(exc)) from exc
         except UnidentifiedImageError as exc:
             raise InvalidImage(_unidentified_message(data)) from exc
         except MemoryError:
             raise
         except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
-            raise InvalidImage(f"the image file is corrupt: {exc}") from exc
+            raise InvalidImage(
+                "the image file is corrupt: its header cannot be read. Export or save the photo again and "
+                "upload the new file.",
+                details=_decoder(exc),
+            ) from exc
 
         width, height = im.size
         if width * height > limit:
             raise InvalidImage(
                 f"the image is too large: {width}x{height} = {width * height / 1e6:.1f} MP, "
-                f"the limit is {limit / 1e6:.1f} MP"
+                f"the limit is {limit / 1e6:.1f} MP. Resize it and upload it again."
             )
         if min(width, height) < MIN_SIDE:
-            raise InvalidImage(f"the image is too small: {width}x{height}, at least {MIN_SIDE} px a side")
+            raise InvalidImage(
+                f"the image is too small: {width}x{height}, at least {MIN_SIDE} px a side is needed. Upload a "
+                "larger photo."
+            )
+        try:
+            image_limits.check_shape(width, height)
+        except image_limits.ImageRefused as refused:
+            raise InvalidImage(refused.message, details={"reason": refused.code}) from refused
         source_format = str(im.format)
         source_mode = im.mode
         try:
             im.seek(0)
             im.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise InvalidImage(f"the image is too large (decompression bomb guard): {exc}") from exc
+            raise InvalidImage(_BOMB, details=_decoder(exc)) from exc
         except MemoryError:
             raise
         except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
-            raise InvalidImage(f"the image data is truncated or corrupt ({source_format}): {exc}") from exc
+            raise InvalidImage(
+                f"the image data is truncated or corrupt ({source_format}), so the picture cannot be read. "
+                "Export or save the photo again and upload the new file.",
+                details=_decoder(exc),
+            ) from exc
+        if im.mode == "CMYK" and source_format in ("JPEG", "MPO") and "adobe" not in im.info:
+            im = im.point(_INVERT)  # undo Pillow's Adobe inversion: plain CMYK (info, EXIF and ICC kept)
 
     orientation = 1
     nclx = im.info.get("nclx_profile")
@@ -214,7 +257,11 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> DecodedImage:
     except MemoryError:
         raise
     except (*_DECODE_ERRORS, _ZLIB_ERROR) as exc:
-        raise InvalidImage(f"the image cannot be converted to RGB (mode {source_mode}): {exc}") from exc
+        raise InvalidImage(
+            f"the image's colours cannot be read (mode {source_mode}). Export it again as an 8-bit RGB JPEG or "
+            "PNG and upload the new file.",
+            details=_decoder(exc),
+        ) from exc
     rgb.info = {}
     return DecodedImage(
         image=rgb,
@@ -306,16 +353,33 @@ def _icc_transform(icc: bytes, in_mode: str) -> ImageCms.ImageCmsTransform | Non
         return None
 
 
+def _finite_float(f: np.ndarray) -> np.ndarray:
+    """A float image's NaN and infinite pixels replaced (+inf by the finite maximum, -inf by the minimum, NaN
+    by the median), or :class:`InvalidImage` when more than ``image_limits.MAX_NONFINITE_SHARE`` of them are."""
+    finite = np.isfinite(f)
+    if bool(finite.all()):
+        return f
+    share = 1.0 - float(finite.mean())
+    if share > image_limits.MAX_NONFINITE_SHARE:
+        raise InvalidImage(image_limits.nonfinite_message(share), details={"reason": "truncated_image"})
+    values = f[finite]
+    return np.where(
+        finite,
+        f,
+        np.where(np.isposinf(f), values.max(), np.where(np.isneginf(f), values.min(), np.median(values))),
+    ).astype(np.float32)
+
+
 def _high_bit_to_l(im: Image.Image) -> Image.Image:
     arr = np.asarray(im)
     if arr.dtype == np.uint16 or im.mode.startswith("I;16"):
         out = (arr.astype(np.float32) / 257.0).round()
     elif im.mode == "F":
-        f = arr.astype(np.float32)
-        out = f * 255.0 if float(np.nanmax(f)) <= 1.0 else f
+        f = _finite_float(arr.astype(np.float32))
+        out = f * 255.0 if float(f.max()) <= 1.0 else f
     else:  # "I": 32-bit integers, usually 16-bit data
         out = arr.astype(np.float32) / 257.0 if int(arr.max()) > 255 else arr.astype(np.float32)
-    return Image.fromarray(np.nan_to_num(np.clip(out, 0, 255)).astype(np.uint8))
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
 def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:

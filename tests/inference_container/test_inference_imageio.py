@@ -19,6 +19,9 @@ from modamoda_inference.imageio import (
 )
 from PIL import Image
 
+from bench.load import garment_image
+from tests import hostile_images as hostile
+
 Encode = Callable[..., bytes]
 
 
@@ -330,3 +333,95 @@ def test_multi_picture_jpeg_from_cameras_is_accepted() -> None:
     out = decode_image(buf.getvalue())
     assert out.source_format in ("MPO", "JPEG")
     assert out.image.size == (64, 48)
+
+
+# ---- issue 15, items 12-15: the container decodes as the validation checks ---------------------------------------
+
+
+def garment(size: tuple[int, int] = (200, 250)) -> Image.Image:
+    return garment_image(size)
+
+
+def test_a_camera_jpeg_with_an_mpf_preview_decodes_its_first_picture() -> None:
+    photo = garment()
+    out = decode_image(hostile.camera_mpo(photo))
+    assert out.source_format == "MPO"
+    assert out.image.size == photo.size
+    assert np.abs(np.asarray(out.image).astype(int) - np.asarray(photo).astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: hostile.repeated_scan_jpeg(garment(), 100), id="repeated scans"),
+        pytest.param(lambda: hostile.tiff_with_tile(1000, 1000, 23168), id="tiff tile 23168"),
+        pytest.param(
+            lambda: hostile.many_chunks_png(hostile.encode(garment(), "PNG"), 50_000), id="png chunks"
+        ),
+        pytest.param(lambda: hostile.arithmetic_sof_jpeg(hostile.encode(garment(), "JPEG")), id="sof9"),
+        pytest.param(
+            lambda: hostile.avif_declaring(hostile.encode(garment(), "AVIF"), 65_000, 65_000), id="avif 65000"
+        ),
+        pytest.param(lambda: hostile.encode(garment((64, 20000)), "PNG"), id="64x20000"),
+    ],
+)
+def test_files_the_validation_refuses_are_refused_here_too_with_its_sentence(
+    build: Callable[[], bytes],
+) -> None:
+    with pytest.raises(InvalidImage) as info:
+        decode_image(build())
+    assert info.value.details["reason"] in {
+        "too_complex",
+        "unsupported_format",
+        "too_many_pixels",
+        "extreme_aspect_ratio",
+    }
+    assert info.value.message.endswith("upload the new file.") or "upload it again" in info.value.message
+
+
+def test_a_cmyk_jpeg_without_adobes_marker_is_not_inverted() -> None:
+    photo = garment()
+    out = decode_image(hostile.plain_cmyk_jpeg(photo))
+    assert out.source_mode == "CMYK"
+    difference = np.abs(np.asarray(out.image).astype(int) - np.asarray(photo).astype(int))
+    assert difference.mean() < 6  # the photo, not its negative (nearly black)
+    adobe = decode_image(
+        hostile.encode(photo.convert("CMYK"), "JPEG", quality=92)
+    )  # Pillow writes the marker
+    assert np.abs(np.asarray(adobe.image).astype(int) - np.asarray(photo).astype(int)).mean() < 6
+
+
+def test_a_single_inf_pixel_does_not_break_a_float_tiff() -> None:
+    values = hostile.float_garment(garment())
+    clean = np.asarray(decode_image(hostile.float_tiff(values)).image).astype(int)
+    out = np.asarray(decode_image(hostile.float_tiff(hostile.with_one_inf(values))).image).astype(int)
+    assert clean.mean() > 100  # a light backdrop with the garment, scaled from 0..1
+    mask = np.ones(out.shape[:2], bool)
+    mask[3, 3] = False
+    assert np.abs(out[mask] - clean[mask]).max() <= 1
+    assert abs(int(out[3, 3, 0]) - int(clean.max())) <= 1  # +Inf: the brightest finite value
+
+
+def test_a_few_nan_pixels_are_filled_and_many_are_refused() -> None:
+    values = hostile.float_garment(garment())
+    few = values.copy()
+    few[10:12, 10:20] = np.nan  # 20 of 50000 pixels
+    few[20, 20] = -np.inf
+    out = np.asarray(decode_image(hostile.float_tiff(few)).image)
+    assert out.mean() > 100
+    with pytest.raises(InvalidImage, match="pixels hold no valid value") as info:
+        decode_image(hostile.float_tiff(hostile.with_nan_stripes(values)))
+    assert info.value.details == {"reason": "truncated_image"}
+
+
+def test_a_png_with_a_large_colour_profile_is_decoded_and_converted() -> None:
+    out = decode_image(hostile.png_with_icc(garment(), hostile.large_icc_profile(1_200_000)))
+    assert out.icc_converted
+
+
+def test_decoder_words_stay_out_of_the_message() -> None:
+    data = hostile.encode(garment(), "JPEG", quality=90)
+    with pytest.raises(InvalidImage, match="truncated or corrupt") as info:
+        decode_image(data[: len(data) // 2])
+    assert "image file is truncated" not in info.value.message
+    assert "decoder" in info.value.details

@@ -8,18 +8,22 @@ from tests.infra.synthesis import Synth, synthesize
 
 PROD_ACCOUNT = "123456789012"
 PROD_REGION = "eu-west-1"
+PROD_MODEL_DATA = "s3://modamoda-models-example/modamoda/2025.11.1/"
+# where a deploying machine keeps AWS's RDS CA bundle (only its path matters: assets are not bundled in the tests)
+RDS_CA_BUNDLE = "/deploy/certs/global-bundle.pem"
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default (dev) stage, environment-agnostic, context from cdk.json only."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.dev"))
+    """The default (dev) stage, environment-agnostic, context from cdk.json and the RDS CA bundle's path."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.dev"), {"rds_ca_bundle": RDS_CA_BUNDLE})
 
 
 @pytest.fixture(scope="session")
 def prod_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The prod stage in a concrete account and region (as ``cdk deploy`` synthesises it), with the options an
-    operator sets: the PWA's own domain, an alarm e-mail, only hosted-UI tokens (strings, as ``-c`` passes them)."""
+    operator sets: the PWA's own domain, an alarm e-mail, only hosted-UI tokens (strings, as ``-c`` passes them),
+    the model weights."""
     import aws_cdk as cdk
 
     return synthesize(
@@ -29,6 +33,9 @@ def prod_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "web_origin": "https://app.example",
             "alarm_email": "ops@example.com",
             "accept_signin_scope": "false",
+            # the weights scripts/pack_model.py --upload wrote (on-model available)
+            "model_data": PROD_MODEL_DATA,
+            "rds_ca_bundle": RDS_CA_BUNDLE,
             # what the CDK CLI's lookup would cache in cdk.context.json
             f"availability-zones:account={PROD_ACCOUNT}:region={PROD_REGION}": [
                 f"{PROD_REGION}a",

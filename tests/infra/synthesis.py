@@ -75,6 +75,11 @@ class Synth:
                 statements += res["Properties"]["PolicyDocument"]["Statement"]
         return statements
 
+    def role_inline_statements(self, role_id: str) -> list[dict[str, Any]]:
+        """Every statement of the inline policies written on the role itself (``AWS::IAM::Role`` ``Policies``)."""
+        policies = self.resources[role_id]["Properties"].get("Policies", [])
+        return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+
     def allowed_actions(self, function_handler: str) -> set[str]:
         actions: set[str] = set()
         for statement in self.policy_statements(function_handler):

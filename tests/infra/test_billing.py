@@ -47,6 +47,9 @@ def test_webhook_and_api_lambdas_read_the_stripe_secret(synth: Synth) -> None:
     for handler in (BILLING_HANDLER, API_HANDLER):
         env = functions[handler]["Environment"]["Variables"]
         assert env["STRIPE_SECRET_ARN"] == {"Ref": secret_id}, handler
+        # the deployment's id (account/region/stack), put on every Stripe object it creates
+        deployment = json.dumps(env["MODAMODA_DEPLOYMENT"])
+        assert all(part in deployment for part in ("AWS::AccountId", "AWS::Region", "Modamoda-")), deployment
         reads = [
             s
             for s in synth.policy_statements(handler)

@@ -4,6 +4,7 @@ TLS required, in front of which the functions connect while the migrator connect
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,55 @@ def test_prod_functions_connect_through_a_tls_only_proxy(prod_synth: Synth) -> N
     assert len(ingress) == 1
     assert ingress[0]["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("DatabaseClientSecurityGroup")
     assert ingress[0]["FromPort"] == ingress[0]["ToPort"] == 5432
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_functions_verify_the_database_certificate_against_the_bundled_cas(
+    stage: str, synth: Synth, prod_synth: Synth
+) -> None:
+    """sslmode=verify-full with the trust-store layer (RDS CAs for the cluster, Amazon Trust Services roots for the
+    proxy's ACM certificate), instead of sslmode=require, which encrypts without checking who answers."""
+    from infra.lambdas import DATABASE_CA_RUNTIME_PATH
+
+    template = synth if stage == "dev" else prod_synth
+    (ca_layer,) = [lid for lid in template.of_type("AWS::Lambda::LayerVersion") if "DatabaseCaLayer" in lid]
+    assert DATABASE_CA_RUNTIME_PATH == "/opt/rds-ca/bundle.pem"  # layers are unpacked under /opt
+    for handler, function in template.functions().items():
+        env = function["Environment"]["Variables"]
+        assert env["DB_SSLMODE"] == "verify-full", handler
+        assert env["DB_SSLROOTCERT"] == DATABASE_CA_RUNTIME_PATH, handler
+        assert {"Ref": ca_layer} in function["Layers"], handler
+
+
+def test_without_the_rds_bundle_dev_encrypts_and_says_it_cannot_verify_and_prod_refuses(
+    tmp_path: Path,
+) -> None:
+    """A clean clone has no RDS CA bundle (it is not downloaded during a build): dev still synthesises — its functions
+    encrypt (sslmode=require) without the trust-store layer, and synthesis warns — while prod refuses to
+    synthesise without it."""
+    import aws_cdk as cdk
+    from aws_cdk.cx_api import SynthesisMessageLevel
+
+    from infra.config import BUNDLING_STACKS_KEY, cdk_json_context
+    from infra.stack import build
+
+    app = cdk.App(outdir=str(tmp_path / "dev"), context={**cdk_json_context(), BUNDLING_STACKS_KEY: []})
+    stack = build(app, env=cdk.Environment())
+    artifact = app.synth().get_stack_by_name(stack.stack_name)
+    warnings = [str(m.entry.data) for m in artifact.messages if m.level == SynthesisMessageLevel.WARNING]
+    assert any("without verifying the server" in w for w in warnings), warnings
+    template = artifact.template
+    assert not [lid for lid in template["Resources"] if "DatabaseCaLayer" in lid]
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        env = resource["Properties"].get("Environment", {}).get("Variables", {})
+        if "DB_SECRET_ARN" in env:
+            assert env["DB_SSLMODE"] == "require"
+            assert "DB_SSLROOTCERT" not in env
+    prod = cdk.App(
+        outdir=str(tmp_path / "prod"),
+        context={**cdk_json_context(), "stage": "prod", BUNDLING_STACKS_KEY: []},
+    )
+    with pytest.raises(ValueError, match="RDS CA bundle"):
+        build(prod, env=cdk.Environment(account="123456789012", region="eu-west-1"))

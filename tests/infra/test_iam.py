@@ -3,7 +3,6 @@ writing only its own log group, and a SageMaker role that reaches only its image
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -49,19 +48,57 @@ def test_project_roles_name_exact_actions(synth: Synth) -> None:
                 assert not wildcards, (name, wildcards)
 
 
+# What Lambda needs to manage a VPC function's network interfaces: the EC2 actions of AWS's managed
+# AWSLambdaVPCAccessExecutionRole (policy version v3), without its logs:CreateLogGroup/CreateLogStream/PutLogEvents
+# on "*" (AWS Managed Policy reference; Lambda developer guide, "Giving Lambda functions access to a VPC").
+VPC_NETWORK_INTERFACE_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+
+
 def test_function_roles_use_star_only_for_xray_and_write_only_their_own_logs(synth: Synth) -> None:
     for handler, function in synth.functions().items():
         role_id = synth.function_role(handler)
-        role = synth.resources[role_id]["Properties"]
-        managed = json.dumps(role.get("ManagedPolicyArns", []))
-        assert "AWSLambdaBasicExecutionRole" not in managed, handler
-        assert "AWSLambdaVPCAccessExecutionRole" in managed, handler  # every function runs in the VPC
-        statements = synth.role_statements(role_id)
+        statements = synth.role_statements(role_id) + synth.role_inline_statements(role_id)
         stars = [s for s in statements if "*" in as_list(s["Resource"])]
-        assert all(set(as_list(s["Action"])) <= XRAY for s in stars), (handler, stars)
+        assert all(set(as_list(s["Action"])) <= XRAY | VPC_NETWORK_INTERFACE_ACTIONS for s in stars), (
+            handler,
+            stars,
+        )
         logs = [s for s in statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
         log_group = function["LoggingConfig"]["LogGroup"]["Ref"]
         assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [log_group, "Arn"]}], handler
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_vpc_functions_get_only_the_network_interface_actions_not_a_managed_policy(
+    stage: str, synth: Synth, prod_synth: Synth
+) -> None:
+    """No AWS managed policy on any function role (AWSLambdaVPCAccessExecutionRole grants logs:* actions on "*");
+    each VPC function's role carries the network-interface actions inline, on the role itself, so that they exist
+    before Lambda creates the function and go only with the role."""
+    template = synth if stage == "dev" else prod_synth
+    for handler, function in template.functions().items():
+        assert function["VpcConfig"]["SubnetIds"], handler  # every function reaches PostgreSQL
+        role_id = template.function_role(handler)
+        role = template.resources[role_id]["Properties"]
+        assert role.get("ManagedPolicyArns", []) == [], handler
+        (statement,) = template.role_inline_statements(role_id)
+        assert statement["Effect"] == "Allow"
+        assert set(as_list(statement["Action"])) == VPC_NETWORK_INTERFACE_ACTIONS, handler
+        assert statement["Resource"] == "*"  # Describe* work only on "*"; the interfaces do not exist yet
+        assert "Condition" not in statement
+        ec2 = [
+            s
+            for s in template.role_statements(role_id)
+            if any(a.startswith("ec2:") for a in as_list(s["Action"]))
+        ]
+        assert ec2 == [], handler
 
 
 # A batch's report: results/{tenant}/{batch}/report.csv|json, written by whichever function ends its last job.
@@ -144,7 +181,7 @@ def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> No
     (metrics,) = [s for s in stars if s["Action"] == "cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}}
     logs = [render(s["Resource"]) for s in statements if as_list(s["Action"])[0].startswith("logs:")]
-    assert all("log-group:/aws/sagemaker/Endpoints/modamoda-dev-inference" in r for r in logs), logs
+    assert all("log-group:/aws/sagemaker/Endpoints/modamoda-dev-g5-xlarge" in r for r in logs), logs
     (pull,) = [s for s in statements if "ecr:BatchGetImage" in as_list(s["Action"])]
     assert ":repository/" in render(pull["Resource"])
 

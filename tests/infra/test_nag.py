@@ -22,8 +22,8 @@ EXPECTED_RULES = {
     "CFR4",  # default CloudFront certificate
     "COG2",  # MFA optional
     "COG8",  # Essentials plan
-    "IAM4",  # AWS's Lambda VPC policy; CDK's own handlers
-    "IAM5",  # prefix- and log-stream-scoped wildcards; X-Ray; CDK's own handlers
+    "IAM4",  # CDK's own handlers (the functions' roles carry no managed policy: tests/infra/test_iam.py)
+    "IAM5",  # prefix- and log-stream-scoped wildcards; X-Ray and VPC network interfaces; CDK's own handlers
     "L1",  # python3.12 pinned with the layer; CDK's own handlers
     "RDS6",  # password auth with rotation instead of IAM tokens
     "RDS11",  # default port

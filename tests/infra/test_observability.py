@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.synthesis import Synth
+from tests.infra.synthesis import Synth, render
 
 pytestmark = pytest.mark.synth
 
@@ -75,11 +75,28 @@ def test_state_machine_alarms(synth: Synth) -> None:
     assert by_metric["ExecutionsFailed"]["Threshold"] == 5
 
 
-def test_inference_alarms_use_the_endpoint_name_dimension(synth: Synth) -> None:
+def _endpoint(synth: Synth) -> tuple[dict[str, Any], str]:
+    """The endpoint's name as the template gives it (its Fn::GetAtt) and its variant's name (the EndpointConfig's)."""
+    (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
+    (_, config) = synth.one("AWS::SageMaker::EndpointConfig")
+    (variant,) = config["Properties"]["ProductionVariants"]
+    return {"Fn::GetAtt": [endpoint_id, "EndpointName"]}, variant["VariantName"]
+
+
+def test_inference_alarms_use_the_dimensions_sagemaker_publishes(synth: Synth) -> None:
+    """The queue metrics are published per EndpointName; failures and notifications per EndpointName and
+    VariantName (AWS: "Alarms and logs for tracking metrics from asynchronous endpoints"). An alarm without the
+    variant dimension watches a metric that never receives data and stays OK forever."""
+    endpoint, variant = _endpoint(synth)
+    assert variant == "AllTraffic"
     by_metric = {a["MetricName"]: a for a in _alarms(synth).values() if a["Namespace"] == "AWS/SageMaker"}
     assert set(by_metric) == {"ApproximateAgeOfOldestRequest", "InvocationFailures", "NotificationFailures"}
-    for alarm in by_metric.values():
-        assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "modamoda-dev-inference"}]
+    assert by_metric["ApproximateAgeOfOldestRequest"]["Dimensions"] == [
+        {"Name": "EndpointName", "Value": endpoint}
+    ]
+    for name in ("InvocationFailures", "NotificationFailures"):
+        assert _dimensions(by_metric[name]) == {"EndpointName": endpoint, "VariantName": variant}, name
+        assert by_metric[name]["Statistic"] == "Sum"
     age = by_metric["ApproximateAgeOfOldestRequest"]
     assert age["Statistic"] == "Maximum"
     assert age["Threshold"] == 1200
@@ -130,6 +147,24 @@ def test_dashboard_shows_the_key_widgets(synth: Synth) -> None:
     ):
         assert title in body, title
     assert "ApproximateBacklogSize" in body
+    # every SageMaker metric on the dashboard carries the dimensions SageMaker publishes it with
+    endpoint, variant = _endpoint(synth)
+    endpoint_text = render(endpoint)
+    widgets = json.loads(render(dashboard["Properties"]["DashboardBody"]))["widgets"]
+    sagemaker = {
+        metric[1]: dict(zip(metric[2::2], metric[3::2], strict=False))
+        for widget in widgets
+        for metric in widget.get("properties", {}).get("metrics", [])
+        if metric[0] == "AWS/SageMaker"
+    }
+    for name in ("InvocationsProcesssed", "InvocationFailures", "NotificationFailures", "ExpiredRequests"):
+        assert sagemaker.pop(name) == {"EndpointName": endpoint_text, "VariantName": variant}, name
+    assert set(sagemaker) == {
+        "ApproximateBacklogSize",
+        "HasBacklogWithoutCapacity",
+        "ApproximateAgeOfOldestRequest",
+    }
+    assert all(dims == {"EndpointName": endpoint_text} for dims in sagemaker.values())
     assert synth.template["Outputs"]["DashboardName"]["Value"] == {
         "Ref": synth.one("AWS::CloudWatch::Dashboard")[0]
     }

@@ -10,8 +10,8 @@ import pytest
 import infra  # noqa: F401  (quiet jsii's Node version banner before aws_cdk starts it)
 from infra.config import STATE_MACHINE_FILE
 from infra.migrations import migrations_hash
-from infra.pipeline import TASK_HANDLERS, substitution_key
-from tests.infra.synthesis import PLACEHOLDER, Synth, render
+from infra.pipeline import PARTITION_KEY, TASK_HANDLERS, substitution_key
+from tests.infra.synthesis import PLACEHOLDER, Synth, as_list, render
 
 pytestmark = pytest.mark.synth
 
@@ -47,7 +47,10 @@ def test_stack_is_named_after_the_stage(synth: Synth) -> None:
         "AlarmTopicArn",
         "DashboardName",
     }
-    assert synth.template["Outputs"]["InferenceEndpointName"]["Value"] == "modamoda-dev-inference"
+    (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
+    assert synth.template["Outputs"]["InferenceEndpointName"]["Value"] == {
+        "Fn::GetAtt": [endpoint_id, "EndpointName"]
+    }
 
 
 # ---- database ----------------------------------------------------------------------------------------------
@@ -107,16 +110,27 @@ def test_only_the_migrator_holds_the_owner_secret(synth: Synth) -> None:
 def test_every_function_is_python312_arm64_traced_with_the_shared_layer(synth: Synth) -> None:
     functions = synth.functions()
     assert set(functions) == EXPECTED_HANDLERS
-    (layer_id,) = [lid for lid in synth.of_type("AWS::Lambda::LayerVersion") if lid.startswith("Lambdas")]
-    layer = synth.resources[layer_id]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    (layer_id,) = [
+        lid
+        for lid in synth.of_type("AWS::Lambda::LayerVersion")
+        if lid.startswith("LambdasDependenciesLayer")
+    ]
+    (ca_layer_id,) = [
+        lid for lid in synth.of_type("AWS::Lambda::LayerVersion") if lid.startswith("LambdasDatabaseCaLayer")
+    ]
+    for lid in (layer_id, ca_layer_id):
+        layer = synth.resources[lid]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     code_keys = set()
     for handler, props in functions.items():
         assert props["Runtime"] == "python3.12", handler
         assert props["Architectures"] == ["arm64"], handler
         assert props["TracingConfig"] == {"Mode": "Active"}, handler
-        assert props["Layers"] == [{"Ref": layer_id}], handler
+        # every one uses PostgreSQL: the dependencies and the database trust store (no file in both)
+        assert sorted(props["Layers"], key=str) == sorted(
+            [{"Ref": layer_id}, {"Ref": ca_layer_id}], key=str
+        ), handler
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "modamoda", handler
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Modamoda", handler
@@ -160,7 +174,8 @@ def test_function_environments(synth: Synth) -> None:
     assert start["STATE_MACHINE_ARN"] == {"Ref": state_machine_id}
     assert {"UPLOAD_BUCKET", "UPLOAD_MAX_BYTES"} <= env("validate_input").keys()
     invoke = env("invoke_inference")
-    assert invoke["INFERENCE_ENDPOINT_NAME"] == "modamoda-dev-inference"
+    (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
+    assert invoke["INFERENCE_ENDPOINT_NAME"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     assert {"RESULTS_BUCKET", "INFERENCE_TIMEOUT_SECONDS"} <= invoke.keys()
     assert "RESULTS_BUCKET" in env("capture_credits")
     assert "RESULTS_BUCKET" in env("notifier")
@@ -172,7 +187,8 @@ def test_function_permissions(synth: Synth) -> None:
     (sagemaker_statement,) = [
         s for s in synth.policy_statements(invoke) if s["Action"] == "sagemaker:InvokeEndpointAsync"
     ]
-    assert "endpoint/modamoda-dev-inference" in json.dumps(sagemaker_statement["Resource"])
+    (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
+    assert sagemaker_statement["Resource"] == {"Ref": endpoint_id}  # the endpoint's ARN
     assert "s3:PutObject" in synth.allowed_actions(invoke)
     notifier = "functions.notifier.handler.lambda_handler"
     assert {"states:SendTaskSuccess", "states:SendTaskFailure"} <= synth.allowed_actions(notifier)
@@ -221,6 +237,7 @@ def test_deployed_definition_is_the_asl_file(synth: Synth) -> None:
         substitution_key(task): f"<<GetAtt:{synth.function_id(handler)}.Arn>>"
         for task, handler in TASK_HANDLERS.items()
     }
+    expected_arns[PARTITION_KEY] = "<<Ref:AWS::Partition>>"  # environment-agnostic: the region's partition
     assert placeholders <= expected_arns.keys(), placeholders - expected_arns.keys()
     expected = json.loads(PLACEHOLDER.sub(lambda m: expected_arns[m.group(1)], source))
     assert "${" not in deployed
@@ -231,17 +248,15 @@ def test_deployed_definition_equals_what_the_local_runner_executes(synth: Synth)
     """The local stack reads the same file and substitutes the same placeholders with its own function names;
     mapping both sides' functions to their handlers gives the same definition, state for state."""
     from local import stack as local_stack
-    from local.lambda_runtime import ASL_SUBSTITUTIONS, FUNCTIONS, function_arn
+    from local.lambda_runtime import FUNCTIONS, PARTITION, asl_values, function_arn
 
     assert local_stack.ASL_FILE.resolve() == STATE_MACHINE_FILE.resolve()
-    local_definition = local_stack.substitute(
-        local_stack.ASL_FILE.read_text(encoding="utf-8"),
-        {key: function_arn(name) for key, name in ASL_SUBSTITUTIONS.items()},
-    )
+    local_definition = local_stack.substitute(local_stack.ASL_FILE.read_text(encoding="utf-8"), asl_values())
     local_by_arn = {function_arn(name): handler for name, handler in FUNCTIONS.items()}
 
     deployed, props = _deployed_definition_text(synth)
-    assert set(props["DefinitionSubstitutions"]) == set(ASL_SUBSTITUTIONS)
+    assert set(props["DefinitionSubstitutions"]) == set(asl_values())
+    deployed = deployed.replace("arn:<<Ref:AWS::Partition>>:", f"arn:{PARTITION}:")
     deployed_by_arn = {
         f"<<GetAtt:{fn['LogicalId']}.Arn>>": handler for handler, fn in synth.functions().items()
     }
@@ -266,6 +281,65 @@ def test_every_task_has_a_timeout_and_bounded_jittered_retries() -> None:
             assert retry["MaxDelaySeconds"] <= 300, name
             assert retry["BackoffRate"] > 1, name
         assert any("States.ALL" in c["ErrorEquals"] for c in task.get("Catch", [])), name
+
+
+# AWS's recommended retry set for Lambda service errors (Step Functions best practices, "Handle Lambda service
+# exceptions"), plus throttling.
+LAMBDA_TRANSIENT_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def test_every_lambda_task_retries_the_transient_lambda_errors() -> None:
+    definition = json.loads(STATE_MACHINE_FILE.read_text(encoding="utf-8"))
+    lambda_tasks = {
+        name: state
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and ":states:::lambda:invoke" in state["Resource"]
+    }
+    assert len(lambda_tasks) == len(TASK_HANDLERS)
+    for name, task in lambda_tasks.items():
+        retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
+        assert "States.ALL" in retried or retried >= LAMBDA_TRANSIENT_ERRORS, (
+            name,
+            LAMBDA_TRANSIENT_ERRORS - retried,
+        )
+
+
+def test_state_machine_resources_take_the_partition_from_the_stack(synth: Synth, prod_synth: Synth) -> None:
+    source = STATE_MACHINE_FILE.read_text(encoding="utf-8")
+    assert "arn:aws:" not in source  # cdk.json targets aws-cn too
+    resources = [s["Resource"] for s in json.loads(source)["States"].values() if s["Type"] == "Task"]
+    assert resources
+    assert all(r.startswith("arn:${Partition}:states:::") for r in resources), resources
+
+    deployed, props = _deployed_definition_text(
+        synth
+    )  # environment-agnostic: the partition is resolved by CFN
+    assert props["DefinitionSubstitutions"][PARTITION_KEY] == {"Ref": "AWS::Partition"}
+    assert {s["Resource"] for s in json.loads(deployed)["States"].values() if s["Type"] == "Task"} == {
+        "arn:<<Ref:AWS::Partition>>:states:::lambda:invoke",
+        "arn:<<Ref:AWS::Partition>>:states:::lambda:invoke.waitForTaskToken",
+    }
+    (_, prod_machine) = prod_synth.one(
+        "AWS::StepFunctions::StateMachine"
+    )  # eu-west-1: CDK writes the literal
+    assert prod_machine["Properties"]["DefinitionSubstitutions"][PARTITION_KEY] == "aws"
+
+
+def test_a_china_region_stack_substitutes_the_aws_cn_partition() -> None:
+    import aws_cdk as cdk
+
+    from infra.config import cdk_json_context
+    from infra.pipeline import definition_substitutions
+
+    app = cdk.App(context=cdk_json_context())
+    stack = cdk.Stack(app, "China", env=cdk.Environment(account="123456789012", region="cn-north-1"))
+    assert definition_substitutions(stack, {}) == {PARTITION_KEY: "aws-cn"}
 
 
 def test_state_machine_may_invoke_exactly_the_task_functions(synth: Synth) -> None:
@@ -321,6 +395,60 @@ def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synt
     assert props["FunctionName"] == {"Ref": start["LogicalId"]}
 
 
+def _sqs_event_sources(synth: Synth) -> dict[str, dict[str, Any]]:
+    """The SQS event source mappings by the handler they invoke."""
+    by_id = {fn["LogicalId"]: handler for handler, fn in synth.functions().items()}
+    return {
+        by_id[m["Properties"]["FunctionName"]["Ref"]]: m["Properties"]
+        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if synth.resources[m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    }
+
+
+@pytest.mark.parametrize(("stage", "start", "webhooks"), [("dev", 2, 2), ("prod", 10, 5)])
+def test_sqs_event_sources_have_a_maximum_concurrency(
+    stage: str, start: int, webhooks: int, synth: Synth, prod_synth: Synth
+) -> None:
+    """Lambda's ScalingConfig.MaximumConcurrency (2 to 1000): a bulk drop waits in the queue instead of taking
+    every function instance and database connection the account allows; dev (no RDS Proxy) gets the least."""
+    sources = _sqs_event_sources(synth if stage == "dev" else prod_synth)
+    assert {h: s.get("ScalingConfig") for h, s in sources.items()} == {
+        "functions.start_workflow.handler.lambda_handler": {"MaximumConcurrency": start},
+        "functions.webhooks.handler.lambda_handler": {"MaximumConcurrency": webhooks},
+    }
+
+
+def test_sweeper_failures_land_in_an_alarmed_dead_letter_queue(synth: Synth) -> None:
+    """EventBridge invokes the sweeper asynchronously: what it still fails after Lambda's retries, or what waits
+    past the next sweep, goes to the events dead-letter queue, which has an alarm."""
+    sweeper = synth.function_id("functions.sweeper.handler.lambda_handler")
+    (config,) = [
+        c["Properties"]
+        for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": sweeper}
+    ]
+    assert config["Qualifier"] == "$LATEST"
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["MaximumEventAgeInSeconds"] == 3600  # dev sweeps hourly
+    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+    queue_id = destination["Fn::GetAtt"][0]
+    assert synth.resources[queue_id]["Type"] == "AWS::SQS::Queue"
+    assert queue_id.startswith("PipelineEventsDeadLetterQueue")
+    sends = [
+        s
+        for s in synth.policy_statements("functions.sweeper.handler.lambda_handler")
+        if "sqs:SendMessage" in as_list(s["Action"])
+    ]
+    assert {"Fn::GetAtt": [queue_id, "Arn"]} in [r for s in sends for r in as_list(s["Resource"])]
+    alarmed = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+        in a["Properties"].get("Dimensions", [])
+    ]
+    assert alarmed, "the events dead-letter queue has no alarm"
+
+
 def test_every_queue_is_encrypted_and_refuses_plain_http(synth: Synth) -> None:
     queues = synth.of_type("AWS::SQS::Queue")
     # start and webhooks, and the start, notification, events and webhooks dead-letter queues
@@ -363,7 +491,7 @@ def test_async_endpoint_writes_to_results_and_notifies_through_sns(synth: Synth)
     assert variant["InstanceType"] == "ml.g5.xlarge"
     assert variant["InitialInstanceCount"] == 1
     (_, endpoint) = synth.one("AWS::SageMaker::Endpoint")
-    assert endpoint["Properties"]["EndpointName"] == "modamoda-dev-inference"
+    assert endpoint["Properties"]["EndpointName"] == "modamoda-dev-g5-xlarge"  # carries the instance type
     (_, model) = synth.one("AWS::SageMaker::Model")
     image = render(model["Properties"]["PrimaryContainer"]["Image"])
     assert "cdk-hnb659fds-container-assets" in image
@@ -384,9 +512,11 @@ def _alarm_topic(synth: Synth) -> str:
 
 def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
     (target_id, target) = synth.one("AWS::ApplicationAutoScaling::ScalableTarget")
+    (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
+    endpoint_name = {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     props = target["Properties"]
     assert props["ServiceNamespace"] == "sagemaker"
-    assert props["ResourceId"] == "endpoint/modamoda-dev-inference/variant/AllTraffic"
+    assert render(props["ResourceId"]) == f"endpoint/<<GetAtt:{endpoint_id}.EndpointName>>/variant/AllTraffic"
     assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     assert props["MinCapacity"] == 0
     assert props["MaxCapacity"] == 2
@@ -402,7 +532,7 @@ def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
     assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
     assert metric["Namespace"] == "AWS/SageMaker"
     assert metric["Statistic"] == "Average"
-    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": "modamoda-dev-inference"}]
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": endpoint_name}]
 
     step_id, step = policies["StepScaling"]
     assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
@@ -416,7 +546,7 @@ def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
     assert len(alarms) == 1
     alarm = alarms[0]
     assert alarm["Namespace"] == "AWS/SageMaker"
-    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "modamoda-dev-inference"}]
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": endpoint_name}]
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["Threshold"] == 1
     assert alarm["AlarmActions"] == [{"Ref": step_id}]
@@ -440,9 +570,11 @@ def test_notifier_is_subscribed_to_both_topics_with_a_dead_letter_queue(synth: S
     ]
     assert len(permissions) == 2
     # SNS invokes asynchronously: what the notifier still fails after Lambda's retries lands in the same queue
-    (_, invoke_config) = synth.one("AWS::Lambda::EventInvokeConfig")
-    config = invoke_config["Properties"]
-    assert config["FunctionName"] == {"Ref": notifier}
+    (config,) = [
+        c["Properties"]
+        for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": notifier}
+    ]
     assert config["MaximumRetryAttempts"] == 2
     dlq = subscriptions[0]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
     assert config["DestinationConfig"]["OnFailure"]["Destination"] == dlq

@@ -55,7 +55,11 @@ def test_prod_user_pool_and_names(prod_synth: Synth) -> None:
     (_, pool) = prod_synth.one("AWS::Cognito::UserPool")
     assert pool["Properties"]["DeletionProtection"] == "ACTIVE"
     assert pool["DeletionPolicy"] == "Retain"
-    assert prod_synth.template["Outputs"]["InferenceEndpointName"]["Value"] == "modamoda-prod-inference"
+    (endpoint_id, endpoint) = prod_synth.one("AWS::SageMaker::Endpoint")
+    assert endpoint["Properties"]["EndpointName"] == "modamoda-prod-g5-xlarge"
+    assert prod_synth.template["Outputs"]["InferenceEndpointName"]["Value"] == {
+        "Fn::GetAtt": [endpoint_id, "EndpointName"]
+    }
     (_, api) = prod_synth.one("AWS::ApiGatewayV2::Api")
     assert api["Properties"]["CorsConfiguration"]["AllowOrigins"] == ["https://app.example"]
     (_, client) = prod_synth.one("AWS::Cognito::UserPoolClient")

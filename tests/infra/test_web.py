@@ -159,3 +159,82 @@ def test_pages_need_no_inline_script() -> None:
     for page in web_source().rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, page  # the CSP allows only files
+
+
+def _csp(template: Synth) -> dict[str, list[str]]:
+    (_, policy) = template.one("AWS::CloudFront::ResponseHeadersPolicy")
+    config = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    text = render(config["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    return {d.split()[0]: d.split()[1:] for d in (part.strip() for part in text.split(";")) if d}
+
+
+def _bucket_origins(template: Synth, *roles: str) -> list[str]:
+    ids = template.bucket_ids()
+    return [
+        origin
+        for role in roles
+        for origin in (
+            f"https://<<Ref:{ids[role]}>>.s3.<<Ref:AWS::URLSuffix>>",
+            f"https://<<Ref:{ids[role]}>>.s3.<<Ref:AWS::Region>>.<<Ref:AWS::URLSuffix>>",
+        )
+    ]
+
+
+def test_csp_names_this_stacks_api_buckets_and_sign_in_domain(prod_synth: Synth) -> None:
+    """With its own web_origin (prod), the PWA may reach this stack's API, its three buckets and its Cognito
+    domain, and no other API Gateway API, S3 bucket or hosted UI (no wildcard host anywhere)."""
+    csp = _csp(prod_synth)
+    (api_id, _) = prod_synth.one("AWS::ApiGatewayV2::Api")
+    (domain_id, _) = prod_synth.one("AWS::Cognito::UserPoolDomain")
+    api = f"https://<<Ref:{api_id}>>.execute-api.eu-west-1.<<Ref:AWS::URLSuffix>>"
+    sign_in = f"https://<<Ref:{domain_id}>>.auth.eu-west-1.amazoncognito.com"
+    assert csp["connect-src"] == [
+        "'self'",
+        api,
+        "https://cognito-idp.<<Ref:AWS::Region>>.<<Ref:AWS::URLSuffix>>",
+        sign_in,
+        *_bucket_origins(prod_synth, "uploads", "drop", "results"),
+    ]
+    assert csp["img-src"] == ["'self'", "data:", "blob:", *_bucket_origins(prod_synth, "results")]
+    assert csp["form-action"] == ["'self'", sign_in, "https://checkout.stripe.com"]
+    assert not [s for sources in csp.values() for s in sources if "*" in s]
+
+
+def test_csp_of_a_stage_served_from_its_cloudfront_url(synth: Synth) -> None:
+    """Without web_origin the API's and the buckets' CORS name the distribution, so its policy cannot name them
+    back (a dependency cycle): they stay region-scoped patterns; the sign-in domain is named."""
+    csp = _csp(synth)
+    (domain_id, _) = synth.one("AWS::Cognito::UserPoolDomain")
+    sign_in = f"https://<<Ref:{domain_id}>>.auth.<<Ref:AWS::Region>>.amazoncognito.com"
+    assert sign_in in csp["connect-src"]
+    assert csp["form-action"] == ["'self'", sign_in, "https://checkout.stripe.com"]
+    assert not [s for s in csp["connect-src"] + csp["form-action"] if ".auth." in s and "*" in s]
+    assert "https://*.execute-api.<<Ref:AWS::Region>>.<<Ref:AWS::URLSuffix>>" in csp["connect-src"]
+
+
+def test_bucket_origins_are_the_virtual_hosted_names_boto3_signs() -> None:
+    """Pre-signed URLs from the functions' S3 client: the global name outside China, the regional one in it."""
+    import boto3
+    from botocore.config import Config
+
+    from infra.csp import origin, s3_bucket_origins
+
+    for region, suffix in (("eu-west-1", "amazonaws.com"), ("cn-north-1", "amazonaws.com.cn")):
+        s3 = boto3.client(
+            "s3",
+            region_name=region,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=Config(retries={"mode": "standard"}),
+        )
+        post = s3.generate_presigned_post("modamoda-uploads-1", "uploads/t/j/a.jpg")["url"]
+        get = s3.generate_presigned_url("get_object", Params={"Bucket": "modamoda-results-1", "Key": "r.png"})
+        allowed = s3_bucket_origins("modamoda-uploads-1", region, suffix) + s3_bucket_origins(
+            "modamoda-results-1", region, suffix
+        )
+        assert origin(post) in allowed, post
+        assert origin(get) in allowed, get
+    assert (
+        origin("https://abc.execute-api.eu-west-1.amazonaws.com/")
+        == "https://abc.execute-api.eu-west-1.amazonaws.com"
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from functions.common import billing
 from local.stack import LocalStack
 from local.stripe_emulator import StripeEmulator, decode_params, format_amount
 from tests.local.conftest import User, new_user
+from tests.stripe_support import fixture as stripe_fixture
 
 pytestmark = pytest.mark.e2e  # the module's stack; the unit tests at the top need none
 
@@ -101,6 +104,31 @@ def test_the_emulator_answers_like_stripe() -> None:
     assert emulator.pay(session["id"])[0] == 410  # an expired session cannot be paid
     status, _, body = emulator.handle_api("GET", "/v1/customers", headers, b"")
     assert status == 404
+
+
+def test_a_paid_session_has_a_charge_with_the_payment_intents_metadata() -> None:
+    emulator = StripeEmulator(API_KEY, SECRET, "http://127.0.0.1:1/local/stripe/checkout", retry_seconds=0)
+    status, _, session = call(emulator, PARAMS + "&payment_intent_data[metadata][modamoda_deployment]=local")
+    assert status == 200
+    assert emulator.pay(session["id"])[0] == 303  # paid (no webhook endpoint here), then to success_url
+    intent_id = emulator.sessions[session["id"]]["payment_intent"]
+    charge_id = f"ch_{intent_id[3:]}"
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    status, _, body = emulator.handle_api("GET", f"/v1/charges/{charge_id}", headers, b"")
+    charge = json.loads(body)
+    assert (status, charge["object"], charge["payment_intent"]) == (200, "charge", intent_id)
+    assert charge["metadata"] == {"modamoda_deployment": "local"}
+    status, _, body = emulator.handle_api(
+        "GET", f"/v1/charges/{charge_id}?expand%5B0%5D=payment_intent", headers, b""
+    )
+    expanded = json.loads(body)["payment_intent"]
+    assert (status, expanded["id"], expanded["metadata"]) == (
+        200,
+        intent_id,
+        {"modamoda_deployment": "local"},
+    )
+    status, _, body = emulator.handle_api("GET", "/v1/charges/ch_3nothing", headers, b"")
+    assert (status, json.loads(body)["error"]["code"]) == (404, "resource_missing")
 
 
 def test_stripe_python_talks_to_the_emulator_through_stripe_api_base(stack: LocalStack) -> None:
@@ -211,6 +239,34 @@ def test_checkout_pay_grants_the_pack_exactly_once(stack: LocalStack) -> None:
     ledger = user.api.request("GET", "/v1/credits/ledger")["items"]
     purchases = [e for e in ledger if (e["meta"] or {}).get("checkout_session") == session_id]
     assert [(e["kind"], e["amount"], e["meta"]["reason"]) for e in purchases] == [("grant", 50, "purchase")]
+
+
+def test_a_dispute_is_claimed_through_its_charge_in_the_emulator(stack: LocalStack) -> None:
+    """A dispute names only its charge (no payment intent, no metadata): the webhook retrieves the charge from the
+    local Stripe over HTTP, finds this deployment's purchase in its metadata and takes the credits back; a dispute
+    on a charge the account does not have is acknowledged and ignored."""
+    user = new_user(stack)
+    before = balance(user)
+    checkout = start_checkout(stack, user, "studio")
+    assert (
+        requests.post(f"{checkout['checkout_url']}/pay", allow_redirects=False, timeout=60).status_code == 303
+    )
+    assert balance(user) == before + 50
+    intent = stack.stripe.sessions[checkout["session_id"]]["payment_intent"]
+    charge_id = f"ch_{intent[3:]}"
+    assert stack.stripe.charges[charge_id]["metadata"]["modamoda_deployment"] == "local"
+    outcomes = {}
+    for charge in (charge_id, "ch_3NotThisAccount0001"):
+        event = stripe_fixture("charge.dispute.created")
+        event.update(id=f"evt_{uuid.uuid4().hex[:24]}", created=int(time.time()))
+        event["data"]["object"].update(
+            id=f"dp_{charge[3:]}", charge=charge, payment_intent=None, amount=3900, status="needs_response"
+        )
+        delivery = stack.stripe.deliver(event)
+        assert delivery.ok, delivery
+        outcomes[charge] = json.loads(delivery.body)["status"]
+    assert outcomes == {charge_id: "processed", "ch_3NotThisAccount0001": "ignored"}
+    assert balance(user) == before
 
 
 def test_following_the_redirect_lands_on_the_app(stack: LocalStack) -> None:

@@ -5,7 +5,7 @@ the API, the bytes, and what must happen to the job: ``rejected`` with an exact 
 ``succeeded`` with exactly one charge. ``forbidden`` lists byte strings that must not survive into the result
 image (a polyglot's payload, a script in metadata: results are re-encoded and their metadata stripped).
 
-``bad_input_corpus()`` builds the whole list (about 0.5 s); every case is the same bytes on every run.
+``bad_input_corpus()`` builds the whole list (about 1 s); every case is the same bytes on every run.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pillow_heif
 from PIL import Image
 
 from bench.load import garment_image
+from tests import hostile_images as hostile
 from tests.image_support import ADOBE_RGB_D50, make_icc_profile
 
 pillow_heif.register_heif_opener()
@@ -422,4 +423,78 @@ def bad_input_corpus() -> list[Case]:
     accept("heic", "phone.heic", "image/heic", encode(photo, "HEIF", quality=80))
     accept("avif", "phone.avif", "image/avif", encode(photo, "AVIF", quality=70))
     accept("smallest accepted 64x64", "tiny64.png", "image/png", encode(garment_image((64, 64)), "PNG"))
+
+    # -- issue 15, items 12-15 (tests/hostile_images.py): camera JPEGs, decoding work bounded by what the file
+    # declares, JPEG variants and float data that decode to nonsense, codes and messages
+    accept("camera jpeg with an mpf preview (MPO)", "DSC01234.JPG", "image/jpeg", hostile.camera_mpo(photo))
+    reject(
+        "progressive jpeg repeating its last scan 3000 times",
+        "scans.jpg",
+        "image/jpeg",
+        hostile.repeated_scan_jpeg(small, 3000),
+        "too_complex",
+    )
+    reject(
+        "jpeg with 5000 empty markers",
+        "markers.jpg",
+        "image/jpeg",
+        hostile.empty_markers_jpeg(jpeg, 5000),
+        "too_complex",
+    )
+    reject(
+        "png of 60000 empty chunks",
+        "chunks.png",
+        "image/png",
+        hostile.many_chunks_png(png, 60_000),
+        "too_complex",
+    )
+    reject(
+        "tiff declaring one 23168x23168 tile for 1000x1000",
+        "tile.tiff",
+        "image/tiff",
+        hostile.tiff_with_tile(1000, 1000, 23168),
+        "too_complex",
+    )
+    reject(
+        "jpeg claiming arithmetic coding (SOF9) over baseline data",
+        "sof9.jpg",
+        "image/jpeg",
+        hostile.arithmetic_sof_jpeg(jpeg),
+        "unsupported_format",
+    )
+    reject(
+        "float tiff with nan and inf stripes",
+        "stripes.tiff",
+        "image/tiff",
+        hostile.float_tiff(hostile.with_nan_stripes(hostile.float_garment(photo))),
+        "truncated_image",
+    )
+    reject(
+        "avif declaring 65000x65000",
+        "huge.avif",
+        "image/avif",
+        hostile.avif_declaring(encode(photo, "AVIF", quality=70), 65_000, 65_000),
+        "too_many_pixels",
+    )
+    reject(
+        "photo of 64x20000",
+        "strip64.png",
+        "image/png",
+        encode(garment_image((64, 20_000)), "PNG"),
+        "extreme_aspect_ratio",
+    )
+    accept(
+        "png with a 1.2 MB colour profile",
+        "bigicc.png",
+        "image/png",
+        hostile.png_with_icc(photo, hostile.large_icc_profile(1_200_000)),
+    )
+    # their results are checked pixel by pixel in test_bad_input.test_awkward_photos_come_out_right
+    accept("cmyk jpeg without adobe marker", "plaincmyk.jpg", "image/jpeg", hostile.plain_cmyk_jpeg(photo))
+    accept(
+        "float tiff with one +inf pixel",
+        "oneinf.tiff",
+        "image/tiff",
+        hostile.float_tiff(hostile.with_one_inf(hostile.float_garment(photo))),
+    )
     return cases

@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
 
+from bench.load import garment_image
 from functions.common.errors import INPUT_ERROR_CODES
 from local.stack import DROP_BUCKET, LocalStack
+from tests import hostile_images
 from tests.reliability import books
 from tests.reliability.conftest import Tenant, garment_jpeg, new_tenant
 from tests.reliability.corpus import Case, bad_input_corpus
@@ -209,6 +212,44 @@ def test_every_corpus_file_through_the_api(stack: LocalStack) -> None:
     TALLY.add(SECTION, "awkward files charged exactly once", len(succeeded))
     TALLY.zero(SECTION, "charged for a rejected file")
     TALLY.zero(SECTION, "stuck jobs")
+
+
+# ---- 1b. awkward photos whose results must be right, not merely charged ---------------------------------------------
+
+
+def test_awkward_photos_come_out_right(stack: LocalStack) -> None:
+    """Issue 15, items 12 and 14: a camera JPEG with an MPF preview, a CMYK JPEG without Adobe's marker (Pillow
+    would read it inverted: nearly black) and a float TIFF with one +Inf pixel (which broke the scaling to 8 bits)
+    each give the garment on the preset's background, charged once."""
+    tenant = new_tenant(stack, "right")
+    start = balance(tenant)
+    photo = garment_image((360, 450))  # a blue shirt on a light grey backdrop
+    floats = hostile_images.float_garment(photo)
+    files = {
+        "camera.jpg": (hostile_images.camera_mpo(photo), "image/jpeg", "colour"),
+        "plaincmyk.jpg": (hostile_images.plain_cmyk_jpeg(photo), "image/jpeg", "colour"),
+        "oneinf.tiff": (hostile_images.float_tiff(hostile_images.with_one_inf(floats)), "image/tiff", "grey"),
+    }
+    job_ids = {name: tenant.api.upload(name, data, kind) for name, (data, kind, _) in files.items()}
+    jobs = {name: wait_job(tenant, job_id) for name, job_id in job_ids.items()}
+    settle(stack)
+    spent = 0
+    for name, job in jobs.items():
+        assert job["status"] == "succeeded", (name, job["error"])
+        assert sorted(ledger([job["id"]])[job["id"]]) == [("capture", 0), ("reserve", -int(job["cost"]))]
+        spent += int(job["cost"])
+        with Image.open(io.BytesIO(tenant.api.download(job))) as result:
+            pixels = np.asarray(result.convert("RGB")).astype(int)
+        # the preset's light background, not a dark negative
+        assert pixels.mean() > 150, (name, pixels.mean())
+        if files[name][2] == "colour":  # the shirt's blue: blue well above red
+            garment = (pixels[..., 2] - pixels[..., 0] > 60) & (pixels[..., 2] > 90)
+        else:  # the shirt's grey level (about 60 of 255) on the light background
+            garment = pixels.mean(axis=2) < 110
+        assert garment.mean() > 0.05, (name, float(garment.mean()))
+    assert balance(tenant) == start - spent
+    books.assert_balanced([tenant.tenant_id])
+    TALLY.add(SECTION, "awkward photos checked pixel by pixel", len(files))
 
 
 # ---- 2. empty and oversized files -----------------------------------------------------------------------------------

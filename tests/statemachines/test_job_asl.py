@@ -81,6 +81,16 @@ def test_the_local_stack_runs_the_asl_file_itself(stack: LocalStack) -> None:
     file_states = json.loads(ASL_FILE.read_text())["States"]
     assert json.loads(deployed["definition"])["States"].keys() == file_states.keys()
     assert "${" not in deployed["definition"]
+    # The file names no partition (the stack's is substituted in AWS); locally it is the emulated account's.
+    assert {s["Resource"] for s in file_states.values() if s["Type"] == "Task"} == {
+        "arn:${Partition}:states:::lambda:invoke",
+        "arn:${Partition}:states:::lambda:invoke.waitForTaskToken",
+    }
+    deployed_states = json.loads(deployed["definition"])["States"]
+    assert {s["Resource"] for s in deployed_states.values() if s["Type"] == "Task"} == {
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    }
 
 
 def test_success_captures_credits(fresh: LocalStack) -> None:

@@ -9,9 +9,11 @@ import json
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 from functions.billing import handler
+from functions.common import db
 from tests.conftest import FakeLambdaContext
 from tests.stripe_support import (
     books,
@@ -147,12 +149,16 @@ def test_bad_base64_is_400() -> None:
 
 def test_transient_failure_is_500_so_stripe_retries() -> None:
     c = start_checkout(customer())
-    body = payload(dispute_event(c))  # no event has linked this payment to a purchase yet
+    with psycopg.connect(
+        db.dsn(admin=True), autocommit=True
+    ) as owner:  # checkout never recorded the purchase
+        owner.execute("DELETE FROM purchases WHERE id = %s", (c.purchase_id,))
+    body = payload(dispute_event(c))  # our payment (its charge says so), not linked to a purchase yet
     status, reply = post(body, sign(body))
     assert status == 500
     assert reply["error"]["code"] == "purchase_unknown"
     completed = payload(session_event(c))
-    assert post(completed, sign(completed))[0] == 200  # links the payment intent to the purchase
+    assert post(completed, sign(completed))[0] == 200  # records the purchase and links the payment intent
     status, reply = post(body, sign(body))  # Stripe's retry, signed anew
     assert (status, reply["status"]) == (200, "processed")
     assert books(c.tenant_id) == 0

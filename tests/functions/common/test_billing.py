@@ -478,13 +478,19 @@ def test_dispute_before_the_grant_is_applied_when_the_payment_lands() -> None:
 
 def test_dispute_for_an_unlinked_payment_fails_so_stripe_retries() -> None:
     c = start_checkout(customer())
-    early = dispute_event(c)
+    with psycopg.connect(
+        db.dsn(admin=True), autocommit=True
+    ) as owner:  # checkout never recorded the purchase
+        owner.execute("DELETE FROM purchases WHERE id = %s", (c.purchase_id,))
+    early = dispute_event(
+        c
+    )  # its charge names this deployment's purchase: ours, but nothing to link it to yet
     with pytest.raises(TransientError, match="Stripe will retry"):
         deliver(early)
     row = event_row(early["id"])
     assert row is not None
     assert (row["processed_at"], row["outcome"]) == (None, "failed")
-    deliver(session_event(c))  # links the payment intent
+    deliver(session_event(c))  # records the purchase from its metadata and links the payment intent
     assert deliver(early).status == "processed"  # Stripe's retry
     assert books(c.tenant_id) == 0
 

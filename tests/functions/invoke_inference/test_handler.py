@@ -54,7 +54,12 @@ def test_request_written_and_submitted(event: dict) -> None:
     assert calls[0]["InferenceId"] == event["job_id"]
     assert calls[0]["EndpointName"] == "modamoda-test-inference"
     assert calls[0]["InputLocation"] == f"s3://{RESULTS}/inference/input/{event['job_id']}.json"
-    assert calls[0]["InvocationTimeoutSeconds"] == 900
+    # the workflow waits 900 s: the request may queue and run only as long as it can still be reported in time
+    assert calls[0]["InvocationTimeoutSeconds"] == 390
+    assert calls[0]["RequestTTLSeconds"] == 390
+    assert (
+        calls[0]["RequestTTLSeconds"] + calls[0]["InvocationTimeoutSeconds"] + 120 <= event["timeout_seconds"]
+    )
     body = (
         boto3.client("s3", region_name="us-east-1")
         .get_object(Bucket=RESULTS, Key=f"inference/input/{event['job_id']}.json")["Body"]
@@ -77,3 +82,24 @@ def test_request_written_and_submitted(event: dict) -> None:
 def test_oversized_task_token_is_refused(event: dict) -> None:
     with pytest.raises(ValueError, match="task_token"):
         handler.lambda_handler(event | {"task_token": "t" * 2049}, FakeLambdaContext())
+
+
+@pytest.mark.parametrize("wait", [300, 900, 3600, 4 * 3600, 24 * 3600])
+def test_a_request_never_outlives_the_wait_for_it(wait: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RequestTTLSeconds (time in the endpoint's queue) + InvocationTimeoutSeconds (time on the GPU) + the time to
+    report back stay within the execution's wait: the GPU never starts a job whose execution has already timed out
+    and released its credits. Both stay within InvokeEndpointAsync's limits (TTL 60..21600, invocation 1..3600)."""
+    from functions.common import pipeline
+
+    monkeypatch.delenv("INFERENCE_INVOCATION_TIMEOUT_SECONDS", raising=False)
+    invocation, ttl = pipeline.async_timeouts(wait)
+    assert 60 <= ttl <= 21_600
+    assert 1 <= invocation <= 3600
+    assert ttl + invocation + pipeline.ASYNC_SETTLE_MARGIN_SECONDS <= wait
+    assert ttl < wait  # the issue: TTL used to equal the whole wait
+    if wait >= 3600:
+        assert invocation == 900  # SageMaker's default, ample for one image
+    monkeypatch.setenv("INFERENCE_INVOCATION_TIMEOUT_SECONDS", "60")
+    invocation, ttl = pipeline.async_timeouts(wait)
+    assert invocation == 60
+    assert ttl == min(wait - 60 - pipeline.ASYNC_SETTLE_MARGIN_SECONDS, 21_600)
