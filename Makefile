@@ -44,6 +44,11 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy functions inference_container/modamoda_inference local infra app.py modamoda_cli
 
+.PHONY: lock
+# The Lambda layer's lock: functions/requirements.txt resolved for python3.12/arm64 with every wheel's hash (PyPI).
+lock: venv
+	$(PY) -m infra.layer_lock
+
 .PHONY: openapi
 # The API's OpenAPI document, generated from functions/api/handler.py (tests check the committed copy).
 openapi: venv

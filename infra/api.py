@@ -17,6 +17,15 @@ machines use API keys instead (``POST /v1/account/api-keys``): each key is a Cog
 that the Api function creates (AdminCreateUser/AdminSetUserPassword on this pool only) and signs in like a person
 on the web client (its tokens carry only the sign-in scope, so API keys need ``accept_signin_scope``, the
 default); or the per-tenant drop folder.
+
+Sign-up: self sign-up confirms the e-mail address with a mailed code, and only a verified address gets an account and
+its welcome credits (functions/common/signups.py). Cognito mails the codes and password resets through SES from
+``email_from`` when context ``cognito_ses_identity`` names a verified identity (``EmailSendingAccount: DEVELOPER``);
+without one (non-prod only) it uses its own sender, whose quota is 50 e-mails a day per account, and the
+synthesis warns. An AWS WAF web ACL on the user pool blocks, per IP address, more than ``signup_rate_limit`` requests
+in five minutes to the operations that create users or send e-mail without a signed-in user: ``SignUp``,
+``ResendConfirmationCode`` and ``ForgotPassword`` in Cognito's API (the ``X-Amz-Target`` header, which AWS WAF sees
+for user pool requests) and the managed login's sign-up, resend-code and forgot-password forms.
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -33,6 +43,7 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.lambdas import LambdaPackaging
@@ -59,6 +70,14 @@ COGNITO_API_KEY_ACTIONS = (
     "cognito-idp:AdminGetUser",
     "cognito-idp:AdminDeleteUser",
 )
+# What the sign-up rate limit counts: Cognito API operations that create a user or send an e-mail without a
+# signed-in user (the X-Amz-Target header of the JSON protocol: "AWSCognitoIdentityProviderService.<operation>"),
+# and the managed login / hosted UI forms that do the same (POSTs to these paths on the user pool's domain).
+COGNITO_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+SIGNUP_OPERATIONS = ("SignUp", "ResendConfirmationCode", "ForgotPassword")
+SIGNUP_FORM_PATHS = ("/signup", "/resendcode", "/forgotpassword")  # matched lower-cased
+SIGNUP_RATE_WINDOW_SECONDS = 300  # AWS WAF allows 60, 120, 300 or 600
+
 # Every method but OPTIONS: API Gateway answers CORS preflights itself; they must never meet the authorizer.
 API_METHODS = [
     apigw.HttpMethod.GET,
@@ -87,6 +106,14 @@ class ApiProps:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     state_machine: sfn.StateMachine | None = None
     """The job workflow: cancelling a batch stops the executions of its files that have not started."""
+    email_from: str = "Modamoda <no-reply@modamoda.example>"
+    """The sender of Cognito's e-mails when ``ses_identity`` is set (``Name <address>`` or an address)."""
+    ses_identity: str | None = None
+    """A verified SES identity (``email_from``'s address or its domain) Cognito sends through; None: Cognito's own
+    sender (a warning at synthesis)."""
+    signup_rate_limit: int = 20
+    """Sign-up, resend-code and forgot-password requests per IP address in five minutes before AWS WAF blocks that
+    address (10 at least); 0: no web ACL."""
 
 
 class Api(Construct):
@@ -212,6 +239,10 @@ class Api(Construct):
             mfa=cognito.Mfa.OPTIONAL,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            # A changed address stays unverified beside the old, verified one until its code is entered, so that
+            # email_verified always describes the address the account has (signups.py gives credits on it).
+            keep_original=cognito.KeepOriginalAttrs(email=True),
+            email=self._email(props),
             # Essentials: no threat protection (the Plus plan's advanced security costs per user).
             feature_plan=cognito.FeaturePlan.ESSENTIALS,
             deletion_protection=props.removal_policy == RemovalPolicy.RETAIN,
@@ -226,7 +257,8 @@ class Api(Construct):
             self.user_pool,
             "COG8",
             "the Essentials plan: the Plus plan's threat protection is billed per monthly active user; "
-            "passwords are long, sign-up is e-mail verified and the API is throttled",
+            "passwords are long, sign-up is e-mail verified and rate-limited per IP address by AWS WAF, and the API "
+            "is throttled",
         )
         self.api_scope = cognito.ResourceServerScope(
             scope_name=API_SCOPE, scope_description="Use the Modamoda API"
@@ -265,6 +297,113 @@ class Api(Construct):
                 domain_prefix=f"modamoda-{props.stage}-{Aws.ACCOUNT_ID}"
             ),
         )
+        self.web_acl = self._add_signup_rate_limit(props) if props.signup_rate_limit else None
+
+    def _email(self, props: ApiProps) -> cognito.UserPoolEmail:
+        """Cognito's e-mail: through SES from ``email_from`` with a verified identity, else Cognito's own sender."""
+        if props.ses_identity is None:
+            Annotations.of(self).add_warning_v2(
+                "modamoda:cognito-default-email",
+                "no verified SES identity (-c cognito_ses_identity=<domain or address>): Cognito sends sign-up "
+                "codes and password resets with its own sender (no-reply@verificationemail.com), limited to 50 "
+                "e-mails a day per account; verify email_from's domain or address in SES and name it",
+            )
+            return cognito.UserPoolEmail.with_cognito()
+        name, address = parseaddr(props.email_from)
+        return cognito.UserPoolEmail.with_ses(
+            from_email=address,
+            from_name=name or None,
+            # the identity's Region: the stack's (a token when the stack is environment-agnostic)
+            ses_region=Stack.of(self).region,
+            ses_verified_domain=None if "@" in props.ses_identity else props.ses_identity,
+        )
+
+    def _add_signup_rate_limit(self, props: ApiProps) -> wafv2.CfnWebACL:
+        """A regional web ACL on the user pool: one rate-based rule per IP address over the sign-up operations."""
+        lowercase = wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+        none = wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+
+        def header_is(operation: str) -> wafv2.CfnWebACL.StatementProperty:
+            return wafv2.CfnWebACL.StatementProperty(
+                byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                        single_header={"Name": "x-amz-target"}
+                    ),
+                    positional_constraint="EXACTLY",
+                    search_string=f"{COGNITO_TARGET_PREFIX}{operation}".lower(),
+                    text_transformations=[lowercase],
+                )
+            )
+
+        def form_post(path: str) -> wafv2.CfnWebACL.StatementProperty:
+            return wafv2.CfnWebACL.StatementProperty(
+                and_statement=wafv2.CfnWebACL.AndStatementProperty(
+                    statements=[
+                        wafv2.CfnWebACL.StatementProperty(
+                            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                                positional_constraint="STARTS_WITH",
+                                search_string=path,
+                                text_transformations=[lowercase],
+                            )
+                        ),
+                        wafv2.CfnWebACL.StatementProperty(
+                            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(method={}),
+                                positional_constraint="EXACTLY",
+                                search_string="POST",
+                                text_transformations=[none],
+                            )
+                        ),
+                    ]
+                )
+            )
+
+        metric = f"modamoda-{props.stage}-signup"
+        web_acl = wafv2.CfnWebACL(
+            self,
+            "SignUpWebAcl",
+            description="Modamoda: rate limit of sign-ups, resent codes and password resets per IP address",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            ),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="SignUpRatePerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=props.signup_rate_limit,
+                            evaluation_window_sec=SIGNUP_RATE_WINDOW_SECONDS,
+                            scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                                or_statement=wafv2.CfnWebACL.OrStatementProperty(
+                                    statements=[
+                                        *(header_is(operation) for operation in SIGNUP_OPERATIONS),
+                                        *(form_post(path) for path in SIGNUP_FORM_PATHS),
+                                    ]
+                                )
+                            ),
+                        )
+                    ),
+                    visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                        cloud_watch_metrics_enabled=True,
+                        metric_name=f"{metric}-rate",
+                        sampled_requests_enabled=True,
+                    ),
+                )
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "SignUpWebAclAssociation",
+            resource_arn=self.user_pool.user_pool_arn,
+            web_acl_arn=web_acl.attr_arn,
+        )
+        return web_acl
 
     def _add_http_api(self, props: ApiProps) -> None:
         self.http_api = apigw.HttpApi(

@@ -49,6 +49,13 @@ STAGE_MAX_LENGTH = min(
     - len(ENDPOINT_NAME.format(stage="", instance=instance_slug(DEFAULT_INFERENCE_INSTANCE_TYPE))),
 )  # 41: the Cognito domain prefix is the tighter limit
 
+# The AWS WAF rate-based rule on the user pool's sign-up (infra/api.py): requests per IP address in a five-minute
+# window; AWS WAF's lowest rate limit is 10; 0 leaves the pool without a web ACL (for Regions where AWS WAF cannot
+# protect a user pool).
+SIGNUP_RATE_LIMIT_MIN = 10
+SIGNUP_RATE_LIMIT_MAX = 2_000_000_000
+DEFAULT_SIGNUP_RATE_LIMIT = 20
+
 # Lambda's SQS event sources: the most concurrent invocations each may run (``ScalingConfig.MaximumConcurrency``,
 # 2 to 1000 per AWS). Every invocation holds a database connection, and dev connects to Aurora without RDS Proxy.
 SQS_MAX_CONCURRENCY_RANGE = (2, 1000)
@@ -94,6 +101,13 @@ class StageConfig:
     * ``model_data``: the diffusion (and segmentation) weights in S3, as ``scripts/pack_model.py --upload`` wrote
       them: a prefix ``s3://bucket/path/`` (deployed uncompressed) or a ``.tar.gz`` object. Unset, the endpoint
       runs ghost packshots only and the API refuses on-model jobs (infra/inference.py).
+    * ``cognito_ses_identity``: the SES identity (a domain, or the ``email_from`` address itself) verified in the
+      deployment's account and Region through which Cognito sends sign-up codes and password resets, from
+      ``email_from`` (``EmailSendingAccount: DEVELOPER``). Cognito checks at deploy time that it is verified. Unset,
+      Cognito's own sender is used (50 e-mails a day per account), which only non-prod stages accept: the
+      synthesis warns, and prod refuses to synthesise (infra/stack.py).
+    * ``signup_rate_limit``: AWS WAF blocks an IP address that makes more than this many sign-up, resend-code and
+      forgot-password requests to the user pool in five minutes (10 at least; default 20); 0: no web ACL.
     """
 
     stage: str = "dev"
@@ -110,6 +124,8 @@ class StageConfig:
     webhooks_max_concurrency: int = 2
     """Webhooks instances the webhooks queue may run at once (batches of 5 deliveries); prod: 5."""
     model_data: str | None = None
+    cognito_ses_identity: str | None = None
+    signup_rate_limit: int = DEFAULT_SIGNUP_RATE_LIMIT
 
     @property
     def is_prod(self) -> bool:
@@ -138,6 +154,7 @@ class StageConfig:
         email_from = str(get("email_from", cls.email_from))
         if "@" not in email_from:
             raise ValueError(f"context 'email_from' must be an e-mail address, got {email_from!r}")
+        ses_identity = get("cognito_ses_identity", None)
         return cls(
             stage=stage,
             web_origin=None if web_origin is None else str(web_origin).rstrip("/"),
@@ -151,6 +168,10 @@ class StageConfig:
             start_max_concurrency=_max_concurrency(get, "start_max_concurrency", 10 if is_prod else 2),
             webhooks_max_concurrency=_max_concurrency(get, "webhooks_max_concurrency", 5 if is_prod else 2),
             model_data=None if get("model_data", None) is None else str(get("model_data", None)).strip(),
+            cognito_ses_identity=None
+            if ses_identity is None
+            else validate_ses_identity(str(ses_identity), email_from),
+            signup_rate_limit=_signup_rate_limit(get("signup_rate_limit", cls.signup_rate_limit)),
         )
 
 
@@ -191,5 +212,34 @@ def _max_concurrency(get: Any, key: str, default: int) -> int:
     if not low <= number <= high:
         raise ValueError(
             f"context {key!r} must be between {low} and {high} (Lambda's SQS maximum concurrency), got {number}"
+        )
+    return number
+
+
+def validate_ses_identity(identity: str, email_from: str) -> str:
+    """``identity`` (lower-cased) if Cognito can send from ``email_from`` through it: the sender's own address, or
+    the domain of that address (Cognito's ``SourceArn`` names the identity, its ``From`` the sender)."""
+    from email.utils import parseaddr
+
+    identity = identity.strip().lower()
+    address = parseaddr(email_from)[1].lower()
+    domain = address.rpartition("@")[2]
+    if identity not in {address, domain}:
+        raise ValueError(
+            f"context 'cognito_ses_identity' must be the SES identity Cognito sends email_from ({address}) through: "
+            f"that address or its domain {domain!r}, got {identity!r}"
+        )
+    return identity
+
+
+def _signup_rate_limit(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"context 'signup_rate_limit' must be a whole number, got {value!r}") from None
+    if number != 0 and not SIGNUP_RATE_LIMIT_MIN <= number <= SIGNUP_RATE_LIMIT_MAX:
+        raise ValueError(
+            f"context 'signup_rate_limit' must be 0 (no web ACL) or between {SIGNUP_RATE_LIMIT_MIN} and "
+            f"{SIGNUP_RATE_LIMIT_MAX} (AWS WAF's rate-based rule limits), got {number}"
         )
     return number

@@ -1,11 +1,18 @@
 """Network and PostgreSQL: a VPC, an Aurora PostgreSQL Serverless v2 cluster, optionally an RDS Proxy.
 
 Network choice: two AZs with public subnets (one NAT gateway), private subnets with egress (Lambda functions,
-the proxy, the secret rotation functions) and isolated subnets (Aurora). One NAT gateway costs less than the
+the proxy, the secret rotation functions), isolated subnets for Aurora (``Data``) and isolated subnets for the
+SageMaker inference containers (``Inference``, see infra/inference.py). One NAT gateway costs less than the
 interface endpoints the functions would otherwise need (Secrets Manager, Step Functions, SNS, SageMaker runtime:
 ~$7/month each per AZ), and the billing code must reach Stripe's API on the internet anyway. S3 goes through a
 free gateway endpoint. Production may add a second NAT gateway for AZ independence. VPC flow logs (all traffic)
 go to CloudWatch Logs.
+
+The inference subnets have no route to the NAT gateway (nor to the internet): their route tables hold the VPC's
+own range and the routes of their own S3 gateway endpoint (created by infra/inference.py with a policy that
+names only the objects the endpoint reads and writes), so this VPC's general S3 endpoint (default policy, used
+by the functions) is kept off their route tables (a route table takes one gateway endpoint per service).
+Selections name subnet groups, not types: ``Data`` and ``Inference`` are both isolated.
 
 Database access: RDS Proxy, not the Data API. The functions use psycopg (libpq, the PostgreSQL wire protocol):
 row-level security binds each transaction to its tenant with ``set_config(..., true)``, credits rely on
@@ -43,6 +50,10 @@ from constructs import Construct, IConstruct
 from infra.nag import acknowledge
 
 DATABASE_NAME = "modamoda"
+PUBLIC_SUBNETS = "Public"
+CLIENT_SUBNETS = "Private"
+DATA_SUBNETS = "Data"
+INFERENCE_SUBNETS = "Inference"
 POSTGRES_PORT = 5432
 DATABASE_USER = "modamoda_admin"
 APP_USER = (
@@ -72,20 +83,36 @@ class Database(Construct):
             "Vpc",
             max_azs=2,
             nat_gateways=props.nat_gateways,
+            # Appended groups get the next free ranges: the existing subnets keep their CIDR blocks.
             subnet_configuration=[
-                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(name=PUBLIC_SUBNETS, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(
-                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
+                    name=CLIENT_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
                 ),
                 ec2.SubnetConfiguration(
-                    name="Data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                    name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                ),
+                # SageMaker: "at least two subnets in different availability zones" and two private IP
+                # addresses per instance (AWS: Give SageMaker AI Hosted Endpoints Access to Resources in Your
+                # Amazon VPC)
+                ec2.SubnetConfiguration(
+                    name=INFERENCE_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
                 ),
             ],
             gateway_endpoints={
-                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+                "S3": ec2.GatewayVpcEndpointOptions(
+                    service=ec2.GatewayVpcEndpointAwsService.S3,
+                    # every subnet but the inference ones, which have their own (infra/inference.py)
+                    subnets=[
+                        ec2.SubnetSelection(subnet_group_name=name)
+                        for name in (CLIENT_SUBNETS, PUBLIC_SUBNETS, DATA_SUBNETS)
+                    ],
+                )
             },
         )
-        self.client_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self.client_subnets = ec2.SubnetSelection(subnet_group_name=CLIENT_SUBNETS)
+        self.inference_subnets = ec2.SubnetSelection(subnet_group_name=INFERENCE_SUBNETS)
+        """Isolated: no route out of the VPC but the S3 gateway endpoint that infra/inference.py adds to them."""
         removal = RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY
         self.vpc.add_flow_log(
             "FlowLog",
@@ -125,7 +152,7 @@ class Database(Construct):
             deletion_protection=props.is_prod,
             removal_policy=RemovalPolicy.SNAPSHOT if props.is_prod else RemovalPolicy.DESTROY,
             vpc=self.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS),
             cloudwatch_logs_exports=["postgresql"],
             cloudwatch_logs_retention=props.log_retention,
         )

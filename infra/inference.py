@@ -15,6 +15,27 @@ has no data, so a step-scaling policy driven by ``HasBacklogWithoutCapacity`` br
 cooldown is longer than an instance start ("the provisioning process takes several minutes", AWS: *Scale an
 endpoint to zero instances*), so one waiting job does not start a second instance while the first boots.
 
+Network: the model runs in the VPC's isolated ``Inference`` subnets (``VpcConfig``; infra/database.py) with a
+security group of its own whose only rule lets HTTPS out to Amazon S3's prefix list, i.e. through the S3 gateway
+endpoint on those subnets' route tables; nothing comes in. Those subnets have no route to the NAT gateway or the
+internet. The endpoint's policy names exactly the objects the endpoint reads and writes (the ones the execution
+role is granted), so even the credentials of another account cannot move data out through it. That is all the
+container needs: it reads the photo and writes the job's metadata itself with boto3
+(``modamoda_inference/s3io.py``), and loads nothing from the network (``HF_HUB_OFFLINE``). SageMaker itself pulls
+the image from ECR (``RepositoryAccessMode`` ``Platform``, "the model image is hosted in Amazon ECR", not a
+registry in the VPC). With a VPC, "download and upload of customer data and model artifacts are routed via your
+VPC subnet" (AWS: *Training and Inference Containers Run in Internet-Free Mode*): the endpoint policy therefore
+also names the model data and the async request/response/failure prefixes SageMaker reads and writes with the
+execution role. AWS's list for hosted models in a VPC (*Give SageMaker AI Hosted Endpoints Access to Resources in
+Your Amazon VPC*): two subnets in different AZs, an S3 VPC endpoint (with a custom policy), the ENI permissions on
+the execution role, default DNS; interface endpoints only for other AWS services the model calls, of which it
+calls none. The SNS notifications and the CloudWatch logs and metrics are SageMaker's own (its agent, with the
+execution role), not the container's: should a deployment ever show ``NotificationFailures`` (alarmed), an SNS
+interface endpoint (~$7.30/month per AZ) that this security group may reach is the fix.
+``EnableNetworkIsolation`` is not set: it would give the container no network and no AWS credentials at all
+("not able to make any outbound network calls, even to other AWS services such as Amazon S3"), and the container
+fetches the photo each request names.
+
 Changing the instance type: SageMaker's ``UpdateEndpoint`` fails while the variant is registered with Application
 Auto Scaling and the update changes its instance type (AWS: *Update endpoints that use auto scaling*: deregister
 the scalable target first). CloudFormation creates and updates resources before it deletes replaced ones (the
@@ -31,18 +52,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from aws_cdk import Annotations, Aws, Duration, Stack
+from aws_cdk import Annotations, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.config import INFERENCE_CONTAINER_DIR
-from infra.nag import acknowledge, acknowledge_wildcard
+from infra.nag import CDK_HANDLER_REASON, LAMBDA_BASIC_ROLE, acknowledge, acknowledge_wildcard
 from infra.storage import (
     DROP_PREFIX,
     INFERENCE_FAILURE_PREFIX,
@@ -72,6 +97,30 @@ ENDPOINT_ONLY_METRICS = frozenset(
         "ApproximateAgeOfOldestRequest",
         "HasBacklogWithoutCapacity",
     }
+)
+HTTPS = 443
+# CDK's egress rule that matches no traffic (ec2.SecurityGroup with allow_all_outbound=False): no host has the
+# broadcast address, and ICMP type 252 code 86 does not exist.
+NO_TRAFFIC_RULE = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic",
+    "IpProtocol": "icmp",
+    "FromPort": 252,
+    "ToPort": 86,
+}
+# What SageMaker's execution role needs to attach the model's network interfaces in the VPC (AWS: "Add Permissions
+# for Endpoint Access for Containers Running in a VPC to Custom IAM Policies"); EC2 scopes none of them usefully.
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
 )
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ARCHIVE_SUFFIXES = (".tar", ".tgz", ".gz", ".zip")
@@ -126,12 +175,18 @@ class InferenceProps:
     storage: Storage
     endpoint_name: str
     """Carries the instance type (``StageConfig.endpoint_name``), so that a new instance type is a new endpoint."""
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    """Isolated subnets in at least two AZs, with no other S3 gateway endpoint on their route tables
+    (``Database.inference_subnets``): the construct adds its own, with a policy naming only its objects."""
     instance_type: str = "ml.g5.xlarge"
     max_instances: int = 2
     backlog_per_instance_target: float = 2
     container_environment: dict[str, str] = field(default_factory=dict)
     model_data: str | None = None
     """Context ``model_data``: the model artefact in S3 (:class:`ModelData`); None runs ghost (studio) only."""
+    removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    """Of the construct's own logs (the S3 prefix-list lookup's): the stage's data policy (prod retains)."""
     scale_out_from_zero_cooldown: Duration = field(default_factory=lambda: Duration.minutes(10))
     """Longer than an instance start (AWS: "the provisioning process takes several minutes"; the README estimates
     5-8 minutes for a GPU instance with multi-GB weights): while the first instance boots,
@@ -173,6 +228,7 @@ class Inference(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker async endpoint: pull the image, read inputs, write outputs, notify",
         )
+        self._add_network(props)
         self._grant_execution_role(props)
 
         environment = dict(props.container_environment)
@@ -186,6 +242,9 @@ class Inference(Construct):
             )
         else:
             self._grant_model_data(self.model_data)
+        # boto3 in the container must use this region's S3 endpoint, whose addresses are in the prefix list the
+        # security group allows (a client without a region would start at the global S3 endpoint, unreachable).
+        environment.setdefault("AWS_DEFAULT_REGION", Aws.REGION)
         model_data_url, model_data_source = self._model_data_properties()
         self.model = sagemaker.CfnModel(
             self,
@@ -193,11 +252,16 @@ class Inference(Construct):
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=self.image.image_uri,
-                environment=environment or None,
+                environment=environment,
                 model_data_url=model_data_url,
                 model_data_source=model_data_source,
             ),
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                security_group_ids=[self.security_group.security_group_id],
+                subnets=self.subnet_ids,
+            ),
         )
+        # CreateModel checks that the role can use the subnets: the role's policies (ENI actions) come first.
         self.model.node.add_dependency(self.role)
 
         results_uri = f"s3://{storage.results.bucket_name}"
@@ -233,6 +297,8 @@ class Inference(Construct):
             endpoint_name=props.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
+        # Instances copy the model data through the S3 endpoint and need the security group's rule to reach it.
+        self.endpoint.node.add_dependency(self.s3_endpoint, self.security_group)
         # Consumers (the invoke function's environment and policy, the scalable target, alarms, outputs) take the
         # name from the endpoint itself: each then depends on it, so when a new instance type makes a new endpoint
         # they switch only once it is in service.
@@ -264,19 +330,11 @@ class Inference(Construct):
         partition = Stack.of(self).partition
         bucket_arn = f"arn:{partition}:s3:::{data.bucket}"
         if data.is_archive:
-            self.role.add_to_policy(
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{data.key}"])
-            )
+            self._allow_s3(["s3:GetObject"], [f"{bucket_arn}/{data.key}"])
             return
         objects = f"{bucket_arn}/{data.key}*"
-        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{data.key}*"]}},
-            )
-        )
+        self._allow_s3(["s3:GetObject"], [objects])
+        self._allow_s3(["s3:ListBucket"], [bucket_arn], {"StringLike": {"s3:prefix": [f"{data.key}*"]}})
         acknowledge_wildcard(
             self.role,
             objects,
@@ -284,25 +342,140 @@ class Inference(Construct):
             "the prefix into /opt/ml/model",
         )
 
+    def _add_network(self, props: InferenceProps) -> None:
+        """The security group (HTTPS to S3's prefix list, nothing else) and the S3 gateway endpoint of the
+        inference subnets, whose policy :meth:`_allow_s3` fills with the same objects as the role's."""
+        selection = props.subnets
+        self.subnet_ids = props.vpc.select_subnets(
+            subnet_group_name=selection.subnet_group_name,
+            subnet_type=selection.subnet_type,
+            subnets=selection.subnets,
+            availability_zones=selection.availability_zones,
+        ).subnet_ids
+        self.s3_endpoint = ec2.GatewayVpcEndpoint(
+            self,
+            "S3Endpoint",
+            vpc=props.vpc,
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[props.subnets],
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=props.vpc,
+            description="SageMaker inference containers: HTTPS to Amazon S3 (gateway endpoint) only",
+            allow_all_outbound=False,
+        )
+        # The S3 endpoint's routes use the region's AWS-managed prefix list (com.amazonaws.<region>.s3); CloudFormation
+        # does not return its id, so one read-only call looks it up at deploy time.
+        lookup = cr.AwsCustomResource(
+            self,
+            "S3PrefixList",
+            on_create=self._describe_s3_prefix_list(),
+            on_update=self._describe_s3_prefix_list(),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ec2:DescribePrefixLists"], resources=["*"])]
+            ),
+            install_latest_aws_sdk=False,
+            log_group=logs.LogGroup(
+                self,
+                "S3PrefixListLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=props.removal_policy,
+            ),
+        )
+        acknowledge(
+            lookup,
+            "IAM5[Resource::*]",
+            "ec2:DescribePrefixLists (read-only) has no resource-level permissions; it looks up the id of the "
+            "region's S3 prefix list for the inference security group",
+        )
+        self._acknowledge_lookup_handler()
+        self.s3_prefix_list_id = lookup.get_response_field("PrefixLists.0.PrefixListId")
+        self.security_group.add_egress_rule(
+            ec2.Peer.prefix_list(self.s3_prefix_list_id),
+            ec2.Port.tcp(HTTPS),
+            "HTTPS to Amazon S3 through the gateway endpoint (inputs, outputs, metadata, model data)",
+        )
+        # A rule to a token prefix list is its own AWS::EC2::SecurityGroupEgress, so CDK drops its inline
+        # "no traffic" rule; a group created without inline egress rules gets EC2's allow-all egress (CloudFormation:
+        # "if you do not add egress rules, we add egress rules that allow all outbound IPv4 and IPv6 traffic.
+        # Otherwise, we do not add them"). Keep the rule that matches nothing inline, so that never exists.
+        group = self.security_group.node.default_child
+        assert isinstance(group, ec2.CfnSecurityGroup)
+        group.add_property_override("SecurityGroupEgress", [NO_TRAFFIC_RULE])
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(VPC_ACCESS_ACTIONS), resources=["*"]))
+
+    @staticmethod
+    def _describe_s3_prefix_list() -> cr.AwsSdkCall:
+        return cr.AwsSdkCall(
+            service="EC2",
+            action="describePrefixLists",
+            parameters={
+                "Filters": [
+                    {"Name": "prefix-list-name", "Values": [ec2.GatewayVpcEndpointAwsService.S3.name]}
+                ]
+            },
+            output_paths=["PrefixLists.0.PrefixListId"],
+            physical_resource_id=cr.PhysicalResourceId.from_response("PrefixLists.0.PrefixListId"),
+        )
+
+    def _acknowledge_lookup_handler(self) -> None:
+        """The singleton function that aws-cdk-lib adds at the stack's root for every ``AwsCustomResource``."""
+        handler_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+        handler = Stack.of(self).node.try_find_child(handler_id)
+        if handler is not None:
+            acknowledge(handler, f"IAM4[{LAMBDA_BASIC_ROLE}]", CDK_HANDLER_REASON)
+            acknowledge(handler, "L1", CDK_HANDLER_REASON)
+
+    def _allow_s3(
+        self, actions: list[str], resources: list[str], conditions: dict[str, object] | None = None
+    ) -> None:
+        """Allow ``actions`` on ``resources`` to the execution role and through the inference subnets' S3 endpoint
+        (which nothing else uses: the endpoint policy names the same objects as the role, for any principal)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions)
+        )
+        self.s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()], actions=actions, resources=resources, conditions=conditions
+            )
+        )
+
+    def _grant_objects(self, bucket: s3.IBucket, prefix: str, actions: tuple[str, ...], *, why: str) -> None:
+        """:func:`grant_objects` to the execution role, and the same objects through the S3 endpoint."""
+        grant_objects(self.role, bucket, prefix, actions, why=why)
+        self.s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=list(actions),
+                resources=[bucket.arn_for_objects(f"{prefix}*")],
+            )
+        )
+
     def _grant_execution_role(self, props: InferenceProps) -> None:
         """Least privilege for the endpoint: its image, the photos it reads, its I/O prefixes, its two topics,
-        its own log group."""
+        its own log group, and its network interfaces."""
         storage, role = props.storage, self.role
         self.image.repository.grant_pull(role)
         # The request document, and the photo it names (read by the container itself, by version).
-        grant_objects(role, storage.results, INFERENCE_INPUT_PREFIX, OBJECT_READ, why="each job's request")
-        grant_objects(role, storage.uploads, UPLOADS_PREFIX, OBJECT_READ, why="the photo each request names")
-        grant_objects(role, storage.drop, DROP_PREFIX, OBJECT_READ, why="the photo each bulk request names")
+        self._grant_objects(storage.results, INFERENCE_INPUT_PREFIX, OBJECT_READ, why="each job's request")
+        # Every tenant's uploads (and drop folders): one endpoint, with one role, serves every tenant, and which
+        # photo it reads is only known per request, which IAM cannot see. Tenants are kept apart before the
+        # request is made (the functions build it from the job's own row and key, under the tenant's prefix);
+        # here the role can only read photos (never list, write or delete them), and the container's only way
+        # out of the VPC is this S3 endpoint, whose policy names our prefixes only, so what it reads cannot
+        # leave. Dropping this read would take a pre-signed GET per request from the invoke function instead.
+        self._grant_objects(storage.uploads, UPLOADS_PREFIX, OBJECT_READ, why="the photo each request names")
+        self._grant_objects(storage.drop, DROP_PREFIX, OBJECT_READ, why="the photo each bulk request names")
         for prefix in (INFERENCE_OUTPUT_PREFIX, INFERENCE_FAILURE_PREFIX):
-            grant_objects(
-                role,
+            self._grant_objects(
                 storage.results,
                 prefix,
                 ("s3:PutObject", "s3:AbortMultipartUpload"),
                 why="SageMaker writes each response (or failure) under its own key",
             )
-        grant_objects(
-            role,
+        self._grant_objects(
             storage.results,
             INFERENCE_METADATA_PREFIX,
             ("s3:PutObject",),
@@ -340,7 +513,8 @@ class Inference(Construct):
             role,
             "IAM5[Resource::*]",
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions (the "
-            "latter is limited to the SageMaker and Modamoda namespaces by condition)",
+            "latter is limited to the SageMaker and Modamoda namespaces by condition); the network-interface "
+            "actions SageMaker needs to attach the model to the VPC are granted on * as AWS documents them",
         )
 
     def _add_auto_scaling(self, props: InferenceProps) -> None:

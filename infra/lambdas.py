@@ -2,9 +2,12 @@
 
 * Code: the project root filtered down to ``functions/**``, so handlers are ``functions.<name>.handler...``
   exactly as they are imported locally and in tests.
-* Layer: ``functions/requirements.txt`` installed for Lambda's Python 3.12 on arm64 with pip's cross-platform
-  wheel selection (``--platform ... --only-binary=:all:``). Bundling is local (no Docker) and is skipped like
-  any CDK bundling when the context ``aws:cdk:bundling-stacks`` is ``[]``.
+* Layer: ``functions/requirements.lock`` (the whole dependency tree of ``functions/requirements.txt`` pinned with
+  every wheel's SHA-256, ``infra/layer_lock.py``) installed for Lambda's Python 3.12 on arm64 with pip's
+  cross-platform wheel selection (``--platform ... --only-binary=:all:``), ``--require-hashes --no-deps``: nothing
+  outside the lock is resolved, and a wheel whose bytes differ is refused. The layer's asset hash is the lock's bytes,
+  so the same hash means the same wheels. Bundling is local (no Docker) and is skipped like any CDK bundling when
+  the context ``aws:cdk:bundling-stacks`` is ``[]``.
 * Role: one per function, with write access to its own log group only (not the managed basic-execution policy,
   which may write to any log group). Functions in the VPC get an inline policy with exactly the EC2 actions Lambda
   needs to manage their network interfaces (those of AWS's ``AWSLambdaVPCAccessExecutionRole``, whose
@@ -50,13 +53,11 @@ from constructs import Construct
 
 from infra.config import FUNCTIONS_DIR, PROJECT_ROOT
 from infra.database import Database
+from infra.layer_lock import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION, LOCK
 from infra.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
-LAMBDA_PYTHON_VERSION = "3.12"
-# Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): accept every manylinux wheel up to that.
-LAMBDA_PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 35)))
 
 CODE_EXCLUDES = (
     # Everything at the project root (including dot-directories such as .venv and .git) ...
@@ -65,16 +66,18 @@ CODE_EXCLUDES = (
     # ... except the functions package ...
     "!functions",
     "!functions/**",
-    # ... without caches, tests or the dependency list (that goes to the layer).
+    # ... without caches, tests or the dependency list and lock (they go to the layer).
     "__pycache__",
     "*.pyc",
     "functions/**/tests",
     "functions/requirements.txt",
+    "functions/requirements.lock",
 )
 
 
-def pip_install_command(requirements: Path, target: Path) -> list[str]:
-    """The pip invocation that fills a layer for Lambda python3.12/arm64 from any build machine."""
+def pip_install_command(lock: Path, target: Path) -> list[str]:
+    """The pip invocation that fills a layer for Lambda python3.12/arm64 from any build machine: exactly the lock's
+    packages (``--no-deps``: nothing is resolved), each wheel checked against the lock's hashes."""
     platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
     return [
         sys.executable,
@@ -84,8 +87,10 @@ def pip_install_command(requirements: Path, target: Path) -> list[str]:
         "--quiet",
         "--disable-pip-version-check",
         "--no-compile",
+        "--require-hashes",
+        "--no-deps",
         "--requirement",
-        str(requirements),
+        str(lock),
         *platforms,
         "--only-binary=:all:",
         "--python-version",
@@ -99,15 +104,15 @@ def pip_install_command(requirements: Path, target: Path) -> list[str]:
 
 @jsii.implements(ILocalBundling)
 class PipLayerBundling:
-    """Local (Docker-free) bundling of a Python layer: ``<output>/python/<packages>``."""
+    """Local (Docker-free) bundling of a Python layer from a lock: ``<output>/python/<packages>``."""
 
-    def __init__(self, requirements: Path) -> None:
-        self.requirements = requirements
+    def __init__(self, lock: Path) -> None:
+        self.lock = lock
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         target = Path(output_dir) / "python"
         target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(pip_install_command(self.requirements, target), check=True)  # noqa: S603
+        subprocess.run(pip_install_command(self.lock, target), check=True)  # noqa: S603
         for cache in target.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
         return True
@@ -216,10 +221,15 @@ def database_ca_hash(source: Path | None) -> str:
     return digest.hexdigest()
 
 
-def requirements_hash(requirements: Path) -> str:
-    """Layer asset hash: the pinned requirements plus the target platform, not the function code."""
+def requirements_hash(lock: Path) -> str:
+    """Layer asset hash: the lock's bytes (every package's version and wheel hashes) plus the target platform, not
+    the function code. A missing lock fails the synthesis with the way to make it."""
+    if not lock.is_file():
+        raise FileNotFoundError(
+            f"{lock}: no such file; the dependency layer is built from it: run `make lock`"
+        )
     digest = hashlib.sha256()
-    digest.update(requirements.read_bytes() if requirements.exists() else b"")
+    digest.update(lock.read_bytes())
     digest.update(" ".join((LAMBDA_PYTHON_VERSION, *LAMBDA_PLATFORMS)).encode())
     return digest.hexdigest()
 
@@ -244,23 +254,22 @@ class LambdaPackaging(Construct):
         self.code = lambda_.Code.from_asset(
             str(PROJECT_ROOT), exclude=list(CODE_EXCLUDES), ignore_mode=IgnoreMode.GLOB
         )
-        requirements = FUNCTIONS_DIR / "requirements.txt"
         self.layer = lambda_.LayerVersion(
             self,
             "DependenciesLayer",
-            description="Runtime dependencies of the Modamoda functions (functions/requirements.txt)",
+            description="Runtime dependencies of the Modamoda functions (functions/requirements.lock)",
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             removal_policy=RemovalPolicy.DESTROY,
             code=lambda_.Code.from_asset(
                 str(FUNCTIONS_DIR),
                 asset_hash_type=AssetHashType.CUSTOM,
-                asset_hash=requirements_hash(requirements),
+                asset_hash=requirements_hash(LOCK),
                 bundling=BundlingOptions(
                     # Only used if local bundling declined; the local pip bundling always builds or fails.
                     image=RUNTIME.bundling_image,
                     command=["false"],
-                    local=PipLayerBundling(requirements),
+                    local=PipLayerBundling(LOCK),
                 ),
             ),
         )

@@ -47,6 +47,12 @@ class ModamodaStack(Stack):
                 "prod verifies the database's TLS certificate: download AWS's RDS CA bundle "
                 f"({RDS_CA_BUNDLE_URL}) and pass -c {DATABASE_CA_CONTEXT}=PATH (or set RDS_CA_BUNDLE)"
             )
+        if config.cognito_ses_identity is None and config.is_prod:
+            raise ValueError(
+                "prod sends Cognito's sign-up codes and password resets through SES (Cognito's own sender allows 50 "
+                "e-mails a day per account): verify the domain of email_from (or the address) as an SES "
+                "identity in this account and Region and pass -c cognito_ses_identity=<domain or address>"
+            )
 
         self.storage = Storage(self, "Storage", StorageProps(retain=config.is_prod))
         self.web = Web(self, "Web", WebProps(storage=self.storage, retain=config.is_prod))
@@ -89,9 +95,12 @@ class ModamodaStack(Stack):
             InferenceProps(
                 storage=self.storage,
                 endpoint_name=config.endpoint_name,
+                vpc=self.database.vpc,
+                subnets=self.database.inference_subnets,
                 instance_type=config.inference_instance_type,
                 max_instances=config.inference_max_instances,
                 model_data=config.model_data,
+                removal_policy=removal,
             ),
         )
         self.pipeline = Pipeline(
@@ -117,6 +126,9 @@ class ModamodaStack(Stack):
                 removal_policy=removal,
                 accept_signin_scope=config.accept_signin_scope,
                 state_machine=self.pipeline.state_machine,
+                email_from=config.email_from,
+                ses_identity=config.cognito_ses_identity,
+                signup_rate_limit=config.signup_rate_limit,
             ),
         )
         self.web.publish(

@@ -544,7 +544,10 @@ class LocalStack:
     # ---- helpers for the demo and tests -------------------------------------------------------------------------
 
     def sign_up(self, email: str, password: str) -> dict[str, str]:
-        """Register and confirm a user (the e-mail code step is skipped locally) and sign in: Cognito tokens."""
+        """Register and confirm a user and sign in: Cognito tokens. The e-mail code step is skipped locally; what
+        entering the code does in the cloud is done here: the user is confirmed and the address verified (the API
+        provisions an account and its welcome credits only for a verified address, functions/common/signups.py),
+        as the local web server's SignUp does (local/web.py)."""
         cognito = self.client("cognito-idp")
         cognito.sign_up(
             ClientId=self.client_id,
@@ -553,6 +556,11 @@ class LocalStack:
             UserAttributes=[{"Name": "email", "Value": email}],
         )
         cognito.admin_confirm_sign_up(UserPoolId=self.user_pool_id, Username=email)
+        cognito.admin_update_user_attributes(
+            UserPoolId=self.user_pool_id,
+            Username=email,
+            UserAttributes=[{"Name": "email_verified", "Value": "true"}],
+        )
         return self.sign_in(email, password)
 
     def sign_in(self, email: str, password: str) -> dict[str, str]:

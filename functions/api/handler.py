@@ -83,10 +83,14 @@ DESCRIPTION = """Garment photos to e-commerce product images (ghost mannequin an
 `Authorization: Bearer <token>`. People sign in with their e-mail and password; machines use an API key
 (`mmk_<id>_<secret>`, see `POST /v1/account/api-keys`) as the password of the Cognito user
 `apikey-<id>@api-keys.modamoda.invalid` (InitiateAuth `USER_PASSWORD_AUTH`). API Gateway itself answers a missing
-or expired token with 401 `{"message": "Unauthorized"}`.
+or expired token with 401 `{"message": "Unauthorized"}`. A new account (its tenant and welcome credits) starts on
+the first call after the user's e-mail address is confirmed; before that every operation answers 403
+`email_not_verified`.
 
 **Jobs**: `POST /v1/jobs` creates a job and a pre-signed S3 upload; processing starts when the upload lands. Poll
-`GET /v1/jobs/{job_id}` (or the list) for `status` and `progress`.
+`GET /v1/jobs/{job_id}` (or the list) for `status` and `progress`. An upload link expires after a few minutes:
+`POST /v1/jobs/{job_id}/upload` gives a fresh one while the job still waits for its photo; a job whose photo has
+not arrived 24 hours after its newest link ends `cancelled` with `upload_expired` (nothing is charged).
 
 **Batches** (bulk): `POST /v1/batches` creates a batch whose drop folder is `drop/{tenant}/{batch}/` in the drop
 bucket; upload files (and optionally a `manifest.json` or `manifest.csv` first, naming every file with its SKU,
@@ -108,7 +112,8 @@ _ERROR_DESCRIPTIONS = {
     401: "Not signed in: a missing, expired or revoked token. (API Gateway's own answer is "
     '`{"message": "Unauthorized"}`.)',
     402: "Not enough credits",
-    403: "Not allowed for this caller (API keys cannot manage API keys)",
+    403: "Not allowed for this caller: an account whose e-mail address is not confirmed yet (`email_not_verified`: "
+    "no account and no welcome credits before it is), or an API key managing API keys (`forbidden`)",
     404: "Not found, or owned by another account (`not_found`)",
     409: "Conflict with the resource's state",
     415: "The body is not JSON (`unsupported_media_type`)",
@@ -136,7 +141,7 @@ def documented(
             "description": description,
             "content": {},
         }  # no body (emptied in openapi_document)
-    codes = set(errors) | ({422} if validates else set()) | (set() if public else {503})
+    codes = set(errors) | ({422} if validates else set()) | (set() if public else {403, 503})
     for code in sorted(codes):
         responses[code] = {
             "description": _ERROR_DESCRIPTIONS[code],
@@ -279,6 +284,9 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadR
     operation_id="listJobs",
     tags=["jobs"],
     summary="The job history, newest first, with filters",
+    description="Without `status`, jobs whose photo never arrived are left out: those still waiting for it "
+    "(`awaiting_upload`) and those that ended waiting (`cancelled` with `upload_expired`). A `status` filter "
+    "lists exactly the statuses it names, these included.",
     **documented(200, "A page of jobs; pass next_cursor back as cursor for the next one"),
 )
 @tracer.capture_method
@@ -293,7 +301,7 @@ def list_jobs(
         Query(
             max_length=200,
             description="comma list of statuses: awaiting_upload, queued, validated, processing, succeeded, "
-            "failed, rejected, cancelled",
+            "failed, rejected, cancelled (without it: every status but the jobs whose photo never arrived)",
         ),
     ] = None,
     created_after: Annotated[
@@ -340,6 +348,24 @@ def delete_job(job_id: JobId) -> Response[None]:
     api_service.delete_job(aws.client("s3"), caller(), job_id)
     metrics.add_metric(name="JobsDeleted", unit="Count", value=1)
     return no_content()
+
+
+@app.post(
+    "/v1/jobs/<job_id>/upload",
+    operation_id="renewJobUpload",
+    tags=["jobs"],
+    summary="A fresh upload for a job still waiting for its photo",
+    description="The same key, content type and size range as the job's first upload, with a new expiry; the "
+    "job's wait for its photo starts again. A job still waiting for its photo 24 hours after its newest upload "
+    "link (`UPLOAD_WAIT_SECONDS`) ends `cancelled` with `upload_expired`, costs nothing and is left out of the "
+    "history. `409 not_awaiting_upload` for a job in any other status (received, finished or expired).",
+    **documented(200, "The job and a new pre-signed POST upload", 404, 409),
+)
+@tracer.capture_method
+def renew_job_upload(job_id: JobId) -> UploadResponse:
+    result = api_service.renew_upload(aws.client("s3"), caller(), job_id)
+    metrics.add_metric(name="UploadsRenewed", unit="Count", value=1)
+    return result
 
 
 @app.get(

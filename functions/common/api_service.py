@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.common import accounts, batches, billing, config, credits, db, jobs, storage, tenants
+from functions.common import accounts, batches, billing, config, credits, db, jobs, signups, storage, tenants
 from functions.common.errors import Conflict, Unauthorized
 from functions.common.models import (
     MANIFEST_FILES,
@@ -37,14 +37,20 @@ from functions.common.observability import logger
 
 
 def identity(claims: dict[str, Any]) -> tenants.Identity:
-    """The caller from verified JWT claims (API Gateway's JWT authorizer has already checked the token)."""
+    """The caller from verified JWT claims (API Gateway's JWT authorizer has already checked the token).
+
+    A subject seen for the first time is provisioned (tenant, welcome credits) only once its e-mail address is
+    verified in the user pool; until then ``403 email_not_verified`` (``signups``)."""
     sub = claims.get("sub")
     if not sub or claims.get("token_use", "access") != "access":
         raise Unauthorized("an access token is required")
+    known = tenants.find_user(str(sub))
+    if known is not None:
+        return known
+    welcome = config.signup_grant_credits()
+    signups.require_verified_email(claims, welcome)
     email = claims.get("email") or claims.get("username")
-    return tenants.ensure_user(
-        str(sub), email if isinstance(email, str) else None, config.signup_grant_credits()
-    )
+    return tenants.ensure_user(str(sub), email if isinstance(email, str) else None, welcome)
 
 
 def me(who: tenants.Identity) -> Me:
@@ -65,8 +71,21 @@ def create_upload(s3: Any, who: tenants.Identity, request: UploadRequest) -> Upl
     bucket = config.upload_bucket()
     with db.transaction(who.tenant_id) as conn:
         job = jobs.create(conn, who.tenant_id, request, bucket)
+    return _upload_response(s3, job, request.content_type)
+
+
+def renew_upload(s3: Any, who: tenants.Identity, job_id: str) -> UploadResponse:
+    """``POST /v1/jobs/{id}/upload``: a fresh pre-signed POST for a job still waiting for its photo (the same key,
+    content type and size range, a new expiry); the job's wait for its upload starts again. 409
+    ``not_awaiting_upload`` for any other job."""
+    with db.transaction(who.tenant_id) as conn:
+        job = jobs.renew_upload(conn, who.tenant_id, job_id)
+    return _upload_response(s3, job, jobs.upload_content_type(job))
+
+
+def _upload_response(s3: Any, job: dict[str, Any], content_type: str) -> UploadResponse:
     ttl, max_bytes = config.upload_url_ttl_seconds(), config.upload_max_bytes()
-    post = storage.presigned_post(s3, bucket, job["source_key"], request.content_type, max_bytes, ttl)
+    post = storage.presigned_post(s3, job["source_bucket"], job["source_key"], content_type, max_bytes, ttl)
     return UploadResponse(
         job_id=str(job["id"]),
         job=jobs.to_view(job),

@@ -66,6 +66,16 @@ def upload_url_ttl_seconds() -> int:
     return integer("UPLOAD_URL_TTL_SECONDS", 300)
 
 
+UPLOAD_WAIT_MARGIN_SECONDS = 900  # an upload landing as its URL expires still has its S3 event to deliver
+
+
+def upload_wait_seconds() -> int:
+    """How long a job waits for its photo after its newest upload URL was issued (``UPLOAD_WAIT_SECONDS``, default
+    24 h) before the sweeper ends it (``upload_expired``). Never less than the URL's own lifetime plus a margin
+    for the upload's S3 event, so an upload made with a valid URL is never refused by the expiry."""
+    return max(integer("UPLOAD_WAIT_SECONDS", 86_400), upload_url_ttl_seconds() + UPLOAD_WAIT_MARGIN_SECONDS)
+
+
 def result_url_ttl_seconds() -> int:
     return integer("RESULT_URL_TTL_SECONDS", 900)
 

@@ -28,6 +28,8 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "empty_file": "the uploaded file has no bytes",
     "file_too_large": "the file is larger than the upload limit",
     "upload_missing": "the uploaded object was gone when the job came to read it",
+    "upload_expired": "no photo arrived within 24 hours of the job's newest upload link (status cancelled); the job "
+    "is left out of the history, and a photo arriving later is ignored",
     "input_rejected": "the input was refused for another reason (the message says why)",
     "inference_rejected": "the image passed validation but the inference engine refused it (status failed)",
     "no_garment_found": "the engine found no garment standing out from the backdrop (an empty wall, a screenshot)",

@@ -30,6 +30,11 @@ from functions.common.pagination import decode_cursor, page
 
 Conn = psycopg.Connection[DictRow]
 _FINAL = tuple(FINAL_STATUSES)
+# A job whose photo never arrived ends ``cancelled`` with this code (the sweeper, ``pipeline.sweep_expired_uploads``).
+UPLOAD_EXPIRED = "upload_expired"
+# What the history leaves out unless a status filter names it: jobs that never got their photo (still waiting,
+# or ended waiting). They cost nothing and hold nothing.
+_UNUPLOADED = "status = 'awaiting_upload' OR (status = 'cancelled' AND error_code IS NOT DISTINCT FROM %s)"
 
 
 def source_key(tenant_id: str, job_id: str, filename: str) -> str:
@@ -59,8 +64,8 @@ def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> d
     key = source_key(tenant_id, job_id, request.filename)
     row = conn.execute(
         "INSERT INTO jobs (id, tenant_id, mode, options, priority, status, filename, source_bucket, source_key,"
-        "                  stages)"
-        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s,"
+        "                  upload_content_type, stages)"
+        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
         '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " RETURNING *",
@@ -73,6 +78,7 @@ def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> d
             request.filename,
             bucket,
             key,
+            request.content_type,
         ),
     ).fetchone()
     assert row is not None
@@ -177,6 +183,9 @@ def list_page(
     if filters.statuses:
         where.append("status = ANY(%s)")
         params.append(list(filters.statuses))
+    elif not filters.batch_id:  # the history without a status filter: only jobs whose photo arrived
+        where.append(f"NOT ({_UNUPLOADED})")
+        params.append(UPLOAD_EXPIRED)
     if filters.created_after:
         where.append("created_at >= %s")
         params.append(filters.created_after)
@@ -219,6 +228,79 @@ def mark_deleted(conn: Conn, job_id: str) -> None:
         " WHERE id = %s AND deleted_at IS NULL",
         (job_id,),
     )
+
+
+def renew_upload(conn: Conn, tenant_id: str, job_id: str) -> dict[str, Any]:
+    """The job, if it still waits for its photo, with its upload clock restarted (``upload_requested_at``): a new
+    pre-signed POST for the same key may be issued. Any other job is a Conflict (``not_awaiting_upload``).
+
+    The row lock orders this against the sweeper's expiry and an upload's claim: whichever commits first wins,
+    the others find the job changed."""
+    job = get(conn, tenant_id, job_id, lock=True)
+    if job["status"] != "awaiting_upload":
+        if job["error_code"] == UPLOAD_EXPIRED:
+            message = (
+                f"job {job_id} was closed because its photo was not uploaded in time (nothing was charged); "
+                "create a new job to process the photo"
+            )
+        else:
+            message = (
+                f"job {job_id} is {job['status']}: its photo was received already, so it takes no new upload; "
+                "only a job still waiting for its photo gets a new upload URL"
+            )
+        raise Conflict(message, code="not_awaiting_upload")
+    if job["batch_id"]:
+        raise Conflict(
+            f"job {job_id} is a file of batch {job['batch_id']}: upload it with "
+            f"POST /v1/batches/{job['batch_id']}/uploads",
+            code="not_awaiting_upload",
+        )
+    ensure_mode_available(job["mode"])  # as at creation: refused before any upload where it cannot run
+    upload_content_type(job)  # the same constraints as the first URL, or a Conflict now
+    row = conn.execute(
+        "UPDATE jobs SET upload_requested_at = now(), updated_at = now() WHERE id = %s RETURNING *", (job_id,)
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+_EXTENSION_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "heif": "image/heif",
+}
+
+
+def upload_content_type(job: dict[str, Any]) -> str:
+    """The content type the job's pre-signed POST requires: the one it was created with (a job from before that
+    was recorded: the type its file name's extension stands for)."""
+    if job.get("upload_content_type"):
+        return str(job["upload_content_type"])
+    guessed = _EXTENSION_TYPES.get(str(job["filename"]).rsplit(".", 1)[-1].lower())
+    if guessed is None:
+        raise Conflict(
+            f"job {job['id']} does not record which type of image it expects; create a new job for the photo",
+            code="not_awaiting_upload",
+        )
+    return guessed
+
+
+def lock_overdue_upload(conn: Conn, job_id: str, wait_seconds: int) -> bool:
+    """Lock the job if it still waits for its photo ``wait_seconds`` after its newest upload URL was issued
+    (the condition of ``app_expired_uploads``, checked again under the row lock: a fresh URL or an upload may
+    have come since the sweeper listed it). True when it may be expired now."""
+    row = conn.execute(
+        "SELECT id FROM jobs WHERE id = %s AND status = 'awaiting_upload' AND deleted_at IS NULL"
+        " AND coalesce(upload_requested_at, created_at) < now() - make_interval(secs => %s) FOR UPDATE",
+        (job_id, wait_seconds),
+    ).fetchone()
+    return row is not None
 
 
 def load(conn: Conn, job_id: str, *, lock: bool = False) -> dict[str, Any]:

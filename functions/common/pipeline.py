@@ -438,6 +438,62 @@ def _sweep(sfn: Any, limit: int) -> dict[str, int]:
     return {"expired": len(expired), "released": released}
 
 
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def upload_expired_message(wait_seconds: int) -> str:
+    return (
+        f"The photo did not arrive within {_duration(wait_seconds)} of its upload link, so this job was closed; "
+        "nothing was charged. Create a new job to process the photo."
+    )
+
+
+def sweep_expired_uploads(limit: int = 200) -> int:
+    """End the jobs that never got their photo: still ``awaiting_upload`` ``UPLOAD_WAIT_SECONDS`` after their
+    newest upload URL was issued. Each ends ``cancelled`` with ``upload_expired`` (a final status, so the webhook
+    hears ``job.cancelled`` and a batch counts the file as ended). Returns how many this run ended.
+
+    Idempotent and safe beside other sweeps, a fresh upload URL and an upload landing at the same moment: each
+    job is re-checked under its row lock in its own tenant's transaction, so exactly one of them changes it (a
+    claim after the expiry finds the job final and the upload is ignored, as for a deleted job). Such a job has
+    reserved nothing (credits are held only after validation); a hold, if one existed, would be released once
+    like any other."""
+    wait = config.upload_wait_seconds()
+    message = upload_expired_message(wait)
+    rows = db.system_rows("SELECT job_id, tenant_id FROM app_expired_uploads(%s, %s)", (wait, limit))
+    ended = 0
+    for row in rows:
+        job_id, tenant_id = str(row["job_id"]), str(row["tenant_id"])
+
+        def expire(conn: db.Conn, job_id: str = job_id) -> tuple[bool, str | None]:
+            batch = batches.lock_job_batch(conn, job_id)
+            batch_id = str(batch["id"]) if batch else None
+            if not jobs.lock_overdue_upload(conn, job_id, wait):
+                return False, batch_id  # uploaded, renewed, deleted or expired by another sweep meanwhile
+            # nothing is held before an upload; were anything held, it is released here, once
+            credits.release(conn, job_id, reason=jobs.UPLOAD_EXPIRED)
+            finished = batches.finish_job(
+                conn,
+                job_id,
+                "cancelled",
+                batch=batch,
+                error_code=jobs.UPLOAD_EXPIRED,
+                error_message=message,
+            )
+            return finished is not None, batch_id
+
+        done, batch_id = db.atomic(tenant_id, expire)
+        if done:
+            ended += 1
+            batches.after_commit(tenant_id, batch_id)
+    return ended
+
+
 # ---- SageMaker async notification (SNS) → settle and resume the workflow --------------------------------------
 
 

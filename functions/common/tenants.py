@@ -32,13 +32,22 @@ def _identity(sub: str, row: dict[str, Any]) -> Identity:
     )
 
 
+def find_user(sub: str) -> Identity | None:
+    """The identity of a subject already provisioned (a person or an API key), or None.
+
+    The subject of a revoked API key is known and refused (``Unauthorized``)."""
+    found = db.system_lookup("SELECT * FROM app_user_identity(%s)", (sub,))
+    return None if found is None else _identity(sub, found)
+
+
 def ensure_user(sub: str, email: str | None, welcome_credits: int) -> Identity:
     """The caller's identity, creating user + tenant (+ welcome grant) on first sight. Race-free and idempotent.
 
-    The subject of a revoked API key is known and refused (``Unauthorized``), never provisioned again."""
-    found = db.system_lookup("SELECT * FROM app_user_identity(%s)", (sub,))
+    The subject of a revoked API key is known and refused (``Unauthorized``), never provisioned again. Whether a new
+    subject may be provisioned at all (a verified e-mail address) is the caller's check (``signups``)."""
+    found = find_user(sub)
     if found is not None:
-        return _identity(sub, found)
+        return found
     tenant_id = str(uuid.uuid4())
 
     def provision(conn: db.Conn) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Scheduled (EventBridge, every few minutes): release credit holds whose deadline has passed, re-send
-notifications whose queue message never left or was lost, and forget processed Stripe events older than 30 days
-(Stripe retries a delivery for up to 3 days)."""
+"""Scheduled (EventBridge, every few minutes): release credit holds whose deadline has passed, end jobs whose photo
+never arrived (``upload_expired``), re-send notifications whose queue message never left or was lost, and forget
+processed Stripe events older than 30 days (Stripe retries a delivery for up to 3 days)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from functions.common.observability import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     swept = pipeline.sweep_expired_holds(aws.client("stepfunctions"))
     try:
+        uploads_expired = pipeline.sweep_expired_uploads()
         dispatched = notifications.sweep(aws.client("sqs"))
     finally:
         db.reset()  # no idle connection between runs (an idle Aurora Serverless v2 cluster can pause)
-    return {**swept, "notifications_dispatched": dispatched, "stripe_events_pruned": billing.prune_events()}
+    return {
+        **swept,
+        "uploads_expired": uploads_expired,
+        "notifications_dispatched": dispatched,
+        "stripe_events_pruned": billing.prune_events(),
+    }

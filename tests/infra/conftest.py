@@ -15,8 +15,12 @@ RDS_CA_BUNDLE = "/deploy/certs/global-bundle.pem"
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default (dev) stage, environment-agnostic, context from cdk.json and the RDS CA bundle's path."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.dev"), {"rds_ca_bundle": RDS_CA_BUNDLE})
+    """The default (dev) stage, environment-agnostic, context from cdk.json, the RDS CA bundle's path and the SES
+    identity Cognito mails through (the sender's own address: the stack's SenderIdentity, once verified)."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.dev"),
+        {"rds_ca_bundle": RDS_CA_BUNDLE, "cognito_ses_identity": "no-reply@modamoda.example"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +40,8 @@ def prod_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             # the weights scripts/pack_model.py --upload wrote (on-model available)
             "model_data": PROD_MODEL_DATA,
             "rds_ca_bundle": RDS_CA_BUNDLE,
+            # Cognito mails sign-up codes through SES: email_from's domain, verified in SES
+            "cognito_ses_identity": "modamoda.example",
             # what the CDK CLI's lookup would cache in cdk.context.json
             f"availability-zones:account={PROD_ACCOUNT}:region={PROD_REGION}": [
                 f"{PROD_REGION}a",

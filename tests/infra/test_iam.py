@@ -177,6 +177,18 @@ def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> No
     assert {a for s in stars for a in as_list(s["Action"])} == {
         "ecr:GetAuthorizationToken",
         "cloudwatch:PutMetricData",
+        # attaching the model to the VPC, exactly AWS's list ("Add Permissions for Endpoint Access for Containers
+        # Running in a VPC to Custom IAM Policies")
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeVpcs",
     }
     (metrics,) = [s for s in stars if s["Action"] == "cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}}

@@ -23,6 +23,12 @@ LOCAL_PASSWORD_POLICY = {
 
 @pytest.fixture
 def api_env(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets and settings of the Api function. Its callers are users whose e-mail address is verified, as every
+    self sign-up is once confirmed (they have no Cognito user here, so the pool is not asked);
+    test_signup_verification.py runs the real check against moto's Cognito."""
+    from functions.common import signups
+
+    monkeypatch.setattr(signups, "require_verified_email", lambda claims, welcome_credits: None)
     monkeypatch.setenv("UPLOAD_BUCKET", UPLOADS)
     monkeypatch.setenv("RESULTS_BUCKET", RESULTS)
     monkeypatch.setenv("SIGNUP_GRANT_CREDITS", "10")

@@ -169,7 +169,8 @@ def test_api_key_signs_in_and_acts_for_its_tenant(user_pool: dict[str, str]) -> 
         call("POST", "/v1/jobs", claims=claims, body={"filename": "a.jpg", "content_type": "image/jpeg"})[0]
         == 201
     )
-    assert len(call("GET", "/v1/jobs")[1]["items"]) == 1  # the person sees the machine's job
+    # the person sees the machine's job (still waiting for its photo: listed when the status is asked for)
+    assert len(call("GET", "/v1/jobs", query="status=awaiting_upload")[1]["items"]) == 1
 
     status, listed = call("GET", "/v1/account/api-keys")
     assert status == 200

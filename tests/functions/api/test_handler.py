@@ -102,7 +102,7 @@ def test_bad_upload_requests_get_a_clear_error_and_create_nothing(
     assert status == 422
     assert error["error"]["code"] == "validation_error"
     assert error["error"]["details"]
-    _, page = call("GET", "/v1/jobs")
+    _, page = call("GET", "/v1/jobs", query="status=awaiting_upload")
     assert page["items"] == []
 
 
@@ -113,7 +113,7 @@ def test_tenants_cannot_see_each_others_jobs(api_env: None) -> None:
     status, body = call("GET", f"/v1/jobs/{created['job_id']}", sub="user-b")
     assert status == 404
     assert body["error"]["code"] == "not_found"
-    _, page = call("GET", "/v1/jobs", sub="user-b")
+    _, page = call("GET", "/v1/jobs", sub="user-b", query="status=awaiting_upload")
     assert page["items"] == []
     assert call("GET", f"/v1/jobs/{uuid.uuid4()}")[0] == 404
     assert call("GET", "/v1/jobs/not-a-uuid")[0] == 404
@@ -127,7 +127,7 @@ def test_job_list_paginates_newest_first(api_env: None) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        query = "limit=2&status=awaiting_upload" + (f"&cursor={cursor}" if cursor else "")
         status, page = call("GET", "/v1/jobs", query=query)
         assert status == 200
         seen += [item["id"] for item in page["items"]]

@@ -145,11 +145,10 @@ def names(history: dict[str, str], found: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        (
+        (  # without a status filter, the job still waiting for its photo (jacket.jpg) is left out
             "",
             [
                 "shirtless.jpg",
-                "jacket.jpg",
                 "shirt_v2.jpg",
                 "100%_cotton.jpg",
                 "dress.jpg",
@@ -157,6 +156,8 @@ def names(history: dict[str, str], found: list[str]) -> list[str]:
                 "red_shirt.jpg",
             ],
         ),
+        ("status=awaiting_upload", ["jacket.jpg"]),
+        ("status=awaiting_upload,processing", ["shirtless.jpg", "jacket.jpg"]),
         ("mode=on-model", ["shirt_v2.jpg", "blue_shirt.jpg"]),
         ("status=succeeded", ["shirt_v2.jpg", "100%_cotton.jpg", "red_shirt.jpg"]),
         ("status=succeeded,failed", ["shirt_v2.jpg", "100%_cotton.jpg", "blue_shirt.jpg", "red_shirt.jpg"]),
@@ -164,12 +165,12 @@ def names(history: dict[str, str], found: list[str]) -> list[str]:
         ("mode=ghost&status=succeeded", ["100%_cotton.jpg", "red_shirt.jpg"]),
         (
             "created_after=2026-11-10",
-            ["shirtless.jpg", "jacket.jpg", "shirt_v2.jpg", "100%_cotton.jpg", "dress.jpg"],
+            ["shirtless.jpg", "shirt_v2.jpg", "100%_cotton.jpg", "dress.jpg"],
         ),
         ("created_before=2026-11-09", ["blue_shirt.jpg", "red_shirt.jpg"]),
         ("created_before=2026-11-10", ["dress.jpg", "blue_shirt.jpg", "red_shirt.jpg"]),
         # a bare date as the upper bound includes that whole day
-        ("created_after=2026-11-30&created_before=2026-11-30", ["shirtless.jpg", "jacket.jpg"]),
+        ("created_after=2026-11-30&created_before=2026-11-30", ["shirtless.jpg"]),
         (
             "created_before=2026-11-30T12:00:00Z",
             ["shirt_v2.jpg", "100%_cotton.jpg", "dress.jpg", "blue_shirt.jpg", "red_shirt.jpg"],
@@ -180,7 +181,7 @@ def names(history: dict[str, str], found: list[str]) -> list[str]:
         ),
         (
             "created_after=2026-11-05T11:00:00%2B01:00",
-            ["shirtless.jpg", "jacket.jpg", "shirt_v2.jpg", "100%_cotton.jpg", "dress.jpg", "blue_shirt.jpg"],
+            ["shirtless.jpg", "shirt_v2.jpg", "100%_cotton.jpg", "dress.jpg", "blue_shirt.jpg"],
         ),
         ("q=shirt", ["shirtless.jpg", "shirt_v2.jpg", "blue_shirt.jpg", "red_shirt.jpg"]),
         ("q=SHIRT_", ["shirt_v2.jpg"]),  # "_" is literal, and the search ignores case
@@ -209,8 +210,9 @@ def test_pages_stay_correct_when_jobs_share_a_timestamp(api_env: None, conn: psy
     made = [new_job(f"same{i}.jpg")["job_id"] for i in range(5)]
     for job_id in made:
         set_created(conn, job_id, "2026-11-11T11:11:11Z")
-    assert sorted(ids("q=same", limit=2)) == sorted(made)
-    assert ids("q=same", limit=2) == sorted(made, reverse=True)  # ties broken by id, newest first
+    query = "q=same&status=awaiting_upload"  # still waiting for their photos: listed when asked for
+    assert sorted(ids(query, limit=2)) == sorted(made)
+    assert ids(query, limit=2) == sorted(made, reverse=True)  # ties broken by id, newest first
 
 
 @pytest.mark.parametrize(
@@ -363,3 +365,80 @@ def test_deleted_jobs_cannot_be_claimed(database_url: str) -> None:
         jobs.mark_deleted(tx, job_id)
         key = jobs.load(tx, job_id)["source_key"]
         assert jobs.claim_upload(tx, job_id, tenant_id, key, "v1", "exec") is None
+
+
+# ---- jobs whose photo never arrived: a fresh upload URL, expiry, the history ------------------------------------
+
+
+def post_policy(created: dict[str, Any]) -> dict[str, Any]:
+    """The decoded POST policy of a pre-signed upload (its expiry and conditions)."""
+    import base64
+
+    return dict(json.loads(base64.b64decode(created["upload"]["fields"]["policy"])))
+
+
+def test_a_waiting_job_gets_a_fresh_upload_with_the_same_constraints(
+    api_env: None, conn: psycopg.Connection
+) -> None:
+    created = new_job("shirt.png", content_type="image/png")
+    job_id = created["job_id"]
+    conn.execute("UPDATE jobs SET upload_requested_at = now() - interval '23 hours' WHERE id = %s", (job_id,))
+    status, renewed = call("POST", f"/v1/jobs/{job_id}/upload")
+    assert status == 200, renewed
+    assert set(renewed) == {"job_id", "job", "upload", "expires_in", "max_bytes"}
+    assert renewed["job_id"] == job_id
+    assert renewed["job"]["status"] == "awaiting_upload"
+    assert (renewed["expires_in"], renewed["max_bytes"]) == (created["expires_in"], created["max_bytes"])
+    fields = renewed["upload"]["fields"]
+    assert fields["key"] == created["upload"]["fields"]["key"]
+    assert fields["Content-Type"] == "image/png"
+    conditions = post_policy(renewed)["conditions"]
+    assert {"Content-Type": "image/png"} in conditions
+    assert ["content-length-range", 1, created["max_bytes"]] in conditions
+    assert post_policy(renewed)["expiration"] >= post_policy(created)["expiration"]
+    waited = conn.execute(
+        "SELECT now() - upload_requested_at AS waited FROM jobs WHERE id = %s", (job_id,)
+    ).fetchone()
+    assert waited["waited"].total_seconds() < 60  # the 24-hour wait starts again
+
+
+def test_a_fresh_upload_is_refused_unless_the_job_still_waits(
+    api_env: None, conn: psycopg.Connection
+) -> None:
+    done = new_job("done.jpg")["job_id"]
+    finish_job(conn, done)
+    status, body = call("POST", f"/v1/jobs/{done}/upload")
+    assert status == 409
+    assert body["error"]["code"] == "not_awaiting_upload"
+    assert body["error"]["message"].startswith(f"job {done} is succeeded: its photo was received already")
+
+    expired = new_job("late.jpg")["job_id"]
+    conn.execute(
+        "UPDATE jobs SET upload_requested_at = now() - interval '25 hours' WHERE id = %s", (expired,)
+    )
+    assert pipeline.sweep_expired_uploads() == 1
+    status, body = call("POST", f"/v1/jobs/{expired}/upload")
+    assert status == 409
+    assert body["error"]["code"] == "not_awaiting_upload"
+    assert "was not uploaded in time" in body["error"]["message"]
+
+    waiting = new_job("waiting.jpg")["job_id"]
+    assert call("POST", f"/v1/jobs/{waiting}/upload", sub="user-b")[0] == 404  # another tenant's job
+    assert call("POST", f"/v1/jobs/{waiting}/upload")[0] == 200
+
+
+def test_jobs_whose_photo_never_arrived_are_out_of_the_default_history(
+    api_env: None, conn: psycopg.Connection
+) -> None:
+    done = new_job("done.jpg")["job_id"]
+    finish_job(conn, done)
+    waiting = new_job("waiting.jpg")["job_id"]
+    expired = new_job("expired.jpg")["job_id"]
+    conn.execute(
+        "UPDATE jobs SET upload_requested_at = now() - interval '25 hours' WHERE id = %s", (expired,)
+    )
+    assert pipeline.sweep_expired_uploads() == 1
+    assert ids() == [done]
+    assert ids("status=awaiting_upload") == [waiting]
+    assert ids("status=cancelled") == [expired]  # a status filter lists what it names
+    assert call("GET", f"/v1/jobs/{expired}")[1]["error"]["code"] == "upload_expired"

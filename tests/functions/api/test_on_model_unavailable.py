@@ -39,7 +39,7 @@ def test_on_model_job_is_refused_before_any_upload(api_env: None, ghost_only: No
     for path in ("/v1/jobs", "/v1/uploads"):
         status, body = call("POST", path, body={**JOB, "mode": "on-model"})
         assert_refused(status, body)
-    status, page = call("GET", "/v1/jobs")
+    status, page = call("GET", "/v1/jobs", query="status=awaiting_upload")
     assert status == 200
     assert page["items"] == []  # no job was created, so none waits for an upload
     assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=UPLOADS)["KeyCount"] == 0

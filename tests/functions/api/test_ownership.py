@@ -32,6 +32,13 @@ BODIES: dict[tuple[str, str], Any] = {
 }
 # The owner's calls that change a batch, in an order where each succeeds (an empty batch sealed is finished).
 OWNER_ORDER = ("/uploads", "/cancel", "/seal")
+# Routes that act on a job in another state than the fixture's succeeded one: the owned job of that state.
+JOB_IN_STATE: dict[tuple[str, str], str] = {("POST", "/v1/jobs/{job_id}/upload"): "waiting_job_id"}
+
+
+def concrete_path(method: str, path: str, owned: dict[str, str]) -> str:
+    ids = {**owned, "job_id": owned[JOB_IN_STATE.get((method, path), "job_id")]}
+    return PARAM.sub(lambda m: ids[m.group(1)], path)
 
 
 def test_the_resolver_has_id_routes() -> None:
@@ -43,14 +50,24 @@ def test_the_resolver_has_id_routes() -> None:
 @pytest.fixture
 def owned(user_pool: dict[str, str], conn: psycopg.Connection) -> dict[str, str]:
     """Tenant A's resources, each in the state where A itself would succeed: a succeeded job with a result
-    (download and delete work for A), an active API key, a dead webhook delivery and an open batch."""
+    (download and delete work for A), a job still waiting for its photo (a fresh upload URL works for A), an active
+    API key, a dead webhook delivery and an open batch."""
     _, job = call("POST", "/v1/jobs", sub="owner", body={"filename": "a.jpg", "content_type": "image/jpeg"})
     finish_job(conn, job["job_id"])
+    _, waiting = call(
+        "POST", "/v1/jobs", sub="owner", body={"filename": "b.jpg", "content_type": "image/jpeg"}
+    )
     _, key = call("POST", "/v1/account/api-keys", sub="owner", body={"name": "owner's key"})
     call("PUT", "/v1/account/webhook", sub="owner", body={"url": "https://shop.example.com/hooks"})
     delivery = dead_delivery(conn, job["job_id"])
     _, batch = call("POST", "/v1/batches", sub="owner", body={"name": "owner's batch"})
-    return {"job_id": job["job_id"], "key_id": key["id"], "delivery_id": delivery, "batch_id": batch["id"]}
+    return {
+        "job_id": job["job_id"],
+        "waiting_job_id": waiting["job_id"],  # still waiting for its photo
+        "key_id": key["id"],
+        "delivery_id": delivery,
+        "batch_id": batch["id"],
+    }
 
 
 def dead_delivery(conn: psycopg.Connection, job_id: str) -> str:
@@ -72,7 +89,7 @@ def test_another_tenants_id_is_not_found(
     names = PARAM.findall(path)
     missing = [n for n in names if n not in owned]
     assert not missing, f"{method} {path}: add an owned {missing} to the fixture"
-    concrete = PARAM.sub(lambda m: owned[m.group(1)], path)
+    concrete = concrete_path(method, path, owned)
     body: Any = BODIES.get((method, path), {}) if method in {"POST", "PUT", "PATCH"} else None
     status, answer = call(method, concrete, sub="intruder", body=body)
     assert status == 404, (method, concrete, answer)
@@ -80,6 +97,11 @@ def test_another_tenants_id_is_not_found(
     # ... and nothing of the owner's changed
     job = conn.execute("SELECT deleted_at FROM jobs WHERE id = %s", (owned["job_id"],)).fetchone()
     assert job["deleted_at"] is None
+    waiting = conn.execute(
+        "SELECT status, upload_requested_at = created_at AS untouched FROM jobs WHERE id = %s",
+        (owned["waiting_job_id"],),
+    ).fetchone()
+    assert (waiting["status"], waiting["untouched"]) == ("awaiting_upload", True)
     key = conn.execute("SELECT revoked_at FROM api_keys WHERE id = %s", (owned["key_id"],)).fetchone()
     assert key["revoked_at"] is None
     batch = conn.execute(
@@ -104,7 +126,7 @@ def test_the_owner_can_use_every_id_route(owned: dict[str, str]) -> None:
     for method, path in sorted(id_routes(), key=order):
         if method == "DELETE":
             continue  # checked last, below
-        concrete = PARAM.sub(lambda m: owned[m.group(1)], path)
+        concrete = concrete_path(method, path, owned)
         status = call(method, concrete, sub="owner", body=BODIES.get((method, path)))[0]
         assert status in {200, 201}, (method, concrete)
     for method, path in id_routes():

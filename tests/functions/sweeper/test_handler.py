@@ -1,4 +1,5 @@
-"""The sweeper releases holds past their deadline once, ends their jobs, and leaves live holds alone."""
+"""The sweeper releases holds past their deadline once, ends their jobs, and leaves live holds alone; it ends jobs
+whose photo never arrived once."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[s
         "expired": 1,
         "released": 1,
         "batch_reports_written": 0,
+        "uploads_expired": 0,
         "notifications_dispatched": 0,
         "stripe_events_pruned": 0,
     }
@@ -37,6 +39,7 @@ def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[s
         "expired": 0,
         "released": 0,
         "batch_reports_written": 0,
+        "uploads_expired": 0,
         "notifications_dispatched": 0,
         "stripe_events_pruned": 0,
     }
@@ -50,3 +53,18 @@ def test_expired_hold_is_released_once_and_the_job_ends(holds: dict[str, tuple[s
         assert jobs.load(conn, live_job)["status"] == "processing"
         assert credits.get_hold(conn, live_job).status == "held"
         assert credits.balance(conn, live_tenant) == 4
+
+
+def test_a_job_whose_photo_never_arrived_is_ended_by_the_sweeper(
+    mocked_aws: None, database_url: str, conn: psycopg.Connection
+) -> None:
+    tenant_id, job_id = create_job(sub="waiting")
+    _, fresh = create_job(sub="waiting", filename="fresh.jpg")
+    conn.execute("UPDATE jobs SET upload_requested_at = now() - interval '25 hours' WHERE id = %s", (job_id,))
+    assert handler.lambda_handler({}, FakeLambdaContext())["uploads_expired"] == 1
+    assert handler.lambda_handler({}, FakeLambdaContext())["uploads_expired"] == 0
+    with db.transaction(tenant_id) as tx:
+        job = jobs.load(tx, job_id)
+        assert (job["status"], job["error_code"]) == ("cancelled", "upload_expired")
+        assert jobs.load(tx, fresh)["status"] == "awaiting_upload"
+        assert credits.balance(tx, tenant_id) == credits.ledger_sum(tx, tenant_id) == 5
