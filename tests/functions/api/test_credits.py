@@ -20,6 +20,10 @@ CHECKOUT = {"pack_id": "studio", "success_url": SUCCESS_URL, "cancel_url": CANCE
 
 @pytest.fixture
 def stripe_http(stripe_env: str, monkeypatch: pytest.MonkeyPatch) -> FakeStripeHTTP:
+    from functions.common import signups
+
+    # callers with a verified e-mail (they have no Cognito user here; test_signup_verification.py runs the check)
+    monkeypatch.setattr(signups, "require_verified_email", lambda claims, welcome_credits: None)
     monkeypatch.setenv("SIGNUP_GRANT_CREDITS", "10")
     http = FakeStripeHTTP()
     monkeypatch.setattr(handler, "stripe_client", lambda: billing.stripe_client(http_client=http))
