@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.infra.synthesis import Synth, as_list, render
+from tests.infra.test_inference import VPC_ACCESS_ACTIONS as SAGEMAKER_VPC_ACCESS_ACTIONS
 
 pytestmark = pytest.mark.synth
 
@@ -179,16 +180,7 @@ def test_sagemaker_role_reaches_only_its_image_io_and_topics(synth: Synth) -> No
         "cloudwatch:PutMetricData",
         # attaching the model to the VPC, exactly AWS's list ("Add Permissions for Endpoint Access for Containers
         # Running in a VPC to Custom IAM Policies")
-        "ec2:CreateNetworkInterface",
-        "ec2:CreateNetworkInterfacePermission",
-        "ec2:DeleteNetworkInterface",
-        "ec2:DeleteNetworkInterfacePermission",
-        "ec2:DescribeDhcpOptions",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeVpcEndpoints",
-        "ec2:DescribeVpcs",
+        *SAGEMAKER_VPC_ACCESS_ACTIONS,
     }
     (metrics,) = [s for s in stars if s["Action"] == "cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "Modamoda*"]}}
