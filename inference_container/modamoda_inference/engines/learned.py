@@ -18,7 +18,6 @@ import numpy as np
 from modamoda_inference.errors import NoGarmentFound, PersonInPhoto
 from modamoda_inference.quality import BUSY_BACKDROP_NOISE
 from modamoda_inference.segmentation.stage import SegmentationStage
-from modamoda_inference.textured import rect_cut
 
 if TYPE_CHECKING:
     from modamoda_inference.engines.studio import Matte, StudioEngine, _Working
@@ -29,19 +28,16 @@ PERSON_MESSAGE = (
 )
 
 
-def foreground(engine: StudioEngine, work: _Working) -> np.ndarray:
-    """Where the subject roughly is, for SAM's prompts: the backdrop-distance subject on a backdrop that is not
-    busy, else (or when that finds nothing) GrabCut from the frame."""
+def foreground(engine: StudioEngine, work: _Working, bg: np.ndarray) -> np.ndarray:
+    """Where the subject roughly is, for SAM's prompts: the backdrop-distance subject (``bg``: the backdrop model on
+    the working grid) on a backdrop that is not busy, else (or when that finds nothing) GrabCut from the frame."""
     from modamoda_inference.engines.studio import _to_lab
 
-    small = work.small
-    hs, ws = small.shape[:2]
     if work.backdrop.noise < BUSY_BACKDROP_NOISE:
-        subject, _, _ = engine._subject(work, _to_lab(work.small_f), work.backdrop.grid(ws, hs))
+        subject, _, _ = engine._subject(work, _to_lab(work.small_f), bg)
         if float(subject.mean()) >= engine.settings.min_garment_frac:
             return subject
-    inset, side = engine.textured.starts[0]
-    return rect_cut(small, inset, side, engine.textured.iterations)
+    return engine._rect_subject(work)
 
 
 def learned_path(
@@ -54,7 +50,8 @@ def learned_path(
     t0 = time.perf_counter()
     small, backdrop = work.small, work.backdrop
     hs, ws = small.shape[:2]
-    found = foreground(engine, work)
+    bg = backdrop.grid(ws, hs)
+    found = foreground(engine, work, bg)
     t1 = time.perf_counter()
     seg = stage.segment(small, found)
     comp = seg.composition
@@ -74,7 +71,7 @@ def learned_path(
         leftover=0.0,
     )
     subject = comp.garment | taken_out
-    matte = engine._finish(small, backdrop.grid(ws, hs), backdrop, subject, sep, (0.0, 0.0), work.source_size)
+    matte = engine._finish(small, bg, backdrop, subject, sep, (0.0, 0.0), work.source_size)
     # the stage's boundary between garment and form is a named one: no matting alpha on the form's side beyond
     # the garment's edge pixel (a form of the garment's own shade would otherwise leave a faint smudge)
     edge = cv2.dilate(comp.garment.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0

@@ -749,10 +749,15 @@ class StudioEngine(Engine):
             except PhotoRefused:
                 raise refusal from None
         if mannequin in (None, "none") and work.backdrop.noise > SWEEP_NOISE:
-            inset, side = self.textured.starts[0]
-            cut = rect_cut(work.small, inset, side, self.textured.iterations)
-            _refuse_person(work.small, self._clean(cut))
+            _refuse_person(work.small, self._clean(self._rect_subject(work)))
         return matte
+
+    def _rect_subject(self, work: _Working) -> np.ndarray:
+        """The subject by GrabCut from the textured path's first start (the frame inset, at its working size),
+        without the backdrop model: what the person check's second opinion and the learned stage's prompts use
+        where the backdrop is busy."""
+        inset, side = self.textured.starts[0]
+        return rect_cut(work.small, inset, side, self.textured.iterations)
 
     def _checked(self, matte: Matte, mannequin: MannequinOption | MannequinModel | None) -> Matte:
         """``matte`` after the person check and the quality gate (its verdict in ``matte.quality``)."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from modamoda_inference.diffusion import weights
 from modamoda_inference.errors import EngineUnavailable
+from modamoda_inference.quality import iou
 from modamoda_inference.segmentation import labels
 from modamoda_inference.segmentation.labels import Composition
 from modamoda_inference.segmentation.models import ClipScorer, Proposals, SamRunner, runtime_from_env
@@ -78,11 +79,6 @@ class Segmentation:
             "predicted_iou": round(self.predicted_iou, 3),
             "person_share": round(comp.person_share, 4),
         }
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / union) if union else 1.0
 
 
 def crop_for_clip(image: np.ndarray, mask: np.ndarray, margin: float) -> np.ndarray:
@@ -143,9 +139,9 @@ class SegmentationStage:
             area = float(mask.mean())
             if area < s.min_area or area > 0.995:
                 continue
-            if _iou(logits[i] > s.stability_offset, logits[i] > -s.stability_offset) < s.min_stability:
+            if iou(logits[i] > s.stability_offset, logits[i] > -s.stability_offset) < s.min_stability:
                 continue
-            if any(_iou(mask, m) > s.dedupe_iou for m in masks):
+            if any(iou(mask, m) > s.dedupe_iou for m in masks):
                 continue
             kept.append(int(i))
             masks.append(mask)
