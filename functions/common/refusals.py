@@ -11,9 +11,9 @@ The body may be cut short, and its quotes may come escaped (``\\"``). :func:`eng
 message from the complete error in the metadata document when there is one, else from the failure reason as far
 as it goes; :func:`outcome` turns that into the job's ending: a code of ``REFUSAL_CODES`` ends the job
 ``rejected`` with the engine's own sentence (or this module's, when the reason lost it), anything else is
-today's ``inference_rejected`` (4xx) or ``inference_failed``, with the container's message where its code is one
-whose messages are written for the customer (``CUSTOMER_MESSAGE_CODES``: e.g. ``on-model`` without the diffusion
-weights) and a plain message otherwise. The raw reason is logged, never shown to the customer.
+the container's own code and message where its code is one whose messages are written for the customer
+(``CUSTOMER_MESSAGE_CODES``: e.g. ``engine_unavailable`` for on-model without the diffusion weights), else
+``inference_rejected`` (4xx) or ``inference_failed`` with a plain message. The raw reason is logged, never shown to the customer.
 
 The Lambda layer does not carry the container package: the codes are mirrored in ``errors.REFUSAL_CODES``
 (``tests/functions/common/test_refusals.py`` keeps them equal to ``modamoda_inference.errors.REFUSAL_CODES``).
@@ -46,12 +46,33 @@ FAILED_MESSAGE = (
 )
 MAX_MESSAGE = 1000
 # Container error codes (``modamoda_inference.errors``) whose messages speak about the customer's photo or
-# request in the customer's terms; other codes (invalid_request, storage_error, internal_error...) describe the
+# request in the customer's terms (with this module's sentence when the container's names internals, such as
+# where the weights live); other codes (invalid_request, storage_error, internal_error...) describe the
 # request the Lambda built or the container itself, so the customer gets a plain message instead.
-CUSTOMER_MESSAGE_CODES: frozenset[str] = frozenset(
-    {"invalid_image", "mode_not_supported", "engine_unavailable"}
+CUSTOMER_MESSAGES: dict[str, str] = {
+    "invalid_image": "The photo could not be read. Nothing was charged; save it again as JPEG or PNG and upload "
+    "it again.",
+    "mode_not_supported": "This kind of image is not available on this service yet. Nothing was charged; choose "
+    "a ghost mannequin image instead.",
+    "engine_unavailable": "On-model images are not available on this service yet. Nothing was charged; choose a "
+    "ghost mannequin image instead.",
+}
+CUSTOMER_MESSAGE_CODES: frozenset[str] = frozenset(CUSTOMER_MESSAGES)
+_INTERNAL = (
+    "s3://",
+    "arn:aws",
+    "/opt/",
+    "Traceback",
+    "botocore",
+    "boto3",
+    "Exception",
+    "ClientError",
+    "An error occurred (",
+    "SageMaker",
+    "Lambda",
+    "States.",
+    '{"',
 )
-_INTERNAL = ("s3://", "Traceback", "botocore", "Exception")
 
 _STATUS = re.compile(r"\((\d{3})\)")
 _BODY = re.compile(r'from model with message "(?P<body>.*)', re.S)
@@ -174,10 +195,22 @@ def outcome(reason: str | None, document: Any = None) -> Outcome:
     if error.status is None and isinstance(reason, str):
         client_error = "client error" in reason
     code = "inference_rejected" if client_error else "inference_failed"
-    readable = error.code in CUSTOMER_MESSAGE_CODES and error.message
-    if readable and not any(marker in error.message for marker in _INTERNAL):
-        return Outcome("failed", code, error.message)
+    if error.code in CUSTOMER_MESSAGE_CODES:
+        # the engine's own code, so that clients (the PWA's sentence table) can say what to do about it
+        return Outcome(
+            "failed", error.code, shown(error.message, client_error, CUSTOMER_MESSAGES[error.code])
+        )
     return Outcome("failed", code, REJECTED_MESSAGE if client_error else FAILED_MESSAGE)
+
+
+def shown(message: str | None, client_error: bool, fallback: str | None = None) -> str:
+    """``message`` when it is fit for a customer to read (plain, no internals: no storage address, file path,
+    stack trace, SDK or exception text), else ``fallback`` or the plain sentence for a refused request or for a
+    failure on our side."""
+    text = _plain(message)
+    if text and not any(marker in text for marker in _INTERNAL):
+        return text
+    return fallback or (REJECTED_MESSAGE if client_error else FAILED_MESSAGE)
 
 
 def quality(document: Any) -> dict[str, float] | None:

@@ -134,7 +134,9 @@ def test_on_model_without_weights_fails_clearly_and_costs_nothing(fresh: LocalSt
     me = client.me()
     job = client.wait(client.upload("shirt.jpg", garment_photo(), "image/jpeg", mode="on-model"))
     assert job["status"] == "failed"
-    assert "diffusion" in job["error"]["message"]
+    assert job["error"]["code"] == "engine_unavailable"
+    assert job["error"]["message"].startswith("On-model images are not available")
+    assert "/opt/ml" not in job["error"]["message"]
     assert ledger(me["tenant_id"])[1:] == (me["balance"], me["balance"])
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.stack import ROOT, LocalSettings, LocalStack
+from tests.web.support import PASSWORD, Session
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -59,3 +60,21 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def session(browser: Any, stack: LocalStack, screenshot_dir: Path) -> Iterator[Session]:
+    # Playwright's wait_for_function evaluates strings in the page, which the app's CSP (no eval) forbids; the
+    # phone test below runs under the CSP and fails on any violation.
+    opened = Session(browser, stack, screenshot_dir, viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    yield opened
+    errors = opened.unexpected_errors()
+    opened.close()
+    assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def customer(stack: LocalStack) -> str:
+    email = "browser-customer@modamoda.example"
+    stack.sign_up(email, PASSWORD)
+    return email

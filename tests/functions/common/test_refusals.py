@@ -122,9 +122,9 @@ def test_anything_else_keeps_todays_codes_with_a_plain_message(text: str | None,
 @pytest.mark.parametrize(
     ("code", "status", "ending"),
     [
-        ("invalid_image", 400, "inference_rejected"),
-        ("mode_not_supported", 400, "inference_rejected"),
-        ("engine_unavailable", 503, "inference_failed"),
+        ("invalid_image", 400, "invalid_image"),
+        ("mode_not_supported", 400, "mode_not_supported"),
+        ("engine_unavailable", 503, "engine_unavailable"),
     ],
 )
 def test_codes_whose_messages_are_for_the_customer_keep_them(code: str, status: int, ending: str) -> None:
@@ -134,10 +134,14 @@ def test_codes_whose_messages_are_for_the_customer_keep_them(code: str, status: 
         "failed", ending, said
     )
     leaky = "the input object s3://bucket/key cannot be read"
-    assert refusals.outcome(reason(body(code, leaky), status, kind)).message in {
-        refusals.REJECTED_MESSAGE,
-        refusals.FAILED_MESSAGE,
-    }
+    assert (
+        refusals.outcome(reason(body(code, leaky), status, kind)).message == refusals.CUSTOMER_MESSAGES[code]
+    )
+    at_weights = "on-model needs the diffusion engine and its weights under /opt/ml/model"
+    assert (
+        refusals.outcome(reason(body(code, at_weights), status, kind)).message
+        == refusals.CUSTOMER_MESSAGES[code]
+    )
 
 
 def test_control_characters_and_length_are_tamed() -> None:
@@ -152,7 +156,11 @@ def test_any_reason_gives_an_outcome(text: str) -> None:
     ending = refusals.outcome(text)
     assert ending.status in {"rejected", "failed"}
     assert ending.message
-    assert ending.code in REFUSAL_CODES | {"inference_rejected", "inference_failed"}
+    assert ending.code in REFUSAL_CODES | refusals.CUSTOMER_MESSAGE_CODES | {
+        "inference_rejected",
+        "inference_failed",
+    }
+    assert not any(marker in ending.message for marker in ("SageMaker", "Exception", "s3://", '{"'))
 
 
 @given(st.integers(min_value=0, max_value=600))

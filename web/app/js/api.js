@@ -2,15 +2,17 @@
 
 import { accessToken, refresh } from './auth.js';
 import { getConfig } from './config.js';
-import { sentence, setApiUnreachable } from './ui.js';
+import { apiErrorText } from './errors.js';
+import { setApiUnreachable } from './ui.js';
 
 export class ApiError extends Error {
-  constructor(status, code, message, details) {
+  constructor(status, code, message, details, friendly = false) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.details = details;
+    this.friendly = friendly; // the message was written by the app for people (not sent by the service)
   }
 }
 
@@ -21,30 +23,19 @@ export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
 
-function describeDetails(details) {
-  if (!Array.isArray(details)) return '';
-  return details
-    .map((d) => {
-      const where = (d.loc || []).filter((p) => p !== 'body').join('.');
-      const what = d.message || d.msg || '';
-      return where ? `${where}: ${what}` : what;
-    })
-    .filter(Boolean)
-    .join('; ');
-}
-
+/**
+ * An ApiError whose message is the app's own sentence for the code (js/errors.js): the text the service sent is
+ * kept as `serverMessage` for the console, never shown.
+ */
 function errorFrom(status, body) {
   const error = body && typeof body === 'object' ? body.error : null;
-  if (error && typeof error === 'object') {
-    const detail = describeDetails(error.details);
-    const message = sentence(error.message || 'The request failed') + (detail ? ` (${detail})` : '');
-    return new ApiError(status, error.code || 'error', message.endsWith('.') || message.endsWith(')') ? message : `${message}.`, error.details);
-  }
-  if (status === 401) return new ApiError(401, 'unauthorized', 'Your session has ended. Please sign in again.');
-  if (status === 403) return new ApiError(403, 'forbidden', 'You are not allowed to do that.');
-  if (status === 429) return new ApiError(429, 'throttled', 'Too many requests. Wait a moment and try again.');
-  const message = body && body.message ? sentence(body.message) : `The service answered ${status}. Try again in a moment.`;
-  return new ApiError(status, 'http_error', message);
+  let code = error && typeof error === 'object' && error.code ? String(error.code) : null;
+  if (!code) code = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status === 429 ? 'throttled' : status >= 500 ? 'internal_error' : 'http_error';
+  const serverMessage = error && typeof error === 'object' ? String(error.message || '') : String(body?.message || '');
+  const failure = new ApiError(status, code, '', error?.details);
+  failure.serverMessage = serverMessage;
+  failure.message = apiErrorText(failure);
+  return failure;
 }
 
 export function apiUrl(path, query) {
@@ -80,7 +71,7 @@ export async function api(path, { method = 'GET', body, query, signal } = {}) {
     token = await accessToken();
   } catch (error) {
     onUnauthorized(error.message);
-    throw new ApiError(401, 'unauthorized', error.message);
+    throw new ApiError(401, 'unauthorized', error.message, undefined, true);
   }
 
   let response;
@@ -104,13 +95,15 @@ export async function api(path, { method = 'GET', body, query, signal } = {}) {
       navigator.onLine
         ? 'The Modamoda service cannot be reached. Check your connection and try again.'
         : 'You are offline. Reconnect and try again.',
+      undefined,
+      true,
     );
   }
 
   if (response.status === 401) {
     const message = 'Your session has ended. Please sign in again.';
     onUnauthorized(message);
-    throw new ApiError(401, 'unauthorized', message);
+    throw new ApiError(401, 'unauthorized', message, undefined, true);
   }
   setApiUnreachable(response.headers.get('X-Modamoda-Offline') === '1');
   if (response.status === 204) return null;
