@@ -1,8 +1,8 @@
 """The public API: a Cognito user pool for the PWA, an HTTP API with a JWT authorizer, the Api Lambda.
 
-Authorization: every route but ``GET /v1/health`` and the Stripe webhook needs a Cognito **access token** of the
-web client (the authorizer checks issuer, ``client_id`` and expiry) carrying one of the route's scopes. HTTP API
-JWT authorizers accept a token that has *any* listed scope:
+Authorization: every route but ``GET /v1/health``, ``GET /v1/public/packs`` (the landing page's prices) and the
+Stripe webhook needs a Cognito **access token** of the web client (the authorizer checks issuer, ``client_id`` and
+expiry) carrying one of the route's scopes. HTTP API JWT authorizers accept a token that has *any* listed scope:
 
 * ``modamoda/api``: the resource server's scope, granted by the hosted sign-in (authorization code + PKCE).
   Tokens the hosted UI issues without it (only ``openid email``) are refused.
@@ -49,8 +49,11 @@ from constructs import Construct
 from infra.lambdas import LambdaPackaging
 from infra.nag import acknowledge, acknowledge_wildcard
 from infra.storage import (
+    ARCHIVES_PREFIX,
     DROP_PREFIX,
+    OBJECT_READ,
     OBJECT_WRITE,
+    PREVIEWS_PREFIX,
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
     Storage,
@@ -63,6 +66,7 @@ API_SCOPE = "api"
 API_SCOPE_FULL = f"{RESOURCE_SERVER_ID}/{API_SCOPE}"
 SIGNIN_SCOPE = "aws.cognito.signin.user.admin"
 HEALTH_PATH = "/v1/health"
+PUBLIC_PACKS_PATH = "/v1/public/packs"  # the landing page's prices, before sign-up
 UPLOAD_DELETE = ("s3:DeleteObject", "s3:DeleteObjectVersion")
 COGNITO_API_KEY_ACTIONS = (
     "cognito-idp:AdminCreateUser",
@@ -140,14 +144,15 @@ class Api(Construct):
             timeout=Duration.seconds(29),  # the HTTP API integration limit
         )
         # Pre-signed POST uploads and pre-signed GET downloads are signed with this function's credentials;
-        # DELETE /v1/jobs/{id} removes the job's photo (every version) and its result.
+        # DELETE /v1/jobs/{id} removes the job's photo (every version) and its result; re-render and retry copy
+        # a job's stored photo (the version it processed) to the new job's key (CopyObject reads and writes).
         grant_objects(
             self.function,
             storage.uploads,
             UPLOADS_PREFIX,
-            (*OBJECT_WRITE, *UPLOAD_DELETE),
-            why="signs each upload's POST policy for the exact key it chose (uploads/{tenant}/{job}/...) and "
-            "deletes a deleted job's photo, every version",
+            (*OBJECT_READ, *OBJECT_WRITE, *UPLOAD_DELETE),
+            why="signs each upload's POST policy for the exact key it chose (uploads/{tenant}/{job}/...), copies "
+            "a job's stored photo to a re-render's key and deletes a deleted job's photo, every version",
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
@@ -163,6 +168,23 @@ class Api(Construct):
             ("s3:GetObject", "s3:DeleteObject"),
             why="signs download URLs for the caller's own results (results/{tenant}/...) and deletes a deleted "
             "job's result",
+        )
+        grant_objects(
+            self.function,
+            storage.results,
+            PREVIEWS_PREFIX,
+            ("s3:GetObject", "s3:DeleteObject"),
+            why="signs preview links for the caller's own jobs (previews/{tenant}/{job}/...) and deletes a deleted "
+            "job's previews",
+        )
+        # POST /v1/jobs/archive streams the chosen results into a ZIP through a multipart upload (PutObject covers
+        # its create, part and complete calls; a failure aborts it) and signs the ZIP's download.
+        grant_objects(
+            self.function,
+            storage.results,
+            ARCHIVES_PREFIX,
+            ("s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"),
+            why="writes each download-all ZIP (archives/{tenant}/{uuid}.zip) and signs its download",
         )
         self._add_batches(props)
         # API keys are Cognito users of the tenant: created, given their secret, looked up and deleted here.
@@ -182,9 +204,9 @@ class Api(Construct):
             self.function,
             storage.drop,
             DROP_PREFIX,
-            (*OBJECT_WRITE, *UPLOAD_DELETE),
-            why="signs each batch upload's POST policy (drop/{tenant}/{batch}/{file}) and deletes a deleted batch "
-            "job's photo, every version",
+            (*OBJECT_READ, *OBJECT_WRITE, *UPLOAD_DELETE),
+            why="signs each batch upload's POST policy (drop/{tenant}/{batch}/{file}), copies a batch job's photo "
+            "to a re-render's key (uploads/) and deletes a deleted batch job's photo, every version",
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
@@ -466,6 +488,13 @@ class Api(Construct):
             authorizer=apigw.HttpNoneAuthorizer(),
         ):
             acknowledge(route, "APIG4", "liveness probe: answers a constant, reads no data")
+        for route in self.http_api.add_routes(
+            path=PUBLIC_PACKS_PATH,
+            methods=[apigw.HttpMethod.GET],
+            integration=integration,
+            authorizer=apigw.HttpNoneAuthorizer(),
+        ):
+            acknowledge(route, "APIG4", "public price list for the landing page: reads no customer data")
         self.scopes = [API_SCOPE_FULL, *([SIGNIN_SCOPE] if props.accept_signin_scope else [])]
         self.http_api.add_routes(
             path="/v1/{proxy+}",

@@ -55,6 +55,7 @@ from infra.storage import (
     INFERENCE_OUTPUT_PREFIX,
     OBJECT_READ,
     OBJECT_WRITE,
+    PREVIEWS_PREFIX,
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
     Storage,
@@ -162,9 +163,17 @@ class Pipeline(Construct):
                 "UPLOAD_BUCKET": uploads.bucket_name,
                 "DROP_BUCKET": storage.drop.bucket_name,
                 "UPLOAD_MAX_BYTES": str(props.upload_max_bytes),
+                "RESULTS_BUCKET": results.bucket_name,  # the photo's WebP preview goes to previews/
             },
             timeout=Duration.seconds(60),
             memory_size=1536,  # decodes the image with Pillow to check it
+        )
+        grant_objects(
+            self.validate_input,
+            results,
+            PREVIEWS_PREFIX,
+            OBJECT_WRITE,
+            why="writes each photo's WebP preview (previews/{tenant}/{job}/original.webp)",
         )
         # Reads the object version named by the event; s3:ListBucket makes a missing key a 404 (upload_missing)
         # rather than a 403.
@@ -356,6 +365,13 @@ class Pipeline(Construct):
             RESULTS_PREFIX,
             OBJECT_WRITE,
             why="stores each job's result under results/{tenant}/",
+        )
+        grant_objects(
+            self.notifier,
+            results,
+            PREVIEWS_PREFIX,
+            OBJECT_WRITE,
+            why="writes each result's WebP thumbnail (previews/{tenant}/{job}/thumb.webp)",
         )
         self.notification_dead_letter_queue = dead_letter_queue(
             self,

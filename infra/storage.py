@@ -8,7 +8,8 @@ Key layout (tenant isolation by prefix; IAM grants are scoped to these prefixes,
   Its "Object Created" events go to the same start queue as uploads; each file becomes one job of its batch.
 * results: ``results/{tenant_id}/{job_id}.{ext}``, a batch's ``results/{tenant_id}/{batch_id}/{sku or stem}-{mode}.{ext}``
   and its ``report.csv`` / ``report.json``, and the SageMaker async contract under ``inference/input/``,
-  ``inference/output/``, ``inference/failure/``.
+  ``inference/output/``, ``inference/failure/``; each job's WebP previews ``previews/{tenant_id}/{job_id}/thumb.webp``
+  and ``original.webp``; "download all" ZIPs ``archives/{tenant_id}/{uuid}.zip`` (expired after a day).
 
 Every bucket: public access blocked, TLS 1.2+ only (bucket policy), SSE-S3 encryption, server access logs.
 Versioning where S3 events start work (uploads, drop): the execution name includes the object version, so an
@@ -38,6 +39,9 @@ INFERENCE_OUTPUT_PREFIX = "inference/output/"
 INFERENCE_FAILURE_PREFIX = "inference/failure/"
 # each job's metadata JSON, written by the container (functions/common/pipeline.py METADATA_PREFIX)
 INFERENCE_METADATA_PREFIX = "inference/metadata/"
+# each job's WebP previews (functions/common/previews.py PREFIX) and the "download all" ZIPs (archives.py PREFIX)
+PREVIEWS_PREFIX = "previews/"
+ARCHIVES_PREFIX = "archives/"
 
 OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion")
 OBJECT_WRITE = ("s3:PutObject",)
@@ -49,6 +53,8 @@ class StorageProps:
     retain: bool
     """Keep buckets and objects when the stack is deleted (prod); otherwise destroy them with the stack."""
     inference_io_expiry_days: int = 7
+    archive_expiry_days: int = 1
+    """The ZIPs of "download all" (``archives/``) are made for one download: S3 deletes them after this many days."""
     noncurrent_version_expiry_days: int = 30
     access_log_expiry_days: int = 90
 
@@ -120,6 +126,11 @@ class Storage(Construct):
                     id="ExpireInferenceIO",
                     prefix=INFERENCE_PREFIX,
                     expiration=Duration.days(props.inference_io_expiry_days),
+                ),
+                s3.LifecycleRule(
+                    id="ExpireArchives",
+                    prefix=ARCHIVES_PREFIX,
+                    expiration=Duration.days(props.archive_expiry_days),
                 ),
             ],
         )

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from functions.common import presets
 from local.client import CONTENT_TYPES, FINAL, ApiClient
 from local.stack import ROOT, LocalSettings, LocalStack
 
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    refusal = presets.background_refusal(args.preset, args.background)  # the API would refuse every photo
+    if refusal:
+        parser.error(refusal)
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # EMF off locally
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     logging.basicConfig(

@@ -23,7 +23,7 @@ import jwt
 from local.lambda_runtime import LocalLambda
 
 log = logging.getLogger("modamoda.local.gateway")
-PUBLIC_ROUTES = {("GET", "/v1/health")}
+PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/public/packs")}  # no authorizer (infra/api.py)
 # Routes with their own integration (and no JWT authorizer), as infra/billing.py wires them in the cloud.
 FUNCTION_ROUTES = {("POST", "/v1/billing/stripe/webhook"): "modamoda-billing"}
 CORS_HEADERS = "authorization,content-type,idempotency-key"

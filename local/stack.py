@@ -62,6 +62,13 @@ class LocalSettings:
         default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL") or None
     )
     pump_interval_seconds: float = 0.05
+    # Sign-ups through the local Cognito endpoint wait for the code Cognito would mail (read it from
+    # ``stack.web.mailbox`` or ``stack.last_code(email)``), and confirmation and reset codes are checked. Off: a
+    # sign-up is confirmed at once and any reset code is accepted (``make demo``, ``make serve``).
+    confirm_sign_ups: bool = False
+    # Whether the API offers on-model work (CDK's ON_MODEL_AVAILABLE). None: where the diffusion engine runs. True
+    # without it: a deployment whose endpoint lacks the weights, so that the engine's own refusal is exercised.
+    offer_on_model: bool | None = None
 
 
 def substitute(definition: str, values: dict[str, str]) -> str:
@@ -142,6 +149,11 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _offers_on_model(self) -> bool:
+        if self.settings.offer_on_model is not None:
+            return self.settings.offer_on_model
+        return "diffusion" in self.settings.engines
+
     def _setenv(self, **values: str) -> None:
         for key, value in values.items():
             self._saved_env.setdefault(key, os.environ.get(key))
@@ -191,6 +203,8 @@ class LocalStack:
             STATE_MACHINE_ARN=self.state_machine_arn,
             INFERENCE_ENDPOINT_NAME=ENDPOINT_NAME,
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
+            # as CDK does from its model_data: on-model is offered only where the diffusion engine runs
+            ON_MODEL_AVAILABLE="true" if self._offers_on_model() else "false",
             WEBHOOK_QUEUE_URL=self.webhook_queue_url,
             EMAIL_FROM=EMAIL_FROM,
             LOCAL_WEBHOOKS_ALLOW_LOOPBACK="1",  # customers' test receivers run on this machine
@@ -394,6 +408,7 @@ class LocalStack:
                 session=self.session,
                 app_dir=self.settings.web_app_dir or WEB_APP_DIR,
                 upload_max_bytes=config.upload_max_bytes,
+                confirm_sign_ups=self.settings.confirm_sign_ups,
             ),
             port=self.settings.web_port,
         )
@@ -562,6 +577,11 @@ class LocalStack:
             UserAttributes=[{"Name": "email_verified", "Value": "true"}],
         )
         return self.sign_in(email, password)
+
+    def last_code(self, email: str, purpose: str | None = None) -> str | None:
+        """The newest code local Cognito "mailed" to ``email`` (purpose ``sign_up``, ``resend`` or
+        ``forgot_password``, or any), None if none was: what a person would read in their inbox."""
+        return self.web.cognito.last_code(email, purpose)
 
     def sign_in(self, email: str, password: str) -> dict[str, str]:
         result = self.client("cognito-idp").initiate_auth(

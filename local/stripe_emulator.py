@@ -3,8 +3,10 @@
 The real billing code talks to it over HTTP (``STRIPE_API_BASE``, the same setting that points it at
 stripe-mock). It answers ``POST /v1/checkout/sessions`` (form-encoded like Stripe, idempotency keys replayed,
 reused with other parameters refused), ``GET /v1/checkout/sessions/{id}`` and ``POST .../{id}/expire``, and
-``GET /v1/charges/{id}`` (``expand[]=payment_intent`` too) and ``GET /v1/payment_intents/{id}`` for the payments
-of paid sessions (the payment intent carries ``payment_intent_data.metadata``, copied onto its charge). A
+``GET /v1/charges/{id}`` (``expand[]=payment_intent`` too) and ``GET /v1/payment_intents/{id}``
+(``expand[]=latest_charge`` too) for the payments of paid sessions (the payment intent carries
+``payment_intent_data.metadata``, copied onto its charge). Each charge has a ``receipt_url``,
+``<web_url>/local/stripe/receipts/<ch_id>``: a simple receipt page (``receipt_page``: pack, amount, date). A
 session's ``url`` is ``<web_url>/local/stripe/checkout/<cs_id>``: a page with the pack, the amount, a
 "Pay with test card" button (id ``pay``) and a Cancel link. Paying completes the session once, builds the
 ``checkout.session.completed`` event Stripe would send, signs it with the endpoint's webhook secret
@@ -24,6 +26,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -154,6 +157,8 @@ class StripeEmulator:
     ) -> None:
         self.api_key, self.webhook_secret = api_key, webhook_secret
         self.checkout_base_url = checkout_base_url.rstrip("/")
+        # receipts beside the checkout pages: <web_url>/local/stripe/receipts/<ch_id>
+        self.receipt_base_url = self.checkout_base_url.rsplit("/", 1)[0] + "/receipts"
         self.webhook_url = webhook_url  # the local API's POST /v1/billing/stripe/webhook (set once it runs)
         self.retry_seconds = retry_seconds
         self.sessions: dict[str, dict[str, Any]] = {}
@@ -161,6 +166,7 @@ class StripeEmulator:
         self.payment_intent_data: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        self.charge_sessions: dict[str, str] = {}  # charge → the checkout session it paid
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[Delivery] = []
         self.requests: list[dict[str, Any]] = []  # every API request (method, path, params, headers)
@@ -274,8 +280,11 @@ class StripeEmulator:
             )
         obj = copy.deepcopy(found)
         expand = params.get("expand") or []
-        if kind == "charges" and "payment_intent" in (expand if isinstance(expand, list) else [expand]):
+        expand = expand if isinstance(expand, list) else [expand]
+        if kind == "charges" and "payment_intent" in expand:
             obj["payment_intent"] = copy.deepcopy(self.payment_intents[obj["payment_intent"]])
+        if kind == "payment_intents" and "latest_charge" in expand and obj.get("latest_charge"):
+            obj["latest_charge"] = copy.deepcopy(self.charges[obj["latest_charge"]])
         return obj
 
     def _pay_session(self, session: dict[str, Any]) -> str:
@@ -310,9 +319,11 @@ class StripeEmulator:
             "metadata": dict(metadata),
             "paid": True,
             "payment_intent": intent_id,
+            "receipt_url": f"{self.receipt_base_url}/{charge_id}",
             "refunded": False,
             "status": "succeeded",
         }
+        self.charge_sessions[charge_id] = session["id"]
         return intent_id
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +482,41 @@ class StripeEmulator:
 </form>
 <p>{cancel_link}</p>"""
         return _page(200, f"Pay {amount}", body)
+
+    def receipt_page(self, charge_id: str) -> Reply:
+        """The receipt a charge's ``receipt_url`` shows: what was bought, the amount and the date paid."""
+        with self._lock:
+            charge = copy.deepcopy(self.charges.get(charge_id))
+            items = copy.deepcopy(self.line_items.get(self.charge_sessions.get(charge_id, ""), []))
+        if charge is None:
+            return _page(404, "Receipt not found", "<p>There is no receipt at this address.</p>")
+        esc = html.escape
+        amount = format_amount(charge["amount"], charge["currency"])
+        paid = datetime.fromtimestamp(charge["created"], UTC)
+        rows = "".join(
+            f"<tr><td>{esc(i['description'])}</td><td>{i['quantity']}</td>"
+            f"<td>{esc(format_amount(i['amount_total'], i['currency']))}</td></tr>"
+            for i in items
+        )
+        refunded = ""
+        if charge.get("amount_refunded"):
+            refunded = (
+                f'<p>Refunded: <span id="refunded">'
+                f"{esc(format_amount(charge['amount_refunded'], charge['currency']))}</span></p>"
+            )
+        body = f"""
+<p class="test">Test mode: no card was charged.</p>
+<p>Receipt <span id="receipt-number">{esc(charge_id[3:15].upper())}</span></p>
+<p>Paid on <time id="date" datetime="{paid.isoformat()}">{paid.strftime("%d %B %Y")}</time></p>
+<table>
+  <caption>Items</caption>
+  <thead><tr><th scope="col">Item</th><th scope="col">Qty</th><th scope="col">Amount</th></tr></thead>
+  <tbody>{rows}</tbody>
+  <tfoot><tr><th scope="row" colspan="2">Amount paid</th><td id="amount">{esc(amount)}</td></tr></tfoot>
+</table>
+{refunded}
+<p>Paid with the test card ending 4242.</p>"""
+        return _page(200, f"Receipt from Modamoda: {amount}", body)
 
     def pay(self, session_id: str) -> Reply:
         """Complete the session (once), send its ``checkout.session.completed`` webhook, go to success_url."""

@@ -6,20 +6,25 @@ Checkout are in the cloud, on one port of this machine.
   this origin and the local API), path traversal refused.
 - ``GET /config.json`` — what CDK writes for the PWA in the cloud, with ``cognitoEndpoint`` pointing here.
 - ``POST /local/cognito`` — Cognito's JSON protocol (``X-Amz-Target``) for the operations a browser uses,
-  answered by moto's Cognito in this process; errors as Cognito sends them (``{"__type", "message"}``). A local
-  sign-up is confirmed at once: no e-mail leaves this machine.
+  answered by moto's Cognito in this process; errors as Cognito sends them (``{"__type", "message"}``). No e-mail
+  leaves this machine: the codes Cognito would mail (sign-up, resend, forgot password) go to a local mailbox
+  (``LocalWebServer.mailbox``). By default a local sign-up is confirmed at once and any reset code is accepted;
+  with ``confirm_sign_ups`` a sign-up waits for its code (``ConfirmSignUp``), and ``ConfirmSignUp`` and
+  ``ConfirmForgotPassword`` accept only the newest code mailed for that user, as Cognito does. A confirmed sign-up
+  has a verified e-mail address (what entering the mailed code does in the cloud).
 - ``/local/s3/<bucket>/<key>`` — the pre-signed URLs the API hands out (``S3_PUBLIC_URL`` rewrites them here).
   moto accepts any POST upload without looking at its policy, so this proxy checks the POST policy itself, as S3
   does (signature, expiry, every condition, ``content-length-range``), before re-posting the form to the emulated
   S3; pre-signed GETs must be signed and unexpired, then are forwarded with their query string.
-- ``/local/stripe/api/v1/...`` — the Stripe emulator's API (``STRIPE_API_BASE``) and its test Checkout pages
-  ``/local/stripe/checkout/<cs_id>``.
+- ``/local/stripe/api/v1/...`` — the Stripe emulator's API (``STRIPE_API_BASE``), its test Checkout pages
+  ``/local/stripe/checkout/<cs_id>`` and the receipts of its charges ``/local/stripe/receipts/<ch_id>``.
 """
 
 from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import email.message
 import email.parser
 import email.utils
@@ -28,6 +33,7 @@ import hmac
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -90,6 +96,7 @@ COGNITO_OPERATIONS = frozenset(
         "RevokeToken",
         "ForgotPassword",
         "ConfirmForgotPassword",
+        "ResendConfirmationCode",
     }
 )
 COGNITO_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
@@ -206,13 +213,77 @@ def _epoch(value: Any) -> Any:
     return value
 
 
-class CognitoProxy:
-    """Cognito's JSON protocol, answered by the in-process (moto) Cognito client."""
+def _user_key(username: Any) -> str:
+    return str(username or "").strip().lower()
 
-    def __init__(self, client: Any, user_pool_id: str, client_id: str) -> None:
+
+def masked_address(address: str) -> str:
+    """How Cognito shows where a code went (``CodeDeliveryDetails.Destination``): ``a***@e***``."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain[:1]}***" if domain else f"{address[:1]}***"
+
+
+class CognitoProxy:
+    """Cognito's JSON protocol, answered by the in-process (moto) Cognito client.
+
+    ``mailbox``: every code Cognito would have e-mailed, oldest first, as ``{"to", "username", "purpose", "code",
+    "at"}`` (purpose ``sign_up``, ``resend`` or ``forgot_password``; ``at`` in epoch seconds). ``confirm_sign_ups``:
+    sign-ups wait for their code, and codes are checked (moto itself accepts any)."""
+
+    def __init__(
+        self, client: Any, user_pool_id: str, client_id: str, *, confirm_sign_ups: bool = False
+    ) -> None:
         self.client, self.user_pool_id, self.client_id = client, user_pool_id, client_id
+        self.confirm_sign_ups = confirm_sign_ups
+        self.mailbox: list[dict[str, Any]] = []
+        self._codes: dict[tuple[str, str], str] = {}  # (user, "sign_up" | "forgot_password") → the valid code
         self._revoked: set[str] = set()  # moto has no RevokeToken: refresh tokens revoked here
         self._lock = threading.Lock()
+
+    def last_code(self, address: str, purpose: str | None = None) -> str | None:
+        """The newest code mailed to ``address`` (any purpose, or the one named), None if none was."""
+        with self._lock:
+            for mail in reversed(self.mailbox):
+                if mail["to"].lower() == address.strip().lower() and purpose in (None, mail["purpose"]):
+                    return str(mail["code"])
+        return None
+
+    def _mail(self, username: str, purpose: str) -> dict[str, str]:
+        """A new code for the user, "sent" to its address: recorded in the mailbox, and the only valid one for its
+        kind from now on. Returns Cognito's ``CodeDeliveryDetails``."""
+        user = self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
+        attributes = {a["Name"]: a.get("Value") for a in user.get("UserAttributes", [])}
+        address = str(attributes.get("email") or username)
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        kind = "forgot_password" if purpose == "forgot_password" else "sign_up"
+        with self._lock:
+            self._codes[(_user_key(username), kind)] = code
+            self.mailbox.append(
+                {"to": address, "username": username, "purpose": purpose, "code": code, "at": time.time()}
+            )
+        log.info("local Cognito: %s code for %s is %s (no e-mail is sent)", purpose, address, code)
+        return {"Destination": masked_address(address), "DeliveryMedium": "EMAIL", "AttributeName": "email"}
+
+    def _check_code(self, username: str, kind: str, code: Any) -> None:
+        """Refuse a code other than the newest one mailed for this user and kind (``CodeMismatchException``)."""
+        self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)  # UserNotFoundException
+        with self._lock:
+            expected = self._codes.get((_user_key(username), kind))
+        if expected is None or not secrets.compare_digest(str(code or ""), expected):
+            raise _client_error(
+                "CodeMismatchException", "Invalid verification code provided, please try again."
+            )
+
+    def _resend(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("ClientId") != self.client_id:
+            raise _client_error(
+                "ResourceNotFoundException", f"User pool client {params.get('ClientId')} does not exist."
+            )
+        username = str(params.get("Username") or "")
+        user = self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
+        if user.get("UserStatus") == "CONFIRMED":
+            raise _client_error("InvalidParameterException", "User is already confirmed.")
+        return {"CodeDeliveryDetails": self._mail(username, "resend")}
 
     @staticmethod
     def error(code: str, message: str, status: int = 400) -> Reply:
@@ -270,23 +341,44 @@ class CognitoProxy:
                 revoked = str((params.get("AuthParameters") or {}).get("REFRESH_TOKEN", "")) in self._revoked
             if revoked:
                 raise _client_error("NotAuthorizedException", "Refresh Token has been revoked")
+        if operation == "ResendConfirmationCode":  # moto has none
+            return self._resend(params)
+        username = str(params.get("Username", ""))
+        if self.confirm_sign_ups and operation in {"ConfirmSignUp", "ConfirmForgotPassword"}:
+            kind = "sign_up" if operation == "ConfirmSignUp" else "forgot_password"
+            self._check_code(username, kind, params.get("ConfirmationCode"))
         result: dict[str, Any] = getattr(self.client, botocore.xform_name(operation))(**params)
-        if operation == "SignUp":  # no confirmation e-mail locally: the account is usable at once
-            username = str(params.get("Username", ""))
-            self.client.admin_confirm_sign_up(UserPoolId=self.user_pool_id, Username=username)
-            self.client.admin_update_user_attributes(
-                UserPoolId=self.user_pool_id,
-                Username=username,
-                UserAttributes=[{"Name": "email_verified", "Value": "true"}],
-            )
+        if operation == "SignUp" and not self.confirm_sign_ups:  # the account is usable at once
+            self._verify(username)
             result["UserConfirmed"] = True
             result.pop("CodeDeliveryDetails", None)  # nothing was sent
+        elif operation == "SignUp":
+            result["UserConfirmed"] = False
+            result["CodeDeliveryDetails"] = self._mail(username, "sign_up")
+        elif operation == "ConfirmSignUp":  # entering the mailed code verifies the address
+            self._verify(username, confirm=False)
+            with self._lock:
+                self._codes.pop((_user_key(username), "sign_up"), None)
         elif operation == "ForgotPassword":
-            log.warning(
-                "local Cognito: password reset for %s; no e-mail is sent, any confirmation code is accepted",
-                params.get("Username"),
-            )
+            with contextlib.suppress(ClientError):  # no such user: Cognito answers alike, and nothing is sent
+                result["CodeDeliveryDetails"] = self._mail(username, "forgot_password")
+            if not self.confirm_sign_ups:
+                log.warning(
+                    "local Cognito: password reset for %s; any confirmation code is accepted", username
+                )
+        elif operation == "ConfirmForgotPassword":
+            with self._lock:
+                self._codes.pop((_user_key(username), "forgot_password"), None)
         return result
+
+    def _verify(self, username: str, *, confirm: bool = True) -> None:
+        if confirm:
+            self.client.admin_confirm_sign_up(UserPoolId=self.user_pool_id, Username=username)
+        self.client.admin_update_user_attributes(
+            UserPoolId=self.user_pool_id,
+            Username=username,
+            UserAttributes=[{"Name": "email_verified", "Value": "true"}],
+        )
 
 
 def _client_error(code: str, message: str, status: int = 400) -> ClientError:
@@ -509,6 +601,7 @@ class WebConfig:
     stripe: StripeEmulator | None = None
     upload_max_bytes: Callable[[], int] = field(default=lambda: 25 * 1024 * 1024)
     extra_origins: tuple[str, ...] = ()
+    confirm_sign_ups: bool = False  # sign-ups wait for the mailed code (see CognitoProxy)
 
 
 class LocalWebServer:
@@ -520,12 +613,18 @@ class LocalWebServer:
             config.session.client("cognito-idp", region_name=config.region),
             config.user_pool_id,
             config.client_id,
+            confirm_sign_ups=config.confirm_sign_ups,
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-web", daemon=True)
 
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
+
+    @property
+    def mailbox(self) -> list[dict[str, Any]]:
+        """The codes local Cognito would have e-mailed, oldest first (``CognitoProxy.mailbox``)."""
+        return self.cognito.mailbox
 
     @property
     def url(self) -> str:
@@ -614,7 +713,13 @@ class LocalWebServer:
         stripe = self.config.stripe
         if path.startswith("/local/stripe/api/") and stripe is not None:
             body = request.read_body(SMALL_BODY_BYTES)
-            return stripe.handle_api(method, path[len("/local/stripe/api") :], request.headers, body)
+            target = path[len("/local/stripe/api") :] + (f"?{request.query}" if request.query else "")
+            return stripe.handle_api(method, target, request.headers, body)  # GET parameters: the query
+        receipt = re.fullmatch(r"/local/stripe/receipts/(ch_[A-Za-z0-9_]+)", path)
+        if receipt is not None and stripe is not None:
+            if method not in {"GET", "HEAD"}:
+                return text_reply(405, "method not allowed")
+            return stripe.receipt_page(receipt.group(1))
         match = re.fullmatch(r"/local/stripe/checkout/(cs_[A-Za-z0-9_]+)(/pay)?", path)
         if match is not None and stripe is not None:
             if method in {"GET", "HEAD"} and not match.group(2):

@@ -53,8 +53,9 @@ def deliver(event: dict[str, Any], **kwargs: Any) -> billing.WebhookResult:
 
 
 class FakeStripeHTTP(stripe.HTTPClient):
-    """Answers ``POST /v1/checkout/sessions`` like Stripe (replaying by idempotency key) and ``GET /v1/charges/{id}``
-    (``expand[]=payment_intent`` too) from ``charges``; records every request."""
+    """Answers ``POST /v1/checkout/sessions`` like Stripe (replaying by idempotency key), ``GET /v1/charges/{id}``
+    (``expand[]=payment_intent`` too) and ``GET /v1/payment_intents/{id}`` (``expand[]=latest_charge`` too) from
+    ``charges``; records every request."""
 
     name = "fake"
 
@@ -91,6 +92,32 @@ class FakeStripeHTTP(stripe.HTTPClient):
             }
         return json.dumps(charge), 200
 
+    def _payment_intent(self, url: str) -> tuple[str, int]:
+        """``GET /v1/payment_intents/{id}`` (``expand[]=latest_charge`` too) for the charges in ``charges``."""
+        parts = urllib.parse.urlsplit(url)
+        intent_id = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
+        charge = next((c for c in self.charges.values() if c.get("payment_intent") == intent_id), None)
+        if charge is None:
+            error = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "param": "intent",
+                "message": f"No such payment_intent: '{intent_id}'",
+            }
+            return json.dumps({"error": error}), 404
+        expand = [v for k, v in urllib.parse.parse_qsl(parts.query) if k.startswith("expand")]
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": charge["amount"],
+            "currency": charge["currency"],
+            "status": "succeeded",
+            "latest_charge": copy.deepcopy(charge) if "latest_charge" in expand else charge["id"],
+            "livemode": charge["livemode"],
+            "metadata": dict(charge["metadata"]),
+        }
+        return json.dumps(intent), 200
+
     def request(
         self, method: str, url: str, headers: Any, post_data: Any = None, *, _usage: Any = None
     ) -> tuple[str, int, dict[str, str]]:
@@ -104,6 +131,9 @@ class FakeStripeHTTP(stripe.HTTPClient):
             return json.dumps(body), self.status, reply_headers
         if method == "get" and urllib.parse.urlsplit(url).path.startswith("/v1/charges/"):
             body, status = self._charge(url)
+            return body, status, reply_headers
+        if method == "get" and urllib.parse.urlsplit(url).path.startswith("/v1/payment_intents/"):
+            body, status = self._payment_intent(url)
             return body, status, reply_headers
         key = headers.get("Idempotency-Key", "")
         if key in self._replies:
@@ -201,9 +231,15 @@ def charge_object(
         refunded=amount_refunded >= c.amount_total,
         livemode=livemode,
         metadata=c.metadata if metadata is None else metadata,
+        receipt_url=receipt_url(c),
     )
     charge.pop("refunds", None)
     return charge
+
+
+def receipt_url(c: Checkout) -> str:
+    """Where Stripe's hosted receipt of the checkout's charge is (the shape of Stripe's receipt URLs)."""
+    return f"https://pay.stripe.com/receipts/payment/{c.charge_id}"
 
 
 def _event(name: str, obj: dict[str, Any], event_id: str | None, created: int | None) -> dict[str, Any]:

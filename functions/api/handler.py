@@ -22,7 +22,16 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import api_service, aws, billing, catalogs, notifications
+from functions.common import (
+    api_service,
+    aws,
+    billing,
+    capabilities,
+    catalogs,
+    notifications,
+    presets,
+    rerender,
+)
 from functions.common.errors import ModamodaError
 from functions.common.models import (
     Account,
@@ -30,11 +39,14 @@ from functions.common.models import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyRequest,
+    ArchiveLink,
+    ArchiveRequest,
     BatchPage,
     BatchRequest,
     BatchUploadRequest,
     BatchUploadResponse,
     BatchView,
+    Capabilities,
     CheckoutRequest,
     CheckoutResponse,
     CreditBalance,
@@ -43,11 +55,14 @@ from functions.common.models import (
     DownloadLink,
     ErrorBody,
     Health,
+    JobCreated,
     JobPage,
     JobView,
     LedgerPage,
     Me,
     Mode,
+    PublicPackList,
+    RerenderRequest,
     UploadRequest,
     UploadResponse,
     WebhookCreated,
@@ -79,8 +94,8 @@ TITLE = "Modamoda API"
 VERSION = "1.0.0"
 DESCRIPTION = """Garment photos to e-commerce product images (ghost mannequin and on-model).
 
-**Authentication**: every operation but `GET /v1/health` needs a Cognito access token of the web app client as
-`Authorization: Bearer <token>`. People sign in with their e-mail and password; machines use an API key
+**Authentication**: every operation but `GET /v1/health` and `GET /v1/public/packs` needs a Cognito access
+token of the web app client as `Authorization: Bearer <token>`. People sign in with their e-mail and password; machines use an API key
 (`mmk_<id>_<secret>`, see `POST /v1/account/api-keys`) as the password of the Cognito user
 `apikey-<id>@api-keys.modamoda.invalid` (InitiateAuth `USER_PASSWORD_AUTH`). API Gateway itself answers a missing
 or expired token with 401 `{"message": "Unauthorized"}`. A new account (its tenant and welcome credits) starts on
@@ -213,6 +228,19 @@ def health() -> Health:
 
 
 @app.get(
+    "/v1/public/packs",
+    operation_id="listPublicPacks",
+    tags=["credits"],
+    summary="The credit packs on sale and what an image costs (no token needed)",
+    description="The same packs as `GET /v1/credits/packs`, with `costs`: the credits one image costs, by mode. "
+    "For the landing page, before sign-up.",
+    **documented(200, "The packs and the cost of an image by mode", public=True, validates=False),
+)
+def public_packs() -> PublicPackList:
+    return api_service.public_packs()
+
+
+@app.get(
     "/v1/catalog/poses",
     operation_id="getPoseCatalog",
     tags=["catalog"],
@@ -242,6 +270,23 @@ def get_me() -> Me:
     return api_service.me(caller())
 
 
+@app.get(
+    "/v1/capabilities",
+    operation_id="getCapabilities",
+    tags=["catalog"],
+    summary="What this service can make now, what it costs, and the caller's balance",
+    description="`modes`: each mode with its cost in credits per image and whether this deployment can run it "
+    "(`reason` says why not, for the customer); `presets`: each marketplace preset with its size, the background "
+    "a job without one gets, and the only backgrounds its marketplace allows (`backgrounds`, null: any; a job "
+    "asking for another is refused with `422 preset_background`); `priorities`: what each priority does today; "
+    "`balance`: the caller's spendable credits.",
+    **documented(200, "The modes, presets and priorities on offer, and the balance", validates=False),
+)
+@tracer.capture_method
+def get_capabilities() -> Capabilities:
+    return capabilities.capabilities(caller())
+
+
 # ---- jobs -------------------------------------------------------------------------------------------------------
 
 
@@ -258,7 +303,9 @@ def _create_job(request: UploadRequest) -> Response[UploadResponse]:
     summary="Create a job and its upload",
     description="Then POST multipart/form-data to `upload.url`: every `upload.fields` entry first, the file "
     "last as field `file` (S3 answers 204). Processing starts when the upload lands. `422 on_model_unavailable` "
-    "for `mode: on-model` where this deployment has no image model installed (nothing is created).",
+    "for `mode: on-model` where this deployment has no image model installed (nothing is created); "
+    "`422 preset_background` for a background the preset's marketplace does not allow (Amazon: white only; see "
+    "`GET /v1/capabilities`).",
     **documented(201, "The job (awaiting its upload) and a pre-signed POST upload", 415),
 )
 @tracer.capture_method
@@ -379,6 +426,65 @@ def renew_job_upload(job_id: JobId) -> UploadResponse:
 @tracer.capture_method
 def download_job(job_id: JobId) -> DownloadLink:
     return api_service.download(aws.client("s3"), caller(), job_id)
+
+
+@app.post(
+    "/v1/jobs/<job_id>/rerender",
+    operation_id="rerenderJob",
+    tags=["jobs"],
+    summary="A new job on the same stored photo, with other options (no upload)",
+    description="Fields left out (and options not named) keep the source job's values. The new job "
+    "(`source_job_id` = this job) starts by itself on a server-side copy of the photo this job stored and is "
+    "charged like any job: only if it succeeds. `409 original_unavailable` when the photo is no longer stored "
+    "(a deleted job, or one whose photo never arrived): upload it again with `POST /v1/jobs`. "
+    "`422 preset_background` for a background the preset's marketplace does not allow; `422 "
+    "on_model_unavailable` as for `POST /v1/jobs`.",
+    **documented(201, "The new job", 404, 409, 415),
+)
+@tracer.capture_method
+def rerender_job(
+    job_id: JobId, request: Annotated[RerenderRequest | None, Body()] = None
+) -> Response[JobCreated]:
+    result = rerender.rerender(aws.client("s3"), caller(), job_id, request or RerenderRequest())
+    metrics.add_metric(name="JobsRerendered", unit="Count", value=1)
+    return created(result)
+
+
+@app.post(
+    "/v1/jobs/<job_id>/retry",
+    operation_id="retryJob",
+    tags=["jobs"],
+    summary="Run a failed, refused or cancelled job again on its stored photo (no upload)",
+    description="A new job (`source_job_id` = this job) with the same mode, options and priority, charged "
+    "only if it succeeds. `409 not_retryable` unless the job ended failed, rejected or cancelled; "
+    "`409 original_unavailable` when its photo is no longer stored (upload it again with `POST /v1/jobs`).",
+    **documented(201, "The new job", 404, 409),
+)
+@tracer.capture_method
+def retry_job(job_id: JobId) -> Response[JobCreated]:
+    result = rerender.retry(aws.client("s3"), caller(), job_id)
+    metrics.add_metric(name="JobsRetried", unit="Count", value=1)
+    return created(result)
+
+
+@app.post(
+    "/v1/jobs/archive",
+    operation_id="createJobsArchive",
+    tags=["jobs"],
+    summary="Download all: the results of several jobs as one ZIP",
+    description="`job_ids`: 1 to 200 ids of the caller's succeeded jobs (repeats count once). The ZIP holds each "
+    "result under its download name (repeats numbered `name (2).png`), uncompressed (the images are compressed "
+    "already), and is kept for a day; `url` is a short-lived link that downloads it. `404 not_found` when an id is "
+    "not one of the caller's jobs, `409 no_result` (with `details.job_ids`) when a job has no result, `503 "
+    "archive_too_large` when the ZIP could not be made in time (choose fewer).",
+    **documented(201, "A pre-signed GET that downloads the ZIP as an attachment", 404, 409, 415),
+)
+@tracer.capture_method
+def create_jobs_archive(request: Annotated[ArchiveRequest, Body()]) -> Response[ArchiveLink]:
+    result = api_service.create_archive(aws.client("s3"), caller(), request)
+    metrics.add_metric(name="ArchivesCreated", unit="Count", value=1)
+    metrics.add_metric(name="ArchivedImages", unit="Count", value=result.count)
+    return created(result)
 
 
 # ---- batches (bulk) -------------------------------------------------------------------------------------------
@@ -746,6 +852,9 @@ def domain_error(error: ModamodaError) -> Response[dict[str, Any]]:
 
 @app.exception_handler(RequestValidationError)
 def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
+    refused = presets.refusal_of(list(error.errors()))  # a marketplace's background rule: its own code
+    if refused is not None:
+        return error_response(*failure(refused))
     details = [
         {
             "loc": [str(p) for p in e.get("loc", ())],

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.common import accounts, batches, billing, config, credits, db, jobs, signups, storage, tenants
+from functions.common import (
+    accounts,
+    archives,
+    batches,
+    billing,
+    config,
+    credit_history,
+    credits,
+    db,
+    jobs,
+    previews,
+    pricing,
+    signups,
+    storage,
+    tenants,
+)
 from functions.common.errors import Conflict, Unauthorized
 from functions.common.models import (
     MANIFEST_FILES,
     Account,
     ApiKeyCreated,
     ApiKeyList,
+    ArchiveLink,
+    ArchiveRequest,
     BatchPage,
     BatchRequest,
     BatchUploadRequest,
@@ -24,11 +41,11 @@ from functions.common.models import (
     JobFilters,
     JobPage,
     JobView,
-    LedgerEntry,
     LedgerPage,
     Me,
     Mode,
     PresignedPost,
+    PublicPackList,
     UploadRequest,
     UploadResponse,
     WebhookCreated,
@@ -44,13 +61,29 @@ def identity(claims: dict[str, Any]) -> tenants.Identity:
     sub = claims.get("sub")
     if not sub or claims.get("token_use", "access") != "access":
         raise Unauthorized("an access token is required")
+    user_name = signups.username(claims)
     known = tenants.find_user(str(sub))
     if known is not None:
-        return known
+        if known.api_key_id is not None or signups.looks_like_email(known.email, str(sub), user_name):
+            return known  # the usual case: no call to the user pool
+        return _correct_profile(known, claims, {str(sub), user_name, *([known.email] if known.email else [])})
     welcome = config.signup_grant_credits()
-    signups.require_verified_email(claims, welcome)
-    email = claims.get("email") or claims.get("username")
-    return tenants.ensure_user(str(sub), email if isinstance(email, str) else None, welcome)
+    profile = signups.require_verified_email(claims, welcome)
+    claimed = claims.get("email")
+    email = (
+        (profile.email if profile else None) or (claimed if isinstance(claimed, str) else None) or user_name
+    )
+    return tenants.ensure_user(str(sub), email, welcome, name=profile.name if profile else None)
+
+
+def _correct_profile(known: tenants.Identity, claims: dict[str, Any], stale: set[str]) -> tenants.Identity:
+    """An account provisioned before its e-mail address was stored (``users.email`` holds the Cognito user name):
+    take the address and name from the user pool, once; if the pool cannot tell now, the next call tries again."""
+    profile = signups.lookup_profile(claims)
+    if profile is None or not signups.looks_like_email(profile.email, *stale):
+        return known
+    assert profile.email is not None
+    return tenants.correct_profile(known, profile.email, profile.name, stale)
 
 
 def me(who: tenants.Identity) -> Me:
@@ -96,9 +129,7 @@ def _upload_response(s3: Any, job: dict[str, Any], content_type: str) -> UploadR
 
 
 def _result_name(job: dict[str, Any]) -> str:
-    if job.get("batch_id"):  # a batch job's result is already named {sku or file stem}-{mode}.{ext}
-        return str(job["result_key"]).rsplit("/", 1)[-1]
-    return f"{job['filename'].rsplit('.', 1)[0]}-{job['mode']}.{job['result_key'].rsplit('.', 1)[-1]}"
+    return jobs.result_filename(job)
 
 
 def _result_url(s3: Any, job: dict[str, Any]) -> str | None:
@@ -110,10 +141,22 @@ def _result_url(s3: Any, job: dict[str, Any]) -> str | None:
     )
 
 
+def _job_view(s3: Any, job: dict[str, Any]) -> JobView:
+    """The job with its short-lived links: the result, its thumbnail (succeeded jobs), the photo's preview."""
+    bucket, ttl = config.results_bucket(), config.result_url_ttl_seconds()
+    succeeded = job["status"] == "succeeded" and bool(job["result_key"])
+    return jobs.to_view(
+        job,
+        _result_url(s3, job),
+        thumbnail_url=previews.url(s3, bucket, job.get("thumb_key"), ttl) if succeeded else None,
+        original_url=previews.url(s3, bucket, job.get("preview_key"), ttl),
+    )
+
+
 def get_job(s3: Any, who: tenants.Identity, job_id: str) -> JobView:
     with db.transaction(who.tenant_id) as conn:
         job = jobs.get(conn, who.tenant_id, job_id)
-    return jobs.to_view(job, _result_url(s3, job))
+    return _job_view(s3, job)
 
 
 def job_filters(
@@ -131,7 +174,7 @@ def list_jobs(
 ) -> JobPage:
     with db.transaction(who.tenant_id) as conn:
         rows, next_cursor = jobs.list_page(conn, who.tenant_id, limit, cursor, filters)
-    return JobPage(items=[jobs.to_view(r, _result_url(s3, r)) for r in rows], next_cursor=next_cursor)
+    return JobPage(items=[_job_view(s3, r) for r in rows], next_cursor=next_cursor)
 
 
 def download(s3: Any, who: tenants.Identity, job_id: str) -> DownloadLink:
@@ -145,7 +188,7 @@ def download(s3: Any, who: tenants.Identity, job_id: str) -> DownloadLink:
 
 
 def delete_job(s3: Any, who: tenants.Identity, job_id: str) -> None:
-    """Delete the photo (every version) and the result from S3, then hide the job (``deleted_at``).
+    """Delete the photo (every version), the result and its previews from S3, then hide the job (``deleted_at``).
 
     The job row stays locked while S3 is cleaned, so a late upload's claim waits and then finds the job deleted;
     a failure leaves the job as it was, and the delete can be retried.
@@ -155,7 +198,20 @@ def delete_job(s3: Any, who: tenants.Identity, job_id: str) -> None:
         storage.delete_object_versions(s3, job["source_bucket"], job["source_key"])
         if job["result_key"]:
             storage.delete_object(s3, config.results_bucket(), job["result_key"])
+        previews.delete(s3, config.results_bucket(), job)
         jobs.mark_deleted(conn, str(job["id"]))
+
+
+def create_archive(s3: Any, who: tenants.Identity, request: ArchiveRequest) -> ArchiveLink:
+    """``POST /v1/jobs/archive``: one ZIP of the results of the caller's chosen succeeded jobs (``archives``)."""
+    with db.transaction(who.tenant_id) as conn:
+        rows = archives.select(conn, who.tenant_id, request.job_ids)
+    made = archives.create(
+        s3, config.results_bucket(), who.tenant_id, rows, config.download_url_ttl_seconds()
+    )
+    return ArchiveLink(
+        url=made.url, filename=made.filename, count=made.count, bytes=made.bytes, expires_at=made.expires_at
+    )
 
 
 def credit_balance(who: tenants.Identity) -> CreditBalance:
@@ -168,18 +224,23 @@ def credit_balance(who: tenants.Identity) -> CreditBalance:
 def list_ledger(who: tenants.Identity, limit: int, cursor: str | None) -> LedgerPage:
     with db.transaction(who.tenant_id) as conn:
         rows, next_cursor = credits.ledger_page(conn, who.tenant_id, limit, cursor)
-    items = [
-        LedgerEntry(
-            **{**r, "job_id": str(r["job_id"]) if r["job_id"] else None, "meta": dict(r["meta"] or {})}
-        )
-        for r in rows
-    ]
-    return LedgerPage(items=items, next_cursor=next_cursor)
+    return LedgerPage(items=[credit_history.entry(r) for r in rows], next_cursor=next_cursor)
 
 
 def list_packs() -> CreditPackList:
     with db.transaction(None) as conn:
         return CreditPackList(items=billing.list_packs(conn))
+
+
+def public_packs() -> PublicPackList:
+    """``GET /v1/public/packs`` (no sign-in): the packs on sale and the credits one image costs, for each mode this
+    deployment can run (on-model only where its image model is installed)."""
+    costs = {
+        mode: credits
+        for mode, credits in pricing.CREDITS_PER_IMAGE.items()
+        if mode != "on-model" or config.on_model_available()
+    }
+    return PublicPackList(items=list_packs().items, costs=costs)
 
 
 def checkout(

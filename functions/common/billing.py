@@ -705,7 +705,64 @@ def _on_session(event: StripeEvent) -> WebhookResult:
             return _grant(conn, purchase, event)
         return f"awaiting payment ({session.payment_status})"
 
-    return _once(event, tenant_id, work, "processed")
+    result = _once(event, tenant_id, work, "processed")
+    attach_receipt(tenant_id, session.id)  # after the grant has committed: it never depends on the receipt
+    return result
+
+
+# ---- receipts ----------------------------------------------------------------------------------------------
+
+
+def receipt_url(payment_intent: str) -> str | None:
+    """Stripe's hosted receipt of a payment: its PaymentIntent's ``latest_charge.receipt_url`` (retrieved with
+    ``expand[]=latest_charge``). None when Stripe has none (yet) or cannot answer now."""
+    try:
+        intent = stripe_client().v1.payment_intents.retrieve(
+            payment_intent, params={"expand": ["latest_charge"]}, options={"max_network_retries": 0}
+        )
+        charge = intent.to_dict().get("latest_charge")
+    except Exception as exc:  # a receipt is a convenience: no Stripe problem may fail a fulfilment
+        logger.warning(
+            "no receipt from Stripe", extra={"payment_intent": payment_intent, "reason": str(exc)[:300]}
+        )
+        return None
+    url = charge.get("receipt_url") if isinstance(charge, dict) else None
+    return _receipt(url)
+
+
+def _receipt(url: Any) -> str | None:
+    """A receipt URL fit to show: an http(s) address of at most 2,000 characters."""
+    if not isinstance(url, str) or len(url) > 2000 or not url.startswith(("https://", "http://")):
+        return None
+    return url
+
+
+def attach_receipt(tenant_id: str, checkout_session: str) -> str | None:
+    """Store the receipt of a paid purchase that has none yet (best effort: Stripe may not have it yet, and a later
+    delivery of the session's events tries again). Returns the URL stored, if any."""
+    try:
+        with db.transaction(tenant_id) as conn:
+            row = conn.execute(
+                "SELECT id, payment_intent FROM purchases"
+                " WHERE checkout_session = %s AND status = 'paid' AND receipt_url IS NULL",
+                (checkout_session,),
+            ).fetchone()
+        if row is None or not row["payment_intent"]:
+            return None
+        url = receipt_url(str(row["payment_intent"]))
+        if url is None:
+            return None
+        with db.transaction(tenant_id) as conn:
+            conn.execute(
+                "UPDATE purchases SET receipt_url = %s WHERE id = %s AND receipt_url IS NULL",
+                (url, row["id"]),
+            )
+        return url
+    except Exception as exc:
+        logger.warning(
+            "receipt not stored", extra={"checkout_session": checkout_session, "reason": str(exc)[:300]}
+        )
+        return None
 
 
 def _payment_purchase(
@@ -747,6 +804,13 @@ def _on_charge_refunded(event: StripeEvent) -> WebhookResult:
     def work(conn: db.Conn) -> str:
         purchase = _recorded(conn, purchase_id)
         _link(conn, purchase, charge.payment_intent, charge.id)
+        # the charge's receipt (it lists the refund too), if the purchase has none yet
+        receipt = _receipt(event.data.object.get("receipt_url"))
+        if receipt is not None:
+            conn.execute(
+                "UPDATE purchases SET receipt_url = COALESCE(receipt_url, %s) WHERE id = %s",
+                (receipt, purchase_id),
+            )
         refunded = max(
             int(purchase["amount_refunded"]), min(charge.amount_refunded, int(purchase["amount_total"]))
         )

@@ -193,7 +193,11 @@ def held(conn: Conn, tenant_id: str) -> int:
 def ledger_page(
     conn: Conn, tenant_id: str, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The tenant's ledger, newest first, keyset-paginated on the entry id (an opaque cursor)."""
+    """The tenant's ledger, newest first, keyset-paginated on the entry id (an opaque cursor).
+
+    Each row comes with what the customer knows it by (``credit_history``): its job's file name and batch
+    (``job_filename``, ``batch_id``, ``batch_name``) and its purchase's pack and receipt (``pack_name``,
+    ``pack_credits``, ``receipt_url``); the joins stay within the tenant (and row-level security holds)."""
 
     def parse(values: list[Any]) -> tuple[int]:
         (last_id,) = values
@@ -202,12 +206,20 @@ def ledger_page(
         return (last_id,)
 
     params: list[Any] = [tenant_id]
-    where = "tenant_id = %s"
+    where = "l.tenant_id = %s"
     if cursor:
         params += decode_cursor(cursor, parse)
-        where += " AND id < %s"
+        where += " AND l.id < %s"
     rows = conn.execute(
-        f"SELECT id, kind, amount, job_id, meta, created_at FROM ledger WHERE {where} ORDER BY id DESC LIMIT %s",
+        "SELECT l.id, l.kind, l.amount, l.job_id, l.meta, l.created_at,"
+        " j.filename AS job_filename, j.batch_id, b.name AS batch_name,"
+        " p.receipt_url, cp.name AS pack_name, COALESCE(p.credits, cp.credits) AS pack_credits"
+        " FROM ledger l"
+        " LEFT JOIN jobs j ON j.id = l.job_id AND j.tenant_id = l.tenant_id"
+        " LEFT JOIN batches b ON b.id = j.batch_id AND b.tenant_id = l.tenant_id"
+        " LEFT JOIN purchases p ON p.id::text = l.meta ->> 'purchase_id' AND p.tenant_id = l.tenant_id"
+        " LEFT JOIN credit_packs cp ON cp.id = COALESCE(p.pack_id, l.meta ->> 'pack_id')"
+        f" WHERE {where} ORDER BY l.id DESC LIMIT %s",
         (*params, limit + 1),
     ).fetchall()
     return page(rows, limit, lambda last: (last["id"],))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pillow_heif
@@ -108,9 +110,19 @@ def nonfinite_share(image: Image.Image) -> float:
     return bad / (width * height)
 
 
-def inspect(data: bytes, max_pixels: int) -> ImageInfo:
+def inspect(
+    data: bytes,
+    max_pixels: int,
+    *,
+    on_decoded: Callable[[Image.Image], None] | None = None,
+    draft_side: int = 0,
+) -> ImageInfo:
     """Identify and fully decode the image (catching truncation) within a pixel budget and the work limits of
     ``image_limits``.
+
+    ``on_decoded`` is handed the decoded image once every check has passed (``previews`` makes the photo's
+    preview from it, so the photo is decoded once); a JPEG is then decoded at the smallest scale whose long side
+    is still at least ``draft_side`` pixels (else at 1/8, the fastest full-file decode).
 
     Error codes: ``not_an_image``, ``unsupported_format``, ``too_many_pixels``, ``truncated_image`` (also for a
     file that starts with an allowed format's signature but cannot be opened, and for a floating-point image
@@ -165,11 +177,19 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
                 raise InputRejected(refused.message, code=refused.code) from refused
             try:
                 if fmt == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # fast full-file decode
+                    image.draft("RGB", _draft_size(width, height, draft_side))  # fast full-file decode
                 image.load()
             except (OSError, SyntaxError, ValueError) as exc:
                 raise _corrupt(exc) from exc
             share = nonfinite_share(image)
             if share > image_limits.MAX_NONFINITE_SHARE:
                 raise InputRejected(image_limits.nonfinite_message(share), code="truncated_image")
+            if on_decoded is not None:
+                on_decoded(image)
             return ImageInfo(format=fmt, width=width, height=height)
+
+
+def _draft_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size to ask a JPEG draft for: 1/8 of the image, or larger so that its long side keeps ``side`` px."""
+    scale = min(1.0, side / max(width, height)) if side > 0 else 0.0
+    return max(1, width // 8, math.ceil(width * scale)), max(1, height // 8, math.ceil(height * scale))

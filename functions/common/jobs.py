@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common import config
+from functions.common import config, refusals
 from functions.common.errors import Conflict, NotFound, OnModelUnavailable, ValidationFailed
 from functions.common.models import (
     FINAL_STATUSES,
@@ -59,13 +59,17 @@ def ensure_mode_available(mode: str) -> None:
         raise OnModelUnavailable()
 
 
-def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> dict[str, Any]:
+def create(
+    conn: Conn, tenant_id: str, request: UploadRequest, bucket: str, *, source_job_id: str | None = None
+) -> dict[str, Any]:
+    """A job awaiting its photo at ``uploads/{tenant}/{job}/{filename}``; ``source_job_id``: the earlier job whose
+    stored photo will be copied there (re-render, retry) instead of an upload."""
     job_id = str(uuid.uuid4())
     key = source_key(tenant_id, job_id, request.filename)
     row = conn.execute(
         "INSERT INTO jobs (id, tenant_id, mode, options, priority, status, filename, source_bucket, source_key,"
-        "                  upload_content_type, stages)"
-        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s,"
+        "                  upload_content_type, source_job_id, stages)"
+        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
         '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " RETURNING *",
@@ -79,20 +83,25 @@ def create(conn: Conn, tenant_id: str, request: UploadRequest, bucket: str) -> d
             bucket,
             key,
             request.content_type,
+            source_job_id,
         ),
     ).fetchone()
     assert row is not None
     return dict(row)
 
 
-def get(conn: Conn, tenant_id: str, job_id: str, *, lock: bool = False) -> dict[str, Any]:
-    """A job of this tenant; another tenant's job, or a deleted one, is indistinguishable from a missing one."""
+def get(
+    conn: Conn, tenant_id: str, job_id: str, *, lock: bool = False, include_deleted: bool = False
+) -> dict[str, Any]:
+    """A job of this tenant; another tenant's job, or a deleted one, is indistinguishable from a missing one
+    (``include_deleted``: a deleted job of this tenant too, with its ``deleted_at``)."""
     try:
         uuid.UUID(job_id)
     except ValueError:
         raise NotFound(f"job {job_id} not found") from None
     row = conn.execute(
-        "SELECT * FROM jobs WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+        "SELECT * FROM jobs WHERE id = %s AND tenant_id = %s"
+        + ("" if include_deleted else " AND deleted_at IS NULL")
         + (" FOR UPDATE" if lock else ""),
         (job_id, tenant_id),
     ).fetchone()
@@ -354,7 +363,17 @@ def transition(conn: Conn, job_id: str, status: str, **fields: Any) -> bool:
 
     The first time a status is reached is kept in ``stages`` (seconds per stage for reports).
     """
-    allowed = {"image", "cost", "task_token", "result_key", "error_code", "error_message", "quality"}
+    allowed = {
+        "image",
+        "cost",
+        "task_token",
+        "result_key",
+        "error_code",
+        "error_message",
+        "quality",
+        "preview_key",
+        "thumb_key",
+    }
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"cannot set job fields {sorted(unknown)}")
@@ -393,10 +412,28 @@ def progress(status: str) -> JobProgress:
     return JobProgress(stage=stage, label=label, percent=percent, step=step, steps=PROGRESS_STEPS)
 
 
-def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
+def result_filename(job: dict[str, Any]) -> str:
+    """The file name a succeeded job's result downloads as (``GET /v1/jobs/{id}/download``, archives): a batch
+    job's result is already named ``{sku or file stem}-{mode}.{ext}``; another is ``{file stem}-{mode}.{ext}``."""
+    if job.get("batch_id"):
+        return str(job["result_key"]).rsplit("/", 1)[-1]
+    return f"{job['filename'].rsplit('.', 1)[0]}-{job['mode']}.{job['result_key'].rsplit('.', 1)[-1]}"
+
+
+def to_view(
+    row: dict[str, Any],
+    result_url: str | None = None,
+    *,
+    thumbnail_url: str | None = None,
+    original_url: str | None = None,
+) -> JobView:
     error = None
     if row.get("error_code"):
-        error = JobError(code=row["error_code"], message=row.get("error_message") or "")
+        # never the raw text of an SDK or service error, even on rows written before messages were checked
+        error = JobError(
+            code=row["error_code"],
+            message=refusals.shown(row.get("error_message"), client_error=row["status"] == "rejected"),
+        )
     return JobView(
         id=str(row["id"]),
         mode=row["mode"],
@@ -407,6 +444,8 @@ def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
         cost=row["cost"],
         error=error,
         result_url=result_url,
+        thumbnail_url=thumbnail_url,
+        original_url=original_url,
         progress=progress(row["status"]),
         stages=row["stages"] or {},
         created_at=row["created_at"],
@@ -414,6 +453,7 @@ def to_view(row: dict[str, Any], result_url: str | None = None) -> JobView:
         batch_id=str(row["batch_id"]) if row.get("batch_id") else None,
         sku=row.get("sku"),
         quality=_quality(row.get("quality")),
+        source_job_id=str(row["source_job_id"]) if row.get("source_job_id") else None,
     )
 
 

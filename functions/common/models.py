@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from functions.common import catalogs, config
+from functions.common import catalogs, config, presets
 
 Mode = Literal["ghost", "on-model"]
 JobStatus = Literal[
@@ -25,6 +26,7 @@ ImageContentType = Literal[
 ]
 ALLOWED_CONTENT_TYPES: tuple[str, ...] = get_args(ImageContentType)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+ARCHIVE_MAX_JOBS = 200  # the most jobs one ZIP (POST /v1/jobs/archive) may hold
 
 
 class Strict(BaseModel):
@@ -74,6 +76,15 @@ class JobOptions(Strict):
     def _transparency_needs_alpha(self) -> JobOptions:
         if self.background == "transparent" and self.output_format == "jpeg":
             raise ValueError("a transparent background needs png, webp or avif output")
+        return self
+
+    @model_validator(mode="after")
+    def _marketplace_allows_the_background(self) -> JobOptions:
+        """A preset's marketplace rule (``presets.PRESETS``, published by ``GET /v1/capabilities``): Amazon's main
+        image is pure white. Its own error type, so the API answers ``422 preset_background`` with the sentence."""
+        refusal = presets.background_refusal(self.preset, self.background)
+        if refusal:
+            raise PydanticCustomError(presets.PRESET_BACKGROUND, refusal)
         return self
 
     @field_validator("mannequin")
@@ -161,6 +172,16 @@ class JobView(Strict):
     result_url: str | None = Field(
         default=None, description="pre-signed inline GET of the result (succeeded jobs only); short-lived"
     )
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="pre-signed inline GET of a small WebP of the result (long side 320 px, typically 10-30 KB) "
+        "for lists; succeeded jobs with a thumbnail only (none for jobs from before thumbnails); short-lived",
+    )
+    original_url: str | None = Field(
+        default=None,
+        description="pre-signed inline GET of a WebP of the uploaded photo (long side 1024 px, upright, sRGB) "
+        "that every browser can show, for the before/after view; when the job has one; short-lived",
+    )
     progress: JobProgress
     stages: dict[str, str] = Field(description="status → the time it was first reached (ISO 8601, UTC)")
     created_at: datetime
@@ -171,6 +192,11 @@ class JobView(Strict):
         default=None,
         description="the engine's quality score and threshold for this job (a result, or a low_confidence "
         "refusal), when the engine reports them",
+    )
+    source_job_id: str | None = Field(
+        default=None,
+        description="the job whose stored photo this job re-renders or retries (POST /v1/jobs/{job_id}/rerender "
+        "or /retry), if any",
     )
 
 
@@ -190,6 +216,66 @@ class UploadResponse(Strict):
     max_bytes: int
 
 
+class RerenderRequest(Strict):
+    """``POST /v1/jobs/{job_id}/rerender``: what changes; everything left out stays as the source job had it."""
+
+    mode: Mode | None = Field(default=None, description="default: the source job's mode")
+    options: JobOptions | None = Field(
+        default=None,
+        description="only the options named here change; the others keep the source job's values (the result is "
+        "checked as a whole, e.g. against the preset's marketplace rule)",
+    )
+    priority: Priority | None = Field(default=None, description="default: the source job's priority")
+
+
+class JobCreated(Strict):
+    """A job created on the stored photo of an earlier one (re-render, retry): no upload; it starts by itself."""
+
+    job_id: str
+    job: JobView
+
+
+# ---- what this deployment offers (GET /v1/capabilities) ---------------------------------------------------------
+
+
+class ModeInfo(Strict):
+    id: Mode
+    name: str
+    cost: int = Field(description="credits one image costs")
+    available: bool = Field(description="whether this deployment can make it now")
+    reason: str | None = Field(
+        description="why it is not available, in a sentence for the customer; else null"
+    )
+
+
+class PresetInfo(Strict):
+    id: str
+    name: str
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
+    description: str = Field(description="what it is for and its size, in a sentence for the customer")
+    default_background: str = Field(description='what a job without a background gets ("#rrggbb")')
+    backgrounds: list[str] | None = Field(
+        description='the only backgrounds its marketplace allows ("#rrggbb"); null: any background'
+    )
+    rule: str | None = Field(
+        description="why only those backgrounds, for the customer; null when any is fine"
+    )
+
+
+class PriorityInfo(Strict):
+    id: Priority
+    name: str
+    description: str = Field(description="what it does today, in a sentence for the customer")
+
+
+class Capabilities(Strict):
+    modes: list[ModeInfo]
+    presets: list[PresetInfo]
+    priorities: list[PriorityInfo]
+    balance: int = Field(description="the caller's spendable credits now")
+
+
 class JobFilters(Strict):
     """History filters of ``GET /v1/jobs`` (parsed by ``job_filters``)."""
 
@@ -205,6 +291,27 @@ class DownloadLink(Strict):
     url: str = Field(description="pre-signed GET that downloads the result as an attachment")
     filename: str
     expires_in: int
+
+
+class ArchiveRequest(Strict):
+    """``POST /v1/jobs/archive``: the jobs whose results go into one ZIP (repeated ids count once)."""
+
+    job_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=ARCHIVE_MAX_JOBS, description="ids of succeeded jobs of the caller"
+    )
+
+    @field_validator("job_ids")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class ArchiveLink(Strict):
+    url: str = Field(description="pre-signed GET that downloads the ZIP as an attachment; short-lived")
+    filename: str = Field(description="modamoda-{YYYY-MM-DD}-{count}-images.zip")
+    count: int = Field(description="how many images the ZIP holds")
+    bytes: int = Field(description="the ZIP's size in bytes")
+    expires_at: datetime = Field(description="when the link stops working (the ZIP itself is kept for a day)")
 
 
 class Me(Strict):
@@ -675,6 +782,15 @@ class LedgerEntry(Strict):
     job_id: str | None
     meta: dict[str, Any]
     created_at: datetime
+    description: str = Field(
+        description="What the entry was, in a sentence for the customer, naming the photo or batch "
+        "(e.g. “Charged 1 credit for dress.jpg”)"
+    )
+    job_filename: str | None = Field(description="the file name of the entry's photo, if it is a job's")
+    batch_id: str | None = Field(description="the batch of the entry's photo, if any")
+    receipt_url: str | None = Field(
+        description="Stripe's receipt of the purchase the entry belongs to, once Stripe has one"
+    )
 
 
 class LedgerPage(Strict):
@@ -692,6 +808,15 @@ class CreditPack(Strict):
 
 class CreditPackList(Strict):
     items: list[CreditPack]
+
+
+class PublicPackList(Strict):
+    """The packs on sale and what one image costs, for the landing page (no sign-in)."""
+
+    items: list[CreditPack]
+    costs: dict[str, int] = Field(
+        description="credits per image, by mode (`ghost`, and `on-model` where this deployment can run it)"
+    )
 
 
 class CheckoutRequest(Strict):

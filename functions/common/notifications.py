@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from functions.common import aws, config, db
+from functions.common import aws, config, db, refusals
 from functions.common.errors import ConfigError, Conflict, NotFound, ValidationFailed
 from functions.common.models import DELIVERY_STATUSES, WebhookDelivery, WebhookDeliveryPage
 from functions.common.observability import logger
@@ -109,7 +109,10 @@ def job_data(job: dict[str, Any]) -> dict[str, Any]:
     """What a job event tells the customer (no URLs: fetch ``GET /v1/jobs/{id}`` for a fresh result link)."""
     error = None
     if job.get("error_code"):
-        error = {"code": job["error_code"], "message": job.get("error_message") or ""}
+        error = {
+            "code": job["error_code"],
+            "message": refusals.shown(job.get("error_message"), client_error=job.get("status") == "rejected"),
+        }
     data: dict[str, Any] = {
         "id": job["id"],
         "status": job["status"],

@@ -20,6 +20,7 @@ from functions.common import (
     db,
     images,
     jobs,
+    previews,
     refusals,
     storage,
 )
@@ -246,7 +247,11 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
         )
     except NotFound as exc:
         raise InputRejected(str(exc.message), code="upload_missing") from exc
-    info = images.inspect(data, config.max_image_pixels())
+    preview = previews.OriginalCapture(event.job_id)  # the photo's preview, from the image decoded here
+    info = images.inspect(
+        data, config.max_image_pixels(), on_decoded=preview, draft_side=previews.ORIGINAL_SIDE
+    )
+    preview_key = _store_preview(s3, event, preview.webp)
     image = ImageRef(
         bucket=event.bucket,
         key=event.key,
@@ -258,7 +263,8 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
     )
     cost = cost_of(job["mode"])
     with db.transaction(event.tenant_id) as conn:
-        jobs.transition(conn, event.job_id, "validated", image=image.model_dump(), cost=cost)
+        extra = {"preview_key": preview_key} if preview_key else {}
+        jobs.transition(conn, event.job_id, "validated", image=image.model_dump(), cost=cost, **extra)
     return Validated(
         job_id=event.job_id,
         tenant_id=event.tenant_id,
@@ -267,6 +273,18 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
         image=image,
         options=job["options"] or {},
     )
+
+
+def _store_preview(s3: Any, event: WorkflowInput, webp: bytes | None) -> str | None:
+    """Write the photo's preview to the results bucket (best effort: without a bucket, or on failure, None)."""
+    if webp is None:
+        return None
+    try:
+        bucket = config.results_bucket()
+    except ModamodaError:
+        logger.warning("no results bucket configured: the photo's preview is not stored")
+        return None
+    return previews.store_original(s3, bucket, event.tenant_id, event.job_id, webp)
 
 
 def reserve_credits(event: ReserveInput) -> dict[str, Any]:
@@ -346,8 +364,12 @@ def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
     if name in {"States.Timeout", "States.HeartbeatTimeout"}:
         return "failed", "inference_timeout", "the inference did not finish in time; no credits were charged"
     if name == "InferenceFailed":
-        return "failed", code or "inference_failed", message
-    return "failed", "internal_error", message or name
+        return "failed", code or "inference_failed", refusals.shown(message, client_error=False)
+    # anything else (a task's own failure, a service error): the raw text is logged, never stored for the customer
+    logger.warning(
+        "job ended by an unexpected error", extra={"error": name, "cause": str(error.get("Cause"))[:2000]}
+    )
+    return "failed", "internal_error", refusals.FAILED_MESSAGE
 
 
 def _settle(event: SettleInput, settle: Any) -> SettleResult:
@@ -522,12 +544,18 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
         )
         metrics = None
         quality = None
+        thumb_key = None
         if job["status"] not in {"failed", "rejected", "cancelled"}:
             storage.copy(s3, output, config.results_bucket(), result_key, content_type)
+            thumb_key = previews.store_thumbnail(
+                s3, config.results_bucket(), str(job["tenant_id"]), job_id, output
+            )
             if in_batch:
                 metrics = _measure(s3, output, job_id)
             quality = refusals.quality(_read_metadata(s3, job_id))
         extra: dict[str, Any] = {"quality": quality} if quality else {}
+        if thumb_key:
+            extra["thumb_key"] = thumb_key
 
         def capture(conn: db.Conn) -> tuple[credits.Hold, str | None]:
             batch = batches.lock_job_batch(conn, job_id)  # first: the lock order (batch, hold, tenant, job)

@@ -118,3 +118,34 @@ def delete_object_versions(s3: Any, bucket: str, key: str) -> int:
 def delete_object(s3: Any, bucket: str, key: str) -> None:
     """Delete ``key`` in an unversioned bucket (missing is fine)."""
     s3.delete_object(Bucket=bucket, Key=key)
+
+
+def version_exists(s3: Any, bucket: str, key: str, version_id: str | None) -> bool:
+    """Whether ``key`` can still be read at ``version_id`` (None: its current version, not a delete marker).
+    Listed rather than fetched: a missing object is then an answer, not a 403 (the API may list, not probe)."""
+    for listing in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        for entry in listing.get("Versions", ()):
+            if entry["Key"] != key:
+                continue
+            if version_id is None and entry.get("IsLatest"):
+                return True
+            if version_id is not None and entry["VersionId"] == version_id:
+                return True
+    return False
+
+
+def copy_version(
+    s3: Any, bucket: str, key: str, version_id: str | None, to_bucket: str, to_key: str
+) -> str | None:
+    """Copy one version of an object server-side (its content type and metadata with it); the new version id.
+    NotFound when the source (version) is gone."""
+    source: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        source["VersionId"] = version_id
+    try:
+        result = s3.copy_object(Bucket=to_bucket, Key=to_key, CopySource=source)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NoSuchVersion"}:
+            raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
+        raise
+    return result.get("VersionId")

@@ -51,3 +51,22 @@ def test_version_listing_is_limited_to_uploads(synth: Synth) -> None:
     for statement in synth.policy_statements(API):
         if {"s3:ListBucket", "s3:ListBucketVersions"} & set(as_list(statement["Action"])):
             assert "Condition" in statement
+
+
+def test_public_packs_need_no_token(synth: Synth) -> None:
+    """The landing page's prices (``GET /v1/public/packs``) are public like the health route: no authorizer, the
+    same Api function behind it; everything else under /v1 keeps the JWT authorizer."""
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in synth.of_type("AWS::ApiGatewayV2::Route").values()
+    }
+    public = routes["GET /v1/public/packs"]
+    assert public["AuthorizationType"] == "NONE"
+    assert "AuthorizationScopes" not in public
+    assert public["Target"] == routes["GET /v1/health"]["Target"] == routes["GET /v1/{proxy+}"]["Target"]
+    assert routes["GET /v1/{proxy+}"]["AuthorizationType"] == "JWT"
+    assert {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"} == {
+        "GET /v1/health",
+        "GET /v1/public/packs",
+        "POST /v1/billing/stripe/webhook",
+    }

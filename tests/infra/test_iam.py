@@ -110,12 +110,21 @@ REPORTS = {
 EXPECTED_S3 = {
     "functions.api.handler.lambda_handler": {
         ("s3:PutObject", "uploads", "uploads/*"),  # signs pre-signed POSTs
+        ("s3:GetObject", "uploads", "uploads/*"),  # re-render and retry copy a job's stored photo
+        ("s3:GetObjectVersion", "uploads", "uploads/*"),
         ("s3:GetObject", "results", "results/*"),  # signs pre-signed GETs
         ("s3:DeleteObject", "uploads", "uploads/*"),  # DELETE /v1/jobs/{id}: the photo, every version
         ("s3:DeleteObjectVersion", "uploads", "uploads/*"),
         ("s3:ListBucketVersions", "uploads", ""),  # (only under uploads/, see test_api)
         ("s3:DeleteObject", "results", "results/*"),  # ... and its result
+        ("s3:GetObject", "results", "previews/*"),  # signs the job's preview links
+        ("s3:DeleteObject", "results", "previews/*"),  # DELETE /v1/jobs/{id}: ... and its previews
+        ("s3:PutObject", "results", "archives/*"),  # POST /v1/jobs/archive: the ZIP's multipart upload
+        ("s3:AbortMultipartUpload", "results", "archives/*"),  # ... given up on a failure
+        ("s3:GetObject", "results", "archives/*"),  # ... and its download link
         ("s3:PutObject", "drop", "drop/*"),  # batch uploads (pre-signed POSTs into the drop folder)
+        ("s3:GetObject", "drop", "drop/*"),  # re-render and retry of a batch job copy its photo to uploads/
+        ("s3:GetObjectVersion", "drop", "drop/*"),
         ("s3:DeleteObject", "drop", "drop/*"),  # DELETE /v1/jobs/{id} of a batch job
         ("s3:DeleteObjectVersion", "drop", "drop/*"),
         ("s3:ListBucket", "drop", ""),  # seal lists the folder (only under drop/, see test_api)
@@ -139,12 +148,14 @@ EXPECTED_S3 = {
         ("s3:GetObjectVersion", "drop", "drop/*"),
         ("s3:ListBucket", "uploads", ""),  # a missing key is a 404, not a 403
         ("s3:ListBucket", "drop", ""),
+        ("s3:PutObject", "results", "previews/*"),  # the photo's WebP preview
     },
     "functions.invoke_inference.handler.lambda_handler": {("s3:PutObject", "results", "inference/input/*")},
     "functions.notifier.handler.lambda_handler": {
         ("s3:GetObject", "results", "inference/output/*"),
         ("s3:GetObject", "results", "inference/metadata/*"),  # the engine's refusal and quality per job
         ("s3:PutObject", "results", "results/*"),
+        ("s3:PutObject", "results", "previews/*"),  # the result's WebP thumbnail
     },
 }
 
@@ -196,3 +207,11 @@ def test_the_metadata_prefix_is_the_one_the_pipeline_uses() -> None:
 
     assert pipeline.METADATA_PREFIX == INFERENCE_METADATA_PREFIX
     assert INFERENCE_METADATA_PREFIX.startswith(INFERENCE_PREFIX)  # expired with the other inference objects
+
+
+def test_the_preview_and_archive_prefixes_are_the_ones_the_functions_use() -> None:
+    from functions.common import archives, previews
+    from infra.storage import ARCHIVES_PREFIX, PREVIEWS_PREFIX
+
+    assert previews.PREFIX == PREVIEWS_PREFIX
+    assert archives.PREFIX == ARCHIVES_PREFIX

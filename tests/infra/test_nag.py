@@ -74,7 +74,10 @@ def test_acknowledgments_are_precise_and_explained(stage: str, synth: Synth, pro
 def test_iam_wildcard_acknowledgments_name_prefixes_not_whole_buckets(synth: Synth) -> None:
     for path, rule, _ in acknowledgments(synth):
         if rule.startswith("IAM5[Resource::") and ".Arn>/" in rule and "CDKBucketDeployment" not in path:
-            prefixes = r"(uploads|drop|results|inference/(input|output|failure|metadata))/\*|results/\*/report\.(csv|json)"
+            prefixes = (
+                r"(uploads|drop|results|previews|archives|inference/(input|output|failure|metadata))/\*"
+                r"|results/\*/report\.(csv|json)"
+            )
             assert re.search(rf"\.Arn>/({prefixes})\]$", rule), (
                 path,
                 rule,

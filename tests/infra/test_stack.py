@@ -372,6 +372,9 @@ def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synt
         assert pattern["source"] == ["aws.s3"]
         assert pattern["detail-type"] == ["Object Created"]
         assert pattern["detail"]["object"]["key"] == [{"prefix": prefix}]
+        # every way an object is created starts work: a POST upload, a PUT, and a server-side CopyObject (re-render
+        # and retry copy a job's stored photo to the new job's key)
+        assert "reason" not in pattern["detail"]
         (target,) = rules[role]["Targets"]
         queue_ids.add(target["Arn"]["Fn::GetAtt"][0])
         dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]

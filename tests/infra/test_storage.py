@@ -107,6 +107,16 @@ def test_results_bucket_expires_inference_io(synth: Synth) -> None:
     assert "AbortIncompleteMultipartUploads" in rules
 
 
+def test_results_bucket_expires_download_all_zips_after_a_day(synth: Synth) -> None:
+    from functions.common import archives
+
+    props = synth.resources[synth.bucket_ids()["results"]]["Properties"]
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireArchives"]["Prefix"] == archives.PREFIX == "archives/"
+    assert rules["ExpireArchives"]["ExpirationInDays"] == 1
+    assert rules["ExpireArchives"]["Status"] == "Enabled"
+
+
 def _cors(synth: Synth, role: str) -> dict[str, Any]:
     (rule,) = synth.resources[synth.bucket_ids()[role]]["Properties"]["CorsConfiguration"]["CorsRules"]
     return dict(rule)

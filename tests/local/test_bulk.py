@@ -20,6 +20,7 @@ import requests
 from PIL import Image
 
 from functions.common import credits, db
+from local.client import ApiError
 from local.stack import DROP_BUCKET, RESULTS_BUCKET, LocalSettings, LocalStack
 from tests.local.conftest import User, new_user
 
@@ -116,7 +117,7 @@ def test_a_drop_of_twenty_photos_with_a_manifest(stack: LocalStack) -> None:
     rows[3]["sku"] = "SKU-000"  # a duplicate SKU still gets its own result name
     rows[5]["preset"] = "ebay"  # a bad row: that file is rejected, nothing charged
     rows.append({"file": "notes.jpg", "sku": "NOTES"})  # not an image: rejected by content
-    rows.append({"file": "model.jpg", "sku": "MODEL", "mode": "on-model"})  # no weights locally: fails
+    rows.append({"file": "model.jpg", "sku": "MODEL", "mode": "on-model"})  # not offered locally: refused
     upload(user, batch_id, "manifest.json", json.dumps({"files": rows}).encode(), "application/json")
 
     started = time.monotonic()
@@ -129,7 +130,10 @@ def test_a_drop_of_twenty_photos_with_a_manifest(stack: LocalStack) -> None:
             upload(user, batch_id, name, images[i % len(images)], "image/jpeg")
     upload(user, batch_id, names[1], images[2], "image/jpeg")  # uploaded again: still one job
     upload(user, batch_id, "notes.jpg", b"meeting notes, not a photo", "image/jpeg")
-    upload(user, batch_id, "model.jpg", images[0], "image/jpeg")
+    # the API refuses an upload link for an on-model row here; a file dropped straight into the folder is refused
+    with pytest.raises(ApiError, match="on_model_unavailable"):
+        upload(user, batch_id, "model.jpg", images[0], "image/jpeg")
+    stack.client("s3").put_object(Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}model.jpg", Body=images[0])
     finished = wait_finished(user, batch_id, timeout=240)
     seconds = time.monotonic() - started
     stack.wait_idle(60)
@@ -137,8 +141,8 @@ def test_a_drop_of_twenty_photos_with_a_manifest(stack: LocalStack) -> None:
 
     assert finished["status"] == "completed"
     assert finished["counts"] == {
-        "expected": 20, "total": 20, "awaiting": 0, "queued": 0, "processing": 0, "succeeded": 17, "failed": 1,
-        "rejected": 2, "cancelled": 0,
+        "expected": 20, "total": 20, "awaiting": 0, "queued": 0, "processing": 0, "succeeded": 17, "failed": 0,
+        "rejected": 3, "cancelled": 0,
     }  # fmt: skip
     assert finished["credits_spent"] == 17
     jobs = user.api.request("GET", f"/v1/batches/{batch_id}/jobs", params={"limit": 100})["items"]
@@ -153,7 +157,10 @@ def test_a_drop_of_twenty_photos_with_a_manifest(stack: LocalStack) -> None:
         "rejected",
         "not_an_image",
     )
-    assert by_file["model.jpg"]["status"] == "failed"
+    assert (by_file["model.jpg"]["status"], by_file["model.jpg"]["error"]["code"]) == (
+        "rejected",
+        "on_model_unavailable",
+    )
     assert all(j["batch_id"] == batch_id for j in jobs)
 
     # results: results/{tenant}/{batch}/{sku}-{mode}.png, unique within the batch

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(LocalSettings(inference_timeout_seconds=120)) as local:
+    # on-model offered though the endpoint has no weights: the engine's own refusal is what these tests exercise
+    with LocalStack(LocalSettings(inference_timeout_seconds=120, offer_on_model=True)) as local:
         yield local
 
 

@@ -29,7 +29,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 def test_sign_up_in_the_app_and_see_the_welcome_credits(session: Session) -> None:
     page = session.open()
-    page.wait_for_selector("#signin-email")  # signed out: the app asks to sign in
+    page.wait_for_selector("#landing-title")  # signed out: the landing page (tests/web/test_auth_landing.py)
+    page.click("#landing-signin")
+    page.wait_for_selector("#signin-email")
     page.click("#show-signup")
     page.fill("#signup-email", "new-shop@modamoda.example")
     page.fill("#signup-password", PASSWORD)
@@ -42,7 +44,7 @@ def test_sign_up_in_the_app_and_see_the_welcome_credits(session: Session) -> Non
     page.fill("#signin-email", "new-shop@modamoda.example")
     page.fill("#signin-password", "Wrong-Passw0rd-123")
     page.click("#signin-submit")
-    page.wait_for_function("document.querySelector('#toast').textContent.trim().length > 0")
+    page.locator("#signin-error").wait_for(state="visible")  # said under the form
     assert page.locator("#credits-balance").count() == 0
     session.shot("02-sign-in-refused")
 

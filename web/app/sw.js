@@ -8,15 +8,17 @@
  *   banner. POST/PATCH/PUT/DELETE and download links are never cached.
  * - Result images: `offline/results/<job_id>?src=<pre-signed URL>` is answered from the cache keyed
  *   `/offline/results/<job_id>` (pre-signed URLs change, the job id does not) or fetched from `src` and kept.
+ *   Thumbnails for lists (`thumbnail_url`, small WebPs) the same way under `offline/thumbs/<job_id>`.
  * - The page posts {type: 'clear'} on sign-out (and sign-in): API responses and images of that user are deleted.
  */
 
-const VERSION = 'v2';
+const VERSION = 'v6';
 const SHELL_CACHE = `modamoda-shell-${VERSION}`;
 const DATA_CACHE = `modamoda-data-${VERSION}`;
 const RESULTS_CACHE = `modamoda-results-${VERSION}`;
-const CURRENT = new Set([SHELL_CACHE, DATA_CACHE, RESULTS_CACHE]);
-const MAX_ENTRIES = { [DATA_CACHE]: 300, [RESULTS_CACHE]: 400 };
+const THUMBS_CACHE = `modamoda-thumbs-${VERSION}`;
+const CURRENT = new Set([SHELL_CACHE, DATA_CACHE, RESULTS_CACHE, THUMBS_CACHE]);
+const MAX_ENTRIES = { [DATA_CACHE]: 300, [RESULTS_CACHE]: 400, [THUMBS_CACHE]: 1000 };
 // Bumped by every 'clear': an answer that was in flight when the user signed out must not be stored afterwards.
 let generation = 0;
 
@@ -30,26 +32,53 @@ const SHELL = [
   'icons/icon-maskable-512.png',
   'js/api.js',
   'js/auth.js',
+  'js/capabilities.js',
   'js/config.js',
+  'js/dropzone.js',
+  'js/errors.js',
   'js/jobs.js',
   'js/main.js',
   'js/offline.js',
+  'js/options.js',
+  'js/results.js',
   'js/router.js',
+  'js/stages.js',
   'js/ui.js',
   'js/uploads.js',
+  'js/viewer.js',
   'js/pages/account.js',
   'js/pages/credits.js',
   'js/pages/dashboard.js',
   'js/pages/history.js',
+  'js/pages/job.js',
+  'js/pages/landing.js',
   'js/pages/process.js',
   'js/pages/signin.js',
+  // the landing page's before/after examples (web/make_examples.py)
+  'examples/tshirt_navy-before.webp',
+  'examples/tshirt_navy-after.webp',
+  'examples/hoodie_burgundy-before.webp',
+  'examples/hoodie_burgundy-after.webp',
+  'examples/dress_emerald-before.webp',
+  'examples/dress_emerald-after.webp',
+  // the background library's previews on the process page (web/make_previews.py)
+  'img/backgrounds/studio-white.webp',
+  'img/backgrounds/studio-grey.webp',
+  'img/backgrounds/studio-charcoal.webp',
+  'img/backgrounds/vignette-soft.webp',
+  'img/backgrounds/sweep-warm.webp',
+  'img/backgrounds/paper.webp',
+  'img/backgrounds/linen.webp',
+  'img/backgrounds/sage-gradient.webp',
+  'img/backgrounds/concrete.webp',
 ];
 
 const SCOPE = new URL(self.registration.scope);
 const CONFIG_URL = new URL('config.json', SCOPE).href;
 const RESULTS_PATH = new URL('offline/results/', SCOPE).pathname;
+const THUMBS_PATH = new URL('offline/thumbs/', SCOPE).pathname;
 const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, SCOPE).href));
-const API_PATH = /\/v1\/(?:jobs(?:\/[^/]+)?|me|credits(?:\/ledger|\/packs)?|account(?:\/api-keys)?|catalog\/(?:poses|backgrounds))$/;
+const API_PATH = /\/v1\/(?:jobs(?:\/[^/]+)?|me|capabilities|credits(?:\/ledger|\/packs)?|account(?:\/api-keys)?|catalog\/(?:poses|backgrounds))$/;
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -77,14 +106,19 @@ self.addEventListener('message', (event) => {
   const message = event.data || {};
   if (message.type === 'clear') {
     generation += 1;
-    event.waitUntil(Promise.all([caches.delete(DATA_CACHE), caches.delete(RESULTS_CACHE)]));
+    event.waitUntil(Promise.all([DATA_CACHE, RESULTS_CACHE, THUMBS_CACHE].map((name) => caches.delete(name))));
   } else if (message.type === 'forget-job' && message.jobId) {
-    event.waitUntil(caches.open(RESULTS_CACHE).then((cache) => cache.delete(resultKey(message.jobId))));
+    event.waitUntil(
+      Promise.all([
+        caches.open(RESULTS_CACHE).then((cache) => cache.delete(resultKey(message.jobId))),
+        caches.open(THUMBS_CACHE).then((cache) => cache.delete(resultKey(message.jobId, THUMBS_PATH))),
+      ]),
+    );
   }
 });
 
-function resultKey(jobId) {
-  return new URL(`${RESULTS_PATH}${encodeURIComponent(jobId)}`, SCOPE).href;
+function resultKey(jobId, path = RESULTS_PATH) {
+  return new URL(`${path}${encodeURIComponent(jobId)}`, SCOPE).href;
 }
 
 async function trim(cacheName) {
@@ -133,9 +167,9 @@ async function apiGet(request) {
   }
 }
 
-async function resultImage(url) {
-  const key = resultKey(decodeURIComponent(url.pathname.slice(RESULTS_PATH.length)));
-  const cached = await caches.match(key, { cacheName: RESULTS_CACHE });
+async function resultImage(url, path = RESULTS_PATH, cacheName = RESULTS_CACHE) {
+  const key = resultKey(decodeURIComponent(url.pathname.slice(path.length)), path);
+  const cached = await caches.match(key, { cacheName });
   if (cached) return cached;
   const src = url.searchParams.get('src');
   if (!src || !/^https?:$/.test(new URL(src).protocol)) return new Response('', { status: 404 });
@@ -143,7 +177,7 @@ async function resultImage(url) {
   try {
     // CORS (the results bucket allows the app's origin): the status is readable, so only real images are kept.
     const response = await fetch(src, { mode: 'cors', credentials: 'omit' });
-    if (response.ok) await put(RESULTS_CACHE, key, response.clone(), since);
+    if (response.ok) await put(cacheName, key, response.clone(), since);
     return response;
   } catch {
     // No CORS, or offline: show it if the browser can, keep nothing (an opaque error page must not be cached).
@@ -159,6 +193,10 @@ self.addEventListener('fetch', (event) => {
   if (url.origin === SCOPE.origin) {
     if (url.pathname.startsWith(RESULTS_PATH)) {
       event.respondWith(resultImage(url));
+      return;
+    }
+    if (url.pathname.startsWith(THUMBS_PATH)) {
+      event.respondWith(resultImage(url, THUMBS_PATH, THUMBS_CACHE));
       return;
     }
     if (url.href === CONFIG_URL || url.href.startsWith(`${CONFIG_URL}?`)) {

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from functions.api import handler
-from tests.functions.api.conftest import RESULTS, finish_job
+from tests.functions.api.conftest import RESULTS, UPLOADS, finish_job
 from tests.functions.api.test_handler import call
 
 PARAM = re.compile(r"\{(\w+)\}")
@@ -33,7 +33,10 @@ BODIES: dict[tuple[str, str], Any] = {
 # The owner's calls that change a batch, in an order where each succeeds (an empty batch sealed is finished).
 OWNER_ORDER = ("/uploads", "/cancel", "/seal")
 # Routes that act on a job in another state than the fixture's succeeded one: the owned job of that state.
-JOB_IN_STATE: dict[tuple[str, str], str] = {("POST", "/v1/jobs/{job_id}/upload"): "waiting_job_id"}
+JOB_IN_STATE: dict[tuple[str, str], str] = {
+    ("POST", "/v1/jobs/{job_id}/upload"): "waiting_job_id",
+    ("POST", "/v1/jobs/{job_id}/retry"): "failed_job_id",
+}
 
 
 def concrete_path(method: str, path: str, owned: dict[str, str]) -> str:
@@ -49,11 +52,19 @@ def test_the_resolver_has_id_routes() -> None:
 
 @pytest.fixture
 def owned(user_pool: dict[str, str], conn: psycopg.Connection) -> dict[str, str]:
-    """Tenant A's resources, each in the state where A itself would succeed: a succeeded job with a result
-    (download and delete work for A), a job still waiting for its photo (a fresh upload URL works for A), an active
-    API key, a dead webhook delivery and an open batch."""
+    """Tenant A's resources, each in the state where A itself would succeed: a succeeded job with its photo and a
+    result (download, re-render and delete work for A), a failed one with its photo (retry works), a job still
+    waiting for its photo (a fresh upload URL works for A), an active API key, a dead webhook delivery and an open
+    batch."""
+    s3 = boto3.client("s3", region_name="us-east-1")
     _, job = call("POST", "/v1/jobs", sub="owner", body={"filename": "a.jpg", "content_type": "image/jpeg"})
+    s3.put_object(Bucket=UPLOADS, Key=job["upload"]["fields"]["key"], Body=b"photo")
     finish_job(conn, job["job_id"])
+    _, failed = call(
+        "POST", "/v1/jobs", sub="owner", body={"filename": "c.jpg", "content_type": "image/jpeg"}
+    )
+    s3.put_object(Bucket=UPLOADS, Key=failed["upload"]["fields"]["key"], Body=b"photo")
+    finish_job(conn, failed["job_id"], "failed")
     _, waiting = call(
         "POST", "/v1/jobs", sub="owner", body={"filename": "b.jpg", "content_type": "image/jpeg"}
     )
@@ -64,6 +75,7 @@ def owned(user_pool: dict[str, str], conn: psycopg.Connection) -> dict[str, str]
     return {
         "job_id": job["job_id"],
         "waiting_job_id": waiting["job_id"],  # still waiting for its photo
+        "failed_job_id": failed["job_id"],
         "key_id": key["id"],
         "delivery_id": delivery,
         "batch_id": batch["id"],

@@ -125,4 +125,5 @@ def test_every_secured_operation_refuses_bad_tokens(stack: LocalStack, tokens: d
 
 def test_public_operations_are_only_the_documented_ones() -> None:
     public = {(m, p) for m, p, s in operations() if not s}
-    assert public == {("GET", "/v1/health")}
+    # liveness, and the landing page's prices
+    assert public == {("GET", "/v1/health"), ("GET", "/v1/public/packs")}

@@ -125,11 +125,11 @@ def test_a_provisioned_user_is_not_asked_about_again(
     assert call("GET", "/v1/me", claims=claims)[0] == 200
     asked: list[str] = []
 
-    def unverified(cognito: Any, user_pool_id: str, name: str) -> bool:
+    def unverified(cognito: Any, user_pool_id: str, name: str) -> signups.Profile:
         asked.append(name)
-        return False
+        return signups.Profile(email="known-shop@example.com", email_verified=False)
 
-    monkeypatch.setattr(signups, "email_verified", unverified)
+    monkeypatch.setattr(signups, "profile", unverified)
     status, me = call("GET", "/v1/me", claims=claims)
     assert (status, me["balance"], asked) == (200, 10, [])
 

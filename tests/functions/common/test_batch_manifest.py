@@ -64,7 +64,7 @@ def test_the_batch_defaults_apply_under_the_manifest() -> None:
 def test_csv_with_the_documented_header_and_extra_option_columns() -> None:
     text = (
         "\ufefffile,sku,mode,pose_id,background,preset,quality,hollow\r\n"
-        "a.jpg,SKU-1,ghost,,#EEEEEE,amazon,85,false\r\n"
+        "a.jpg,SKU-1,ghost,,#EEEEEE,shopify,85,false\r\n"
         'b.jpg,"SKU, with comma",on-model,side-left,,square,,\r\n'
         ",,,,,,,\r\n"  # blank rows are skipped
     )
@@ -95,6 +95,7 @@ def test_csv_with_the_documented_header_and_extra_option_columns() -> None:
         ({"file": "a.jpg", "colour": "red"}, "unknown field"),
         ({"file": "a.jpg", "options": "fast"}, "options must be an object"),
         ({"file": "a.jpg", "options": {"preset": "ebay"}}, "preset"),
+        ({"file": "a.jpg", "preset": "amazon", "background": "#EEEEEE"}, "pure white background"),
     ],
 )
 def test_a_bad_row_rejects_only_its_file_with_a_reason(row: dict, reason: str) -> None:

@@ -11,6 +11,8 @@ import account from './pages/account.js';
 import credits from './pages/credits.js';
 import dashboard from './pages/dashboard.js';
 import historyPage from './pages/history.js';
+import jobPage from './pages/job.js';
+import landing from './pages/landing.js';
 import processPage from './pages/process.js';
 import signin from './pages/signin.js';
 
@@ -47,10 +49,13 @@ function updateChrome(page, signedIn) {
 async function render() {
   if (location.hash && !location.hash.startsWith('#/')) return; // an in-page anchor such as the skip link
   const { path, params } = parseHash();
-  const page = ROUTES[path] || notFound;
+  const jobRoute = /^\/jobs\/([^/]+)$/.exec(path); // #/jobs/<id>: one job's page
+  let page = ROUTES[path] || (jobRoute ? jobPage : notFound);
   const signedIn = auth.isSignedIn();
-  if (!signedIn && page !== signin) {
-    if (path !== '/') sessionStorage.setItem(NEXT_KEY, location.hash);
+  if (!signedIn && page === dashboard) {
+    page = landing; // #/ signed out: the landing page (what it does, examples, prices)
+  } else if (!signedIn && page !== signin) {
+    sessionStorage.setItem(NEXT_KEY, location.hash);
     location.replace('#/signin');
     return;
   }
@@ -70,7 +75,7 @@ async function render() {
   main.setAttribute('aria-busy', 'true');
   const signal = controller.signal;
   try {
-    const pending = page.render(main, { params, signal });
+    const pending = page.render(main, { params, signal, id: jobRoute ? decodeURIComponent(jobRoute[1]) : undefined });
     if (!firstRender) main.querySelector('h1')?.focus();
     firstRender = false;
     await pending;
@@ -118,6 +123,12 @@ function wireShell() {
     if (currentPage?.refreshWhenOnline) render();
   });
   setUnauthorizedHandler(sessionEnded);
+  auth.onSignedOutElsewhere(() => {
+    // another tab signed out (this tab's tokens are gone already) or its session ended
+    cancelUploads();
+    toast('You were signed out in another tab.', 'success');
+    go('#/signin');
+  });
 }
 
 async function start() {
@@ -136,6 +147,7 @@ async function start() {
     main.removeAttribute('aria-busy');
     return;
   }
+  await auth.adoptSessionFromOpenTab(); // a new tab of a signed-in browser session: ask an open tab
   await render();
 }
 

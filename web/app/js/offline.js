@@ -1,6 +1,6 @@
 // The service worker's side of the page: registration, offline result images, clearing a user's cached data.
 
-const USER_CACHE_PREFIXES = ['modamoda-data-', 'modamoda-results-'];
+const USER_CACHE_PREFIXES = ['modamoda-data-', 'modamoda-results-', 'modamoda-thumbs-'];
 
 export function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return;
@@ -21,17 +21,35 @@ export function resultSrc(job) {
   return job.result_url;
 }
 
+/**
+ * The src for a job's thumbnail in lists (history, dashboard, grids): a small WebP (`thumbnail_url`), under the
+ * service worker `offline/thumbs/<job_id>?src=<pre-signed URL>` (cached by job id, like results). null when the job
+ * has no thumbnail (not succeeded, or made before thumbnails): never the full-size result.
+ */
+export function thumbSrc(job) {
+  if (!job?.thumbnail_url) return null;
+  if (navigator.serviceWorker?.controller) {
+    return `offline/thumbs/${encodeURIComponent(job.id)}?src=${encodeURIComponent(job.thumbnail_url)}`;
+  }
+  return job.thumbnail_url;
+}
+
 function tellWorker(message) {
   navigator.serviceWorker?.controller?.postMessage(message);
 }
 
-/** Drop a deleted job's cached result. */
+/** Drop a deleted job's cached result and thumbnail. */
 export async function forgetJob(jobId) {
   tellWorker({ type: 'forget-job', jobId });
   if (!('caches' in window)) return;
-  const path = new URL(`offline/results/${encodeURIComponent(jobId)}`, document.baseURI).href;
+  const cached = {
+    'modamoda-results-': new URL(`offline/results/${encodeURIComponent(jobId)}`, document.baseURI).href,
+    'modamoda-thumbs-': new URL(`offline/thumbs/${encodeURIComponent(jobId)}`, document.baseURI).href,
+  };
   for (const name of await caches.keys()) {
-    if (name.startsWith('modamoda-results-')) await (await caches.open(name)).delete(path);
+    for (const [prefix, path] of Object.entries(cached)) {
+      if (name.startsWith(prefix)) await (await caches.open(name)).delete(path);
+    }
   }
 }
 

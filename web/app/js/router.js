@@ -1,4 +1,5 @@
-// Hash routes: #/signin, #/ (dashboard), #/process, #/history, #/credits, #/account; `?key=value` after the path.
+// Hash routes: #/signin, #/ (dashboard), #/process, #/history, #/jobs/<id>, #/credits, #/account; `?key=value`
+// after the path.
 
 export const NEXT_KEY = 'modamoda.next';
 

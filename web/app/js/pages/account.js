@@ -1,14 +1,17 @@
 // Account: name, webhook URL (secret shown once) and API keys (key shown once).
 
 import { api } from '../api.js';
-import { busy, copyButton, field, formatDate, h, pageTitle, toast } from '../ui.js';
+import { busy, copyButton, field, formatDate, h, pageTitle, sentence, toast } from '../ui.js';
+
+const ACCOUNT_KINDS = { individual: 'Individual', organization: 'Business', organisation: 'Business', business: 'Business' };
+const INTERNAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export default {
   title: 'Account',
   nav: 'account',
   async render(main, { signal }) {
-    const email = h('dd', {});
-    const tenant = h('dd', {});
+    const email = h('dd', { id: 'account-email' });
+    const tenant = h('dd', { id: 'account-kind' });
     const since = h('dd', {});
 
     const name = h('input', { id: 'account-name', name: 'name', type: 'text', autocomplete: 'organization', maxlength: '200' });
@@ -167,10 +170,11 @@ export default {
     if (signal.aborted) return;
     if (account.status === 'fulfilled') {
       const a = account.value;
-      email.textContent = a.email || '—';
-      tenant.textContent = a.tenant_kind ? a.tenant_kind.replace(/_/g, ' ') : '—';
+      // the e-mail the account was opened with; an internal id is never shown in its place
+      email.textContent = a.email && a.email.includes('@') ? a.email : 'Not known yet';
+      tenant.textContent = ACCOUNT_KINDS[a.tenant_kind] || (a.tenant_kind ? sentence(a.tenant_kind.replace(/_/g, ' ')) : '—');
       since.textContent = formatDate(a.created_at) || '—';
-      name.value = a.tenant_name || '';
+      name.value = a.tenant_name && !INTERNAL_ID.test(a.tenant_name) ? a.tenant_name : '';
       showWebhook(a.webhook);
     } else {
       toast(account.reason.message, 'error');

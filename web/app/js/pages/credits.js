@@ -8,28 +8,50 @@ const CHECKOUT_KEY = 'modamoda.checkout';
 const WAIT_FOR_CREDITS_MS = 30_000;
 const POLL_MS = 2000;
 
-const KIND_LABELS = {
-  grant: 'Credits granted',
-  purchase: 'Purchase',
-  reserve: 'Reserved for a job',
-  capture: 'Job finished',
-  release: 'Reservation returned (job did not finish)',
-  refund: 'Refund',
-  dispute: 'Payment dispute',
-  dispute_reversal: 'Dispute resolved',
+// Wording for ledger entries the service wrote before it described them itself (`entry.description`): customer
+// words only — never the internal kind or reason.
+const KIND_WORDS = {
+  grant: 'Credits added',
+  purchase: 'Credits bought',
+  refund: 'Refund of a purchase',
+  dispute: 'Payment disputed with your bank',
+  dispute_reversal: 'Payment dispute settled: credits given back',
   expiry: 'Credits expired',
-  adjustment: 'Adjustment',
+  adjustment: 'Correction by Modamoda',
 };
 
-function describe(entry) {
+function photoName(entry) {
   const meta = entry.meta || {};
-  if (entry.kind === 'purchase' || meta.reason === 'purchase') {
+  return entry.job_filename || meta.filename || meta.job_filename || null;
+}
+
+function describe(entry) {
+  if (entry.description) return entry.description;
+  const meta = entry.meta || {};
+  const name = photoName(entry);
+  const photo = name ? `“${name}”` : 'a photo';
+  if (entry.kind === 'purchase' || meta.reason === 'purchase' || meta.pack_id || meta.pack_name) {
     const pack = meta.pack_name || meta.pack_id;
-    return pack ? `Purchase: ${sentence(String(pack))} pack` : 'Purchase';
+    return pack ? `Bought the ${sentence(String(pack))} pack` : 'Credits bought';
   }
   if (meta.reason === 'welcome') return 'Welcome credits';
-  const label = KIND_LABELS[entry.kind] || sentence(String(entry.kind).replace(/_/g, ' '));
-  return meta.reason ? `${label} (${String(meta.reason).replace(/_/g, ' ')})` : label;
+  if (entry.kind === 'reserve' || entry.kind === 'capture') return `Image from ${photo}`;
+  if (entry.kind === 'release') return `Credits returned: no image was made from ${photo}`;
+  return KIND_WORDS[entry.kind] || 'Credit change';
+}
+
+/** Bookkeeping that does not change the balance (a job's hold becoming its charge) is not listed. */
+function listed(entry) {
+  return Number(entry.amount) !== 0 || entry.kind === 'purchase' || Boolean(entry.receipt_url);
+}
+
+function safeReceipt(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return /^https?:$/.test(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -82,11 +104,21 @@ export default {
         const page = await api('/v1/credits/ledger', { query: { limit: 20, cursor: reset ? undefined : ledgerCursor }, signal });
         if (signal.aborted) return;
         if (reset) ledgerBody.replaceChildren();
-        for (const entry of page.items) {
+        for (const entry of page.items.filter(listed)) {
           const amount = Number(entry.amount);
-          ledgerBody.append(h('tr', {},
+          const receipt = entry.receipt_url ? safeReceipt(entry.receipt_url) : null;
+          ledgerBody.append(h('tr', { 'data-entry': entry.id, 'data-kind': entry.kind },
             h('td', {}, formatDate(entry.created_at)),
-            h('td', {}, describe(entry)),
+            h('td', {},
+              h('span', { class: 'ledger-what' }, describe(entry)),
+              receipt ? ' ' : null,
+              receipt ? h('a', {
+                class: 'ledger-receipt',
+                href: receipt,
+                target: '_blank',
+                rel: 'noopener noreferrer',
+                'data-receipt': entry.id,
+              }, 'Receipt', h('span', { class: 'visually-hidden' }, ' (opens in a new tab)')) : null),
             h('td', { class: `num ${amount < 0 ? 'minus' : 'plus'}` }, amount > 0 ? `+${amount}` : amount < 0 ? `−${Math.abs(amount)}` : '0')));
         }
         ledgerCursor = page.next_cursor || null;

@@ -1,7 +1,6 @@
-// Dashboard: credits left and the five newest jobs.
+// Dashboard: credits left and the five newest jobs (each opens its own page).
 
 import { api } from '../api.js';
-import { getSession } from '../auth.js';
 import { jobItem } from '../jobs.js';
 import { h, pageTitle, plural } from '../ui.js';
 
@@ -10,7 +9,7 @@ export default {
   nav: 'dashboard',
   refreshWhenOnline: true,
   async render(main, { signal }) {
-    const email = getSession()?.email;
+    const signedInAs = h('p', { class: 'lead', id: 'signed-in-as', hidden: true });
     const balance = h('span', { id: 'credits-balance' });
     const held = h('p', { class: 'hint' });
     const recent = h('ul', { id: 'recent-jobs', class: 'job-list', 'aria-busy': 'true' });
@@ -18,7 +17,7 @@ export default {
 
     main.append(
       pageTitle('Dashboard'),
-      email ? h('p', { class: 'lead' }, `Signed in as ${email}.`) : null,
+      signedInAs,
       h('div', { class: 'cards' },
         h('section', { class: 'card', 'aria-labelledby': 'credits-heading' },
           h('h2', { id: 'credits-heading' }, 'Credits left'),
@@ -36,11 +35,19 @@ export default {
         h('p', {}, h('a', { href: '#/history' }, 'See all jobs in History'))),
     );
 
-    const [credits, jobs] = await Promise.allSettled([
+    const [credits, jobs, account] = await Promise.allSettled([
       api('/v1/credits', { signal }),
       api('/v1/jobs', { query: { limit: 5 }, signal }),
+      api('/v1/account', { signal }),
     ]);
     if (signal.aborted) return;
+
+    // the e-mail the account was opened with (the API's, never an internal user id)
+    const email = account.status === 'fulfilled' ? account.value.email : null;
+    if (email && email.includes('@')) {
+      signedInAs.textContent = `Signed in as ${email}.`;
+      signedInAs.hidden = false;
+    }
 
     if (credits.status === 'fulfilled') {
       balance.textContent = String(credits.value.balance);

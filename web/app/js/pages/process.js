@@ -1,19 +1,14 @@
-// One-step processing: pick photos, choose options, Process. Each photo gets a row with progress and its result.
+// Process photos: choose photos (picker, drop, paste), choose the look, see what it costs, Process; the results
+// appear beside the form on a desktop and right below it on a phone (the page scrolls to them).
 
 import { api } from '../api.js';
-import { download } from '../jobs.js';
-import { allUploads, clearFinished, contentTypeOf, isDone, startBatch, subscribe } from '../uploads.js';
-import { STATUS_LABELS, busy, field, formatBytes, h, pageTitle, plural, select, toast } from '../ui.js';
-
-const PRESETS = [
-  ['square', 'Square (1:1)'],
-  ['amazon', 'Amazon'],
-  ['zalando', 'Zalando'],
-  ['shopify', 'Shopify'],
-  ['portrait_4_5', 'Portrait (4:5)'],
-];
-const WHITE = '#ffffff';
-const GREY = '#f2f2f2';
+import { FALLBACK, loadBalance, loadCapabilities } from '../capabilities.js';
+import { apiErrorText } from '../errors.js';
+import { photoChooser } from '../dropzone.js';
+import { optionControls } from '../options.js';
+import { resultsSection } from '../results.js';
+import { creditsNotYetReserved, selection, startBatch, subscribeSelection, takeFromSelection } from '../uploads.js';
+import { busy, h, pageTitle, plural } from '../ui.js';
 
 let catalogs = null; // {poses: {items, default}, backgrounds: {items}}
 
@@ -35,200 +30,199 @@ async function loadCatalogs(signal) {
   return result;
 }
 
-function uploadRow(upload) {
-  const badge = h('span', { class: 'badge', 'data-status': upload.status });
-  const progress = h('progress', { max: '100', 'aria-label': `Progress of ${upload.name}` });
-  const label = h('p', { class: 'upload-label' });
-  const error = h('p', { class: 'upload-error', hidden: true });
-  const result = h('div', { class: 'upload-result' });
-  const row = h('li', { class: 'upload', 'data-upload': upload.key },
-    h('div', { class: 'upload-head' },
-      h('span', { class: 'filename' }, upload.name),
-      h('span', { class: 'hint' }, formatBytes(upload.size)),
-      badge),
-    progress, label, error, result);
-
-  row.paint = (u) => {
-    badge.dataset.status = u.status;
-    badge.textContent = STATUS_LABELS[u.status] || u.status;
-    if (u.jobId) row.dataset.jobId = u.jobId;
-    progress.hidden = u.status === 'error' || u.status === 'failed' || u.status === 'rejected';
-    if (u.percent === null || u.percent === undefined) progress.removeAttribute('value');
-    else progress.value = u.percent;
-    progress.textContent = u.percent === null || u.percent === undefined ? '' : `${u.percent}%`;
-    label.textContent = u.label || '';
-    error.textContent = u.error || '';
-    error.hidden = !u.error;
-    row.classList.toggle('upload-failed', Boolean(u.error));
-    if (u.result && !result.querySelector('img')) {
-      result.append(
-        h('img', { src: u.result, alt: `Result for ${u.name}`, 'data-result': u.jobId, class: 'result-image' }),
-        h('a', {
-          href: u.job?.result_url || '#/history',
-          class: 'btn btn-secondary btn-small',
-          'data-download': u.jobId,
-          'aria-label': `Download the result for ${u.name}`,
-          onclick: async (event) => {
-            event.preventDefault();
-            try {
-              await download(u.job);
-            } catch (err) {
-              toast(err.message, 'error');
-            }
-          },
-        }, 'Download'),
-      );
-    }
-  };
-  row.paint(upload);
-  return row;
-}
+const credits = (n) => plural(n, 'credit');
 
 export default {
   title: 'Process photos',
   nav: 'process',
   async render(main, { signal }) {
-    const fileInput = h('input', { id: 'file-input', name: 'photos', type: 'file', accept: 'image/*', multiple: true });
-    const fileSummary = h('p', { class: 'hint', id: 'file-summary', 'aria-live': 'polite' }, 'No photos chosen yet.');
-    const mode = select('mode', [['ghost', 'Ghost mannequin'], ['on-model', 'On-model']], 'ghost');
-    const pose = select('pose', [['', 'Default pose']]);
-    const poseField = field('Pose', pose, 'Used for on-model images.');
-    const background = select('background', [
-      [WHITE, 'White'],
-      [GREY, 'Light grey'],
-      ['transparent', 'Transparent'],
-      ['custom', 'Custom colour'],
-    ], WHITE);
-    const colour = h('input', { id: 'background-colour', name: 'background-colour', type: 'color', value: '#ffffff' });
-    const preset = select('preset', PRESETS, 'square');
-    const priority = select('priority', [['normal', 'Normal'], ['low', 'Low']], 'normal');
-    const format = select('output-format', [['png', 'PNG'], ['jpeg', 'JPEG'], ['webp', 'WebP'], ['avif', 'AVIF']], 'png');
-    const shadow = select('shadow', [['contact', 'Contact shadow'], ['drop', 'Drop shadow'], ['none', 'No shadow']], 'contact');
-    const hollow = h('input', { id: 'hollow', name: 'hollow', type: 'checkbox', checked: true });
-    const hollowField = h('div', { class: 'field field-check' }, hollow, h('label', { for: 'hollow' }, 'Show the inside of the neck (hollow effect)'));
+    main.append(
+      pageTitle('Process photos'),
+      h('p', { class: 'lead' }, 'Add garment photos, choose the look, and press Process. Credits are only used for images that are made.'),
+    );
+    const loading = h('p', { class: 'hint', id: 'process-loading' }, 'Loading the options…');
+    main.append(loading);
+
+    let capabilities;
+    let capabilitiesProblem = null;
+    try {
+      capabilities = await loadCapabilities({ signal, fresh: true });
+    } catch (error) {
+      if (signal.aborted) return;
+      capabilitiesProblem = error?.code === 'offline'
+        ? `${apiErrorText(error)} The usual options are shown meanwhile.`
+        : 'We could not load this service’s current options and prices, so the usual ones are shown. Reload the page to try again.';
+      capabilities = FALLBACK;
+    }
+    if (signal.aborted) return;
+    loading.remove();
+
+    let balance = capabilities.balance;
+    const chooser = photoChooser({ signal });
+    const cost = h('div', { class: 'cost', id: 'process-cost', 'aria-live': 'polite' });
     const submit = h('button', { id: 'process-submit', type: 'submit', class: 'btn btn-primary' }, 'Process');
-    const formError = h('p', { class: 'form-error', id: 'process-error', hidden: true });
-    const list = h('ul', { id: 'upload-list', class: 'upload-list', 'aria-label': 'Photos being processed' });
-    const clearButton = h('button', { type: 'button', id: 'uploads-clear', class: 'btn btn-quiet', hidden: true }, 'Clear finished');
+    const formError = h('div', { class: 'form-error', id: 'process-error', hidden: true, role: 'alert' });
+    let options = null;
 
-    const syncMode = () => {
-      poseField.hidden = mode.value !== 'on-model';
-      hollowField.hidden = mode.value !== 'ghost';
+    // ---- what the selection costs, and what the account can pay
+    const available = () => (balance === null ? null : Math.max(0, balance - creditsNotYetReserved()));
+    const canAfford = (needed) => {
+      const left = available();
+      if (left === null || needed <= left) return null;
+      return `Retrying this photo needs ${credits(needed)}; you have ${credits(left)} available.`;
     };
-    mode.addEventListener('change', syncMode);
-    syncMode();
-    colour.addEventListener('input', () => {
-      background.value = 'custom';
-    });
-    fileInput.addEventListener('change', () => {
-      const files = Array.from(fileInput.files || []);
-      const bytes = files.reduce((sum, f) => sum + f.size, 0);
-      const unsupported = files.filter((f) => !contentTypeOf(f)).length;
-      fileSummary.textContent = files.length
-        ? `${plural(files.length, 'photo')} chosen (${formatBytes(bytes)})${unsupported ? `; ${unsupported} not a supported image type` : ''}.`
-        : 'No photos chosen yet.';
+    const plan = () => {
+      const count = selection().length;
+      const each = options?.cost() ?? 0;
+      const total = count * each;
+      const left = available();
+      const affordable = left === null || !each ? count : Math.min(count, Math.floor(left / each));
+      return { count, each, total, left, affordable };
+    };
+    const sendButton = (n) => h('button', { type: 'button', class: 'btn btn-secondary btn-small', id: 'process-affordable', 'data-send': String(n) },
+      n === 1 ? 'Process the first photo only' : `Process the first ${n} only`);
+    const buyLink = () => h('a', { href: '#/credits', class: 'btn btn-secondary btn-small', 'data-buy-credits': '' }, 'Buy credits');
+
+    const paintCost = () => {
+      const p = plan();
+      const mode = options?.mode();
+      const lines = [];
+      let over = false;
+      if (!mode) {
+        lines.push(h('p', {}, 'No image type can be made at the moment.'));
+      } else if (!p.count) {
+        lines.push(h('p', {}, `${mode.name}: ${credits(p.each)} a photo.`,
+          p.left === null ? '' : ` You have ${credits(p.left)}.`));
+      } else {
+        lines.push(h('p', { class: 'cost-total' }, `${plural(p.count, 'photo')} × ${credits(p.each)} = `, h('strong', { 'data-cost': String(p.total) }, credits(p.total)), '.'));
+        if (p.left !== null) {
+          over = p.total > p.left;
+          if (!over) {
+            lines.push(h('p', {}, `You have ${credits(p.left)}; `, h('strong', { 'data-balance-after': String(p.left - p.total) }, `${credits(p.left - p.total)} left after these`), '.'));
+          } else {
+            const rest = p.count - p.affordable;
+            const sentence = p.affordable
+              ? `These photos need ${credits(p.total)}, but you have ${credits(p.left)}: enough for ${plural(p.affordable, 'photo')}. Buy credits, or process the first ${plural(p.affordable, 'photo')} now and the other ${rest} after buying.`
+              : `These photos need ${credits(p.total)}, but you have ${credits(p.left)}. Buy credits to process them: they stay chosen here while you do.`;
+            lines.push(h('p', { class: 'cost-over', 'data-over-balance': '' }, sentence));
+            lines.push(h('p', { class: 'actions' }, buyLink(), p.affordable ? sendButton(p.affordable) : null));
+          }
+        }
+        if (creditsNotYetReserved() > 0 && p.left !== null) {
+          lines.push(h('p', { class: 'hint' }, `${credits(creditsNotYetReserved())} of your balance are kept for the photos still being processed.`));
+        }
+      }
+      cost.replaceChildren(...lines);
+      cost.classList.toggle('cost-is-over', over);
+      return p;
+    };
+
+    const refreshBalance = async () => {
+      const fresh = await loadBalance({ signal }).catch(() => null);
+      if (signal.aborted || fresh === null) return;
+      balance = fresh;
+      paintCost();
+    };
+    // the account settles a job's credits just after the job's status changes: look now, and once more a little later
+    let balanceTimers = [];
+    const refreshBalanceSoon = () => {
+      balanceTimers.forEach(clearTimeout);
+      balanceTimers = [setTimeout(refreshBalance, 400), setTimeout(refreshBalance, 3000)];
+    };
+    signal.addEventListener('abort', () => balanceTimers.forEach(clearTimeout));
+
+    const clearError = () => {
+      formError.hidden = true;
+      formError.replaceChildren();
+    };
+    const showError = (message, focus, ...extra) => {
+      formError.replaceChildren(h('p', {}, message, ...extra));
+      formError.hidden = false;
+      focus?.focus();
+    };
+
+    options = optionControls({
+      capabilities,
+      onChange: () => {
+        clearError();
+        paintCost();
+      },
     });
 
-    const form = h('form', { class: 'card stack', id: 'process-form' },
-      h('div', { class: 'field' },
-        h('label', { for: 'file-input' }, 'Photos'),
-        fileInput,
-        fileSummary),
-      h('div', { class: 'grid-2' },
-        field('Image type', mode, 'Ghost: the garment alone, mannequin removed. On-model: worn by a generated model.'),
-        poseField,
-        field('Background', background),
-        field('Custom background colour', colour, 'Picking a colour selects “Custom colour”.'),
-        field('Marketplace size', preset),
-        field('Priority', priority, 'Low-priority photos are processed when the service is quiet.')),
-      h('details', { class: 'more-options' },
-        h('summary', {}, 'More options'),
-        h('div', { class: 'grid-2' }, field('File format', format), field('Shadow', shadow), hollowField)),
+    const results = resultsSection({
+      signal,
+      canAfford,
+      onProgress: (changed) => {
+        // a photo set its credits aside or ended: the balance moved
+        if (changed === null || ['processing', 'succeeded', 'failed', 'rejected', 'cancelled', 'error'].includes(changed.status)) refreshBalanceSoon();
+        else paintCost();
+      },
+    });
+
+    const send = (count) => busy(submit, async () => {
+      clearError();
+      const request = options.request();
+      const each = options.cost();
+      const items = takeFromSelection(count);
+      if (!items.length) return;
+      const sending = startBatch(items, request, each);
+      results.reveal();
+      paintCost();
+      const batch = await sending;
+      const failed = batch.filter((u) => u.status === 'error').length;
+      if (failed) {
+        showError(failed === batch.length
+          ? `None of the ${plural(batch.length, 'photo')} could be sent. Each one says why under Results.`
+          : `${failed} of ${batch.length} photos could not be sent. Each one says why under Results.`);
+      }
+      refreshBalanceSoon();
+    });
+
+    const form = h('form', { class: 'card stack process-form', id: 'process-form', novalidate: true },
+      capabilitiesProblem ? h('p', { class: 'notice notice-error' }, capabilitiesProblem) : null,
+      chooser.element,
+      options.element,
+      cost,
       formError,
       h('div', { class: 'actions' }, submit));
 
-    const options = () => {
-      const chosen = {
-        preset: preset.value,
-        background: background.value === 'custom' ? colour.value : background.value,
-        output_format: format.value,
-        shadow: shadow.value,
-      };
-      if (mode.value === 'ghost') chosen.hollow = hollow.checked;
-      if (mode.value === 'on-model' && pose.value) chosen.pose_id = pose.value;
-      return chosen;
-    };
-
     form.addEventListener('submit', (event) => {
       event.preventDefault();
-      formError.hidden = true;
-      const files = Array.from(fileInput.files || []);
-      const problem = !files.length
-        ? 'Choose at least one photo.'
-        : options().background === 'transparent' && format.value === 'jpeg'
-          ? 'JPEG has no transparency: choose PNG, WebP or AVIF for a transparent background.'
-          : '';
-      if (problem) {
-        formError.textContent = problem;
-        formError.hidden = false;
-        toast(problem, 'error');
-        (files.length ? format : fileInput).focus();
-        return;
+      clearError();
+      const p = paintCost();
+      if (!options.mode()) return showError('No image type can be made at the moment. Try again later.');
+      if (!p.count) return showError('Add at least one photo first: drop it on the page, paste it, or choose it.', chooser.input);
+      const problems = options.problems();
+      if (problems.length) return showError(problems[0].message, problems[0].focus);
+      if (p.affordable < p.count) {
+        return showError(p.affordable
+          ? `Nothing was sent: these ${plural(p.count, 'photo')} need ${credits(p.total)} and you have ${credits(p.left)}. Buy credits, or process the first ${p.affordable} only.`
+          : `Nothing was sent: these ${plural(p.count, 'photo')} need ${credits(p.total)} and you have ${credits(p.left)}. Buy credits first.`,
+        cost.querySelector('#process-affordable') || cost.querySelector('[data-buy-credits]'));
       }
-      const request = { mode: mode.value, options: options(), priority: priority.value };
-      busy(submit, async () => {
-        toast(`Sending ${plural(files.length, 'photo')}…`);
-        const batch = await startBatch(files, request);
-        fileInput.value = '';
-        fileSummary.textContent = 'No photos chosen yet.';
-        const failed = batch.filter((u) => u.status === 'error').length;
-        if (failed === batch.length) toast(failed === 1 ? batch[0].error : `None of the ${batch.length} photos could be sent. See the messages below.`, 'error');
-        else if (failed) toast(`${failed} of ${batch.length} photos could not be sent. See the messages below.`, 'error');
-        else toast(`${plural(batch.length, 'photo')} uploaded. Results appear below when they are ready.`, 'success');
-      });
+      send(p.count);
+    });
+    cost.addEventListener('click', (event) => {
+      const button = event.target.closest('#process-affordable');
+      if (!button) return;
+      const problems = options.problems();
+      if (problems.length) return showError(problems[0].message, problems[0].focus);
+      send(Number(button.dataset.send));
     });
 
-    clearButton.addEventListener('click', () => clearFinished());
-
-    const renderList = () => {
-      const rows = new Map(Array.from(list.children, (row) => [row.dataset.upload, row]));
-      const wanted = allUploads();
-      for (const [key, row] of rows) if (!wanted.some((u) => u.key === key)) row.remove();
-      wanted.forEach((upload, index) => {
-        const row = rows.get(upload.key) || uploadRow(upload);
-        if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
-      });
-      clearButton.hidden = !wanted.some(isDone);
-    };
-    const unsubscribe = subscribe((changed) => {
-      if (changed === null) return renderList();
-      const row = list.querySelector(`[data-upload="${changed.key}"]`);
-      if (row) row.paint(changed);
-      else renderList();
-      clearButton.hidden = !allUploads().some(isDone);
+    const unsubscribe = subscribeSelection(() => {
+      clearError();
+      paintCost();
     });
     signal.addEventListener('abort', unsubscribe);
 
-    main.append(
-      pageTitle('Process photos'),
-      h('p', { class: 'lead' }, 'Choose one or more garment photos, pick the look, and press Process. Each photo costs credits only when its image is made.'),
-      form,
-      h('section', { 'aria-labelledby': 'uploads-heading', class: 'uploads' },
-        h('div', { class: 'section-head' }, h('h2', { id: 'uploads-heading' }, 'Your photos'), clearButton),
-        list,
-        h('p', { class: 'hint' }, 'You can leave this page: processing continues and results also appear in ', h('a', { href: '#/history' }, 'History'), '.')),
-    );
-    renderList();
+    main.append(h('div', { class: 'process-layout' }, form, results.element));
+    paintCost();
 
     const loaded = await loadCatalogs(signal);
     if (signal.aborted) return;
-    if (loaded.poses) {
-      pose.replaceChildren(...loaded.poses.items.map((p) => h('option', { value: p.id }, p.name || p.id)));
-      if (loaded.poses.default) pose.value = loaded.poses.default;
-    }
-    if (loaded.backgrounds?.items.length) {
-      background.append(h('optgroup', { label: 'Backgrounds library' },
-        loaded.backgrounds.items.map((b) => h('option', { value: `library:${b.id}` }, b.name || b.id))));
-    }
+    if (loaded.poses) options.setPoses(loaded.poses.items, loaded.poses.default);
+    if (loaded.backgrounds) options.setBackgrounds(loaded.backgrounds.items);
+    if (balance === null) refreshBalance();
   },
 };
