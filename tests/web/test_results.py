@@ -1,5 +1,5 @@
-"""Results in the PWA (issue 16), in headless Chromium against the local stack, at desktop (1366×900) and phone
-(390×844, touch) sizes: the image viewer (zoom, before/after divider by pointer and keyboard), the job page reached
+"""Results in the PWA (issue 16), in headless Chromium against the local stack, at desktop (1366 x 900) and phone
+(390 x 844, touch) sizes: the image viewer (zoom, before/after divider by pointer and keyboard), the job page reached
 from History and the dashboard, "Make another version" without a new upload, retrying a refused photo, one ZIP of
 selected results, credit history rows that name the photo and link Stripe's receipt, the account's e-mail, and
 History with 50 finished jobs on a phone under 1 MB of images. Screenshots: ``out/screenshots/results-*.png``.
@@ -31,9 +31,14 @@ from tests.web.support import CONTRAST, PASSWORD, UNLABELLED, Session, balance_t
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-DESKTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-SIZES = {"desktop": DESKTOP, "phone": PHONE}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1366, "height": 900}}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+SIZES: dict[str, dict[str, Any]] = {"desktop": DESKTOP, "phone": PHONE}
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 # What no screen may show: exception names, error JSON, AWS service names, file paths.
 INTERNALS = re.compile(
@@ -158,7 +163,9 @@ def finished(stack: LocalStack) -> tuple[Customer, list[dict[str, Any]]]:
     """A customer with the four sample garments done (and credit to spare)."""
     customer = Customer(stack, credit=20)
     jobs = customer.make(samples())
-    assert {j["status"] for j in jobs} == {"succeeded"}, [(j["filename"], j["status"], j["error"]) for j in jobs]
+    assert {j["status"] for j in jobs} == {"succeeded"}, [
+        (j["filename"], j["status"], j["error"]) for j in jobs
+    ]
     return customer, jobs
 
 
@@ -195,9 +202,7 @@ def test_viewer_zooms_and_compares_before_and_after(
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         before_wheel = int(stage.get_attribute("data-zoom") or 0)
         page.mouse.wheel(0, -300)
-        page.wait_for_function(
-            f"document.querySelector('.viewer-stage').dataset.zoom > {before_wheel}"
-        )
+        page.wait_for_function(f"document.querySelector('.viewer-stage').dataset.zoom > {before_wheel}")
         # pan when zoomed: the picture moves with the pointer
         layer = dialog.locator(".viewer-layer[data-layer='after']")
         start = layer.evaluate("el => el.style.transform")
@@ -280,6 +285,11 @@ def test_job_page_from_history_and_dashboard(
     wait_thumbnails(page)
     session.shot(f"results-history-{size}")
     page_checks(page, f"history {size}", size == "phone")
+    page.click("#history-view-list")  # the same items as rows
+    wait_thumbnails(page)
+    session.shot(f"results-history-list-{size}")
+    page_checks(page, f"history list {size}", size == "phone")
+    page.click("#history-view-grid")
     item.scroll_into_view_if_needed()
     thumb = item.locator(".thumb").bounding_box()  # the link covers the item: a click on the picture opens it
     page.mouse.click(thumb["x"] + thumb["width"] / 2, thumb["y"] + thumb["height"] / 2)
@@ -347,7 +357,8 @@ def test_retry_a_refused_photo(open_session: Any, stack: LocalStack, size: str) 
     item.locator("a.job-link").click()
     open_job(page, job["id"])
     error = page.inner_text("#job-error")
-    assert "could not find a garment" in error and "No credits were charged" in error, error
+    assert "could not find a garment" in error, error
+    assert "No credits were charged" in error, error
     assert "Nothing" in page.inner_text('#job-facts [data-fact="Cost"]')
     session.shot(f"results-refused-{size}")
     page_checks(page, f"refused job {size}", size == "phone")
@@ -498,7 +509,8 @@ def test_history_of_50_finished_jobs_on_a_phone_loads_under_1_mb_of_images(
         ".filter(i => i.getBoundingClientRect().top < innerHeight)"
         ".map(i => i.complete && i.naturalWidth > 0)"
     )
-    assert visible and all(visible), visible
+    assert visible, "thumbnails on the first screen"
+    assert all(visible), visible
     page_checks(page, "history of 50 on a phone", True)
 
 
@@ -531,3 +543,13 @@ def test_job_page_and_viewer_run_under_the_csp(
         assert violations == [], violations
     finally:
         phone.close()
+
+
+def test_every_script_is_in_the_offline_shell() -> None:
+    """The service worker precaches every module the app imports (a missing one breaks the app offline)."""
+    from local.stack import ROOT
+
+    app = ROOT / "web" / "app"
+    shell = (app / "sw.js").read_text(encoding="utf-8")
+    for path in sorted((app / "js").rglob("*.js")):
+        assert f"'{path.relative_to(app).as_posix()}'" in shell, f"{path.name} is not precached"

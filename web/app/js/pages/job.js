@@ -272,7 +272,7 @@ export default {
           h('img', { src: resultUrl, alt: `Result: ${job.filename}`, class: 'job-image', id: 'job-result', 'data-result': job.id, decoding: 'async' }));
         result.addEventListener('click', view);
       } else {
-        result = h('p', { class: 'job-image-empty' }, final ? 'No image was made.' : 'The image is being made…');
+        result = h('p', { class: `job-image-empty${final ? ' job-image-none' : ''}` }, final ? 'No image was made.' : 'The image is being made…');
       }
       figures.replaceChildren(
         h('figure', { class: 'job-figure job-figure-original' }, original, h('figcaption', {}, 'Original photo')),
@@ -295,19 +295,6 @@ export default {
         viewButton.addEventListener('click', view);
         actions.append(dl, viewButton);
       }
-      if (final && job.original_url !== null && job.status !== 'cancelled') {
-        const again = h('button', { type: 'button', class: 'btn btn-secondary', id: 'job-rerender', 'aria-expanded': String(formOpen), 'aria-controls': 'rerender-slot' }, 'Make another version');
-        again.addEventListener('click', () => {
-          if (formOpen) {
-            formOpen = false;
-            formSlot.replaceChildren();
-            again.setAttribute('aria-expanded', 'false');
-          } else {
-            openForm(again);
-          }
-        });
-        actions.append(again);
-      }
       if (RETRYABLE.has(job.status)) {
         const retry = h('button', { type: 'button', class: 'btn btn-primary', id: 'job-retry' }, 'Retry');
         retry.addEventListener('click', () => busy(retry, async () => {
@@ -322,6 +309,20 @@ export default {
           }
         }));
         actions.append(retry);
+      }
+      // any finished job whose photo is stored (the API answers original_unavailable, in words, when it is gone)
+      if (final && job.status !== 'cancelled') {
+        const again = h('button', { type: 'button', class: 'btn btn-secondary', id: 'job-rerender', 'aria-expanded': String(formOpen), 'aria-controls': 'rerender-slot' }, 'Make another version');
+        again.addEventListener('click', () => {
+          if (formOpen) {
+            formOpen = false;
+            formSlot.replaceChildren();
+            again.setAttribute('aria-expanded', 'false');
+          } else {
+            openForm(again);
+          }
+        });
+        actions.append(again);
       }
       const del = h('button', { type: 'button', class: 'btn btn-danger', id: 'job-delete' }, 'Delete');
       del.addEventListener('click', async () => {
