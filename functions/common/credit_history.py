@@ -86,7 +86,14 @@ def describe(row: dict[str, Any]) -> str:
     meta: dict[str, Any] = dict(row.get("meta") or {})
     reason = str(meta.get("reason") or "")
     if kind == "reserve":
-        return f"{credits_text(amount)} set aside for {_photo(row)}{_batch(row)}"
+        # the customer reads the reservation by what became of it: used for the image, or set aside (and returned
+        # in its own entry), or set aside while the image is being made
+        status = row.get("job_status")
+        if status == "succeeded":
+            return f"{credits_text(amount)} used for {_photo(row)}{_batch(row)}"
+        if status in {"failed", "rejected", "cancelled"} or status is None:
+            return f"{credits_text(amount)} set aside for {_photo(row)}{_batch(row)}"
+        return f"{credits_text(amount)} set aside for {_photo(row)} while its image is made{_batch(row)}"
     if kind == "capture":
         spent = meta.get("spent")
         count = int(spent) if isinstance(spent, int) and not isinstance(spent, bool) else 0

@@ -212,7 +212,7 @@ def ledger_page(
         where += " AND l.id < %s"
     rows = conn.execute(
         "SELECT l.id, l.kind, l.amount, l.job_id, l.meta, l.created_at,"
-        " j.filename AS job_filename, j.batch_id, b.name AS batch_name,"
+        " j.filename AS job_filename, j.batch_id, j.status AS job_status, b.name AS batch_name,"
         " p.receipt_url, cp.name AS pack_name, COALESCE(p.credits, cp.credits) AS pack_credits"
         " FROM ledger l"
         " LEFT JOIN jobs j ON j.id = l.job_id AND j.tenant_id = l.tenant_id"

@@ -47,6 +47,12 @@ STARTER = {"pack_name": "Starter", "pack_credits": 10}
         (row("grant", 1, meta={"reason": "purchase"}), "Bought credits (1 credit)"),
         (row("grant", 5, meta={"reason": "bonus"}), "5 credits added"),
         (row("reserve", -1, **PHOTO), "1 credit set aside for dress.jpg"),
+        (row("reserve", -1, **PHOTO, job_status="succeeded"), "1 credit used for dress.jpg"),
+        (
+            row("reserve", -1, **PHOTO, job_status="processing"),
+            "1 credit set aside for dress.jpg while its image is made",
+        ),
+        (row("reserve", -1, **PHOTO, job_status="rejected"), "1 credit set aside for dress.jpg"),
         (row("reserve", -4, **IN_BATCH), "4 credits set aside for dress.jpg (batch “Spring drop”)"),
         (row("capture", 0, meta={"spent": 1}, **PHOTO), "Charged 1 credit for dress.jpg"),
         (
@@ -130,6 +136,8 @@ def test_the_ledger_names_the_photo_and_batch_within_the_tenant(database_url: st
         credits.release(conn, job_id, reason="no_garment_found")
         credits.reserve(conn, tenant_id, batch_job, 1, 600)
         credits.capture(conn, batch_job)
+        conn.execute("UPDATE jobs SET status = 'rejected' WHERE id = %s", (job_id,))
+        conn.execute("UPDATE jobs SET status = 'succeeded' WHERE id = %s", (batch_job,))
 
     db.atomic(tenant_id, work)
     with db.transaction(tenant_id) as conn:
@@ -138,7 +146,7 @@ def test_the_ledger_names_the_photo_and_batch_within_the_tenant(database_url: st
     entries = [credit_history.entry(r) for r in rows]
     assert [e.description for e in entries] == [
         "Charged 1 credit for coat.png (batch “Spring drop”)",
-        "1 credit set aside for coat.png (batch “Spring drop”)",
+        "1 credit used for coat.png (batch “Spring drop”)",
         "1 credit returned: dress.jpg was refused (no garment found)",
         "1 credit set aside for dress.jpg",
         "Welcome credits",
