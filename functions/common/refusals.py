@@ -15,6 +15,10 @@ the container's own code and message where its code is one whose messages are wr
 (``CUSTOMER_MESSAGE_CODES``: e.g. ``engine_unavailable`` for on-model without the diffusion weights), else
 ``inference_rejected`` (4xx) or ``inference_failed`` with a plain message. The raw reason is logged, never shown to the customer.
 
+The studio engine's Lambda function answers the state machine directly (no SageMaker sentence around it): its
+failure carries the container's whole answer, read by :func:`engine_answer` and ended by :func:`answer_outcome`
+under the same rules.
+
 The Lambda layer does not carry the container package: the codes are mirrored in ``errors.REFUSAL_CODES``
 (``tests/functions/common/test_refusals.py`` keeps them equal to ``modamoda_inference.errors.REFUSAL_CODES``).
 """
@@ -71,7 +75,6 @@ _INTERNAL = (
     "SageMaker",
     "Lambda",
     "States.",
-    '{"',
 )
 
 _STATUS = re.compile(r"\((\d{3})\)")
@@ -189,11 +192,46 @@ def engine_error(reason: str | None, document: Any = None) -> EngineError:
 def outcome(reason: str | None, document: Any = None) -> Outcome:
     """How the job ends after an error notification (see the module doc)."""
     error = engine_error(reason, document)
-    if error.code in REFUSAL_CODES:
-        return Outcome("rejected", error.code, error.message or REFUSAL_MESSAGES[error.code])
     client_error = error.status is not None and 400 <= error.status < 500
     if error.status is None and isinstance(reason, str):
         client_error = "client error" in reason
+    return _ending(error, client_error)
+
+
+# The studio function (``modamoda_inference/lambda_handler.py``) fails ``RunStudio`` with one of these error types
+# and the engine's answer as its message: ``{"status": <HTTP status>, "error": {"code", "message", ...},
+# "quality": {...} | null}``, what ``/invocations`` answers, with nothing cut short.
+ENGINE_ANSWER_ERRORS = frozenset({"InputRejected", "InferenceFailed"})
+
+
+def engine_answer(cause: Any) -> dict[str, Any] | None:
+    """The engine's answer in a Step Functions ``Cause`` (the Lambda error payload, whose ``errorMessage`` is the
+    answer's JSON), or None when the cause is anything else (a ``code: message`` text, a timeout)."""
+    if not isinstance(cause, str):
+        return None
+    try:
+        payload = json.loads(cause)
+        answer = json.loads(payload["errorMessage"]) if isinstance(payload, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(answer, dict) or isinstance(answer.get("status"), bool):
+        return None
+    if not isinstance(answer.get("status"), int) or metadata_error(answer) is None:
+        return None
+    return answer
+
+
+def answer_outcome(answer: dict[str, Any]) -> Outcome:
+    """How the job ends after the studio function's answer (:func:`engine_answer`): the same rules as for the
+    async endpoint's notification, from the complete error and its HTTP status."""
+    error = metadata_error(answer) or EngineError("", "")
+    status = int(answer["status"])
+    return _ending(EngineError(error.code, error.message, status), 400 <= status < 500)
+
+
+def _ending(error: EngineError, client_error: bool) -> Outcome:
+    if error.code in REFUSAL_CODES:
+        return Outcome("rejected", error.code, error.message or REFUSAL_MESSAGES[error.code])
     code = "inference_rejected" if client_error else "inference_failed"
     if error.code in CUSTOMER_MESSAGE_CODES:
         # the engine's own code, so that clients (the PWA's sentence table) can say what to do about it

@@ -225,7 +225,7 @@ export default {
       } else {
         notice.textContent = 'Your payment is confirmed. The credits can take a minute to appear: reload this page shortly.';
       }
-      toast(notice.textContent, 'success');
+      // the notice on the page says it; a toast would only repeat it
     }
   },
 };
