@@ -5,7 +5,7 @@ import * as auth from './auth.js';
 import { loadConfig } from './config.js';
 import { clearUserCaches, registerServiceWorker } from './offline.js';
 import { NEXT_KEY, go, parseHash } from './router.js';
-import { h, pageTitle, toast, updateOfflineBanner } from './ui.js';
+import { h, messageOf, pageTitle, toast, updateOfflineBanner } from './ui.js';
 import { cancelUploads } from './uploads.js';
 import account from './pages/account.js';
 import credits from './pages/credits.js';
@@ -82,7 +82,7 @@ async function render() {
   } catch (error) {
     if (error?.name !== 'AbortError' && !signal.aborted) {
       console.warn('page failed', error);
-      main.append(h('p', { class: 'notice notice-error' }, error.message || 'This page could not be shown.'));
+      main.append(h('p', { class: 'notice notice-error' }, messageOf(error, 'This page could not be shown. Reload it and try again.')));
     }
   } finally {
     if (!signal.aborted) main.removeAttribute('aria-busy');

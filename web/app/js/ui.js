@@ -66,10 +66,13 @@ export function clearToast() {
   if (el) el.textContent = '';
 }
 
-/** A readable message for any thrown value (ApiError, AuthError, Error). */
-export function messageOf(error) {
-  if (!error) return 'Something went wrong.';
-  return error.message || String(error);
+/**
+ * A sentence for any thrown value: the app's own errors (ApiError, AuthError, and errors it marks `friendly`) carry
+ * sentences written for people; anything else (a programming error's text) is never shown.
+ */
+export function messageOf(error, fallback = 'Something went wrong on this page. Reload it and try again.') {
+  if (error && (error.name === 'ApiError' || error.name === 'AuthError' || error.friendly) && error.message) return error.message;
+  return fallback;
 }
 
 /** Upper-case the first letter ("the request is not valid" → "The request is not valid"). */
