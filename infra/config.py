@@ -59,6 +59,8 @@ DEFAULT_SIGNUP_RATE_LIMIT = 20
 # Lambda's SQS event sources: the most concurrent invocations each may run (``ScalingConfig.MaximumConcurrency``,
 # 2 to 1000 per AWS). Every invocation holds a database connection, and dev connects to Aurora without RDS Proxy.
 SQS_MAX_CONCURRENCY_RANGE = (2, 1000)
+# The studio engine's function in prod: 50 executions reserved (about 45 photos a second at ~1.1 s each).
+STUDIO_PROD_RESERVED_CONCURRENCY = 50
 
 # Standard CDK context key: the stacks whose assets are bundled; ``[]`` skips all bundling (tests, fast synth)
 BUNDLING_STACKS_KEY = "aws:cdk:bundling-stacks"
@@ -108,6 +110,10 @@ class StageConfig:
       synthesis warns, and prod refuses to synthesise (infra/stack.py).
     * ``signup_rate_limit``: AWS WAF blocks an IP address that makes more than this many sign-up, resend-code and
       forgot-password requests to the user pool in five minutes (10 at least; default 20); 0: no web ACL.
+    * ``ghost_on_lambda``: ghost work the studio engine does runs on its Lambda function (default ``true``);
+      ``false`` sends it to the GPU endpoint like on-model work (``GHOST_ON_LAMBDA``, infra/studio.py).
+    * ``studio_reserved_concurrency``: concurrency reserved for (and capping) the studio engine's function; default
+      50 in prod, none elsewhere (a new account's low concurrency limit leaves nothing to reserve); 0: none.
     """
 
     stage: str = "dev"
@@ -126,6 +132,8 @@ class StageConfig:
     model_data: str | None = None
     cognito_ses_identity: str | None = None
     signup_rate_limit: int = DEFAULT_SIGNUP_RATE_LIMIT
+    ghost_on_lambda: bool = True
+    studio_reserved_concurrency: int | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -172,7 +180,23 @@ class StageConfig:
             if ses_identity is None
             else validate_ses_identity(str(ses_identity), email_from),
             signup_rate_limit=_signup_rate_limit(get("signup_rate_limit", cls.signup_rate_limit)),
+            ghost_on_lambda=_flag(get("ghost_on_lambda", cls.ghost_on_lambda)),
+            studio_reserved_concurrency=_reserved_concurrency(
+                get("studio_reserved_concurrency", STUDIO_PROD_RESERVED_CONCURRENCY if is_prod else 0)
+            ),
         )
+
+
+def _reserved_concurrency(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"context 'studio_reserved_concurrency' must be a whole number, got {value!r}"
+        ) from None
+    if number < 0:
+        raise ValueError(f"context 'studio_reserved_concurrency' must be 0 (none) or more, got {number}")
+    return number or None
 
 
 def validate_stage(stage: str) -> str:

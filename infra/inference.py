@@ -9,11 +9,21 @@ large models because nothing is decompressed when an instance starts; a ``.tar.g
 the studio engine only (``MODAMODA_ENGINES=studio``): ghost packshots work, and the API refuses on-model jobs up
 front (``ON_MODEL_AVAILABLE=false``, set on the functions by infra/stack.py).
 
-The endpoint scales to zero when idle: target tracking on ``ApproximateBacklogSizePerInstance`` keeps the
-backlog per instance near the target and may remove every instance; while there are zero instances that metric
-has no data, so a step-scaling policy driven by ``HasBacklogWithoutCapacity`` brings the first instance back. Its
-cooldown is longer than an instance start ("the provisioning process takes several minutes", AWS: *Scale an
-endpoint to zero instances*), so one waiting job does not start a second instance while the first boots.
+The endpoint is fed by our own scheduler (``functions/common/scheduler.py``, ``infra/scheduler.py``), which keeps
+its queue short, so its own backlog metrics see only the few jobs handed over. Autoscaling follows the whole
+backlog instead: the dispatcher publishes ``InferenceQueueDepth`` (namespace ``Modamoda``, dimensions
+``EndpointName`` and ``service``: jobs queued with us plus jobs at the endpoint), and
+
+* while it is 1 or more, a step policy sets the instance count to ``ceil(depth / backlog_per_instance_target)``
+  (at least 1, at most ``max_instances``): a queued job wakes a zero-instance endpoint, a large drop scales it out,
+  a shrinking queue scales it back in;
+* once it and SageMaker's own ``ApproximateBacklogSize`` have been 0 for ``scale_in_to_zero_after`` (15 minutes),
+  a second step policy sets the count to 0 (no data from either counts as idle: a dispatcher that published
+  nothing has queued nothing);
+* a step policy driven by ``HasBacklogWithoutCapacity`` still brings the first instance back for requests that
+  reach the endpoint without the metric (a dispatcher that could not publish). Its cooldown is longer than an
+  instance start ("the provisioning process takes several minutes", AWS: *Scale an endpoint to zero
+  instances*), so one waiting job does not start a second instance while the first boots.
 
 Network: the model runs in the VPC's isolated ``Inference`` subnets (``VpcConfig``; infra/database.py) with a
 security group of its own whose only rule lets HTTPS out to Amazon S3's prefix list, i.e. through the S3 gateway
@@ -81,6 +91,14 @@ from infra.storage import (
 )
 
 VARIANT_NAME = "AllTraffic"
+# AsyncInferenceConfig ``MaxConcurrentInvocationsPerInstance``: one image at a time per GPU. The dispatcher's cap on
+# jobs at the endpoint is this x the most instances + a buffer (infra/scheduler.py).
+MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 1
+# The dispatcher's metric of the whole backlog (functions/common/scheduler.py ``QUEUE_DEPTH_METRIC``, published with
+# powertools: namespace and service as infra/lambdas.py sets them, and the endpoint's name).
+QUEUE_DEPTH_METRIC = "InferenceQueueDepth"
+METRICS_NAMESPACE = "Modamoda"
+METRICS_SERVICE = "modamoda"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # CreateEndpoint ``EndpointName``: at most 63 characters of this pattern.
 ENDPOINT_NAME_MAX = 63
@@ -182,6 +200,10 @@ class InferenceProps:
     instance_type: str = "ml.g5.xlarge"
     max_instances: int = 2
     backlog_per_instance_target: float = 2
+    """Jobs (queued with us or at the endpoint) per instance: the queue's depth divided by this, rounded up, is the
+    instance count autoscaling sets."""
+    scale_in_to_zero_after: Duration = field(default_factory=lambda: Duration.minutes(15))
+    """How long the whole backlog must have been empty before the last instance goes."""
     container_environment: dict[str, str] = field(default_factory=dict)
     model_data: str | None = None
     """Context ``model_data``: the model artefact in S3 (:class:`ModelData`); None runs ghost (studio) only."""
@@ -279,7 +301,7 @@ class Inference(Construct):
             ],
             async_inference_config=sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
                 client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
-                    max_concurrent_invocations_per_instance=1
+                    max_concurrent_invocations_per_instance=MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE
                 ),
                 output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
                     s3_output_path=f"{results_uri}/{INFERENCE_OUTPUT_PREFIX}",
@@ -306,6 +328,69 @@ class Inference(Construct):
         self.endpoint_arn: str = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
 
         self._add_auto_scaling(props)
+
+    def _follow_queue_depth(self, props: InferenceProps, target: appscaling.ScalableTarget) -> None:
+        """The instance count follows the GPU queue's whole backlog (``InferenceQueueDepth``): set to
+        ``ceil(depth / backlog_per_instance_target)`` within 1..``max_instances`` while there is any work, and to 0
+        once neither the queue nor the endpoint has had any for ``scale_in_to_zero_after``."""
+        per_instance = props.backlog_per_instance_target
+        follow = appscaling.StepScalingAction(
+            self,
+            "FollowQueueDepth",
+            scaling_target=target,
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+            cooldown=Duration.minutes(2),
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+        )
+        # the alarm's threshold is 1 job: depth - 1 in [(n-1)·T, n·T) → n instances, the last step open-ended
+        for count in range(1, props.max_instances + 1):
+            follow.add_adjustment(
+                adjustment=count,
+                lower_bound=(count - 1) * per_instance,
+                upper_bound=count * per_instance if count < props.max_instances else None,
+            )
+        self.queue_depth_alarm = cloudwatch.Alarm(
+            self,
+            "QueueDepthAlarm",
+            alarm_description="Jobs wait for the GPU (queued or at the endpoint): set the instance count to match",
+            metric=queue_depth_metric(self.endpoint_name),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.queue_depth_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(follow))
+
+        to_zero = appscaling.StepScalingAction(
+            self,
+            "ScaleInToZero",
+            scaling_target=target,
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+            cooldown=Duration.minutes(5),
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+        )
+        to_zero.add_adjustment(adjustment=0, upper_bound=0)
+        periods = max(1, int(props.scale_in_to_zero_after.to_minutes()))
+        self.idle_alarm = cloudwatch.Alarm(
+            self,
+            "IdleAlarm",
+            alarm_description="No job queued or at the endpoint for a while: remove every instance",
+            metric=cloudwatch.MathExpression(
+                expression="FILL(depth, 0) + FILL(backlog, 0)",
+                using_metrics={
+                    "depth": queue_depth_metric(self.endpoint_name),
+                    "backlog": endpoint_metric("ApproximateBacklogSize", self.endpoint_name),
+                },
+                period=Duration.minutes(1),
+                label="jobs queued or at the endpoint",
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self.idle_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(to_zero))
 
     def _model_data_properties(
         self,
@@ -536,13 +621,7 @@ class Inference(Construct):
         cfn_target.add_property_deletion_override("RoleARN")
         target.node.try_remove_child("Role")
 
-        target.scale_to_track_metric(
-            "BacklogPerInstance",
-            target_value=props.backlog_per_instance_target,
-            custom_metric=endpoint_metric("ApproximateBacklogSizePerInstance", self.endpoint_name),
-            scale_in_cooldown=Duration.minutes(10),
-            scale_out_cooldown=Duration.minutes(2),
-        )
+        self._follow_queue_depth(props, target)
 
         scale_from_zero = appscaling.StepScalingAction(
             self,
@@ -566,6 +645,17 @@ class Inference(Construct):
         self.backlog_without_capacity_alarm.add_alarm_action(
             cw_actions.ApplicationScalingAction(scale_from_zero)
         )
+
+
+def queue_depth_metric(endpoint_name: str) -> cloudwatch.Metric:
+    """The GPU queue's depth (queued + at the endpoint) as the dispatcher publishes it, per minute (its maximum)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=QUEUE_DEPTH_METRIC,
+        dimensions_map={"EndpointName": endpoint_name, "service": METRICS_SERVICE},
+        statistic="Maximum",
+        period=Duration.minutes(1),
+    )
 
 
 def endpoint_metric(name: str, endpoint_name: str, variant_name: str | None = None) -> cloudwatch.Metric:

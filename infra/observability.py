@@ -55,8 +55,11 @@ class ObservabilityProps:
     alarm_email: str | None = None
     failed_executions_threshold: int = 5
     """Failed executions per 5 minutes; rejected inputs (bad files, no credits) end in a Fail state too."""
-    function_error_thresholds: Mapping[str, int] = field(default_factory=lambda: {"ValidateInput": 5})
-    """Errors per 5 minutes by function name; 1 for the others. ValidateInput raises for every refused upload."""
+    function_error_thresholds: Mapping[str, int] = field(
+        default_factory=lambda: {"ValidateInput": 5, "StudioEngine": 5}
+    )
+    """Errors per 5 minutes by function name; 1 for the others. ValidateInput raises for every refused upload, the
+    StudioEngine function for every photo its engine refuses."""
     backlog_age_threshold_seconds: int = 20 * 60
     """Oldest queued inference request; starting an instance from zero takes ~5-10 minutes."""
     api_5xx_threshold: int = 5

@@ -11,14 +11,21 @@ At-least-once everywhere, so every hop is idempotent or has a place where failur
   than fanning out into as many functions, and database connections, as the account's concurrency allows (with
   maximum concurrency Lambda stops polling instead of throttling, so waiting messages are not pushed towards the
   dead-letter queue).
-* The state machine is the file ``statemachines/job.asl.json``; CDK only substitutes the task functions' ARNs and
-  the stack's partition (``arn:${Partition}:states:::lambda:invoke``: ``aws``, ``aws-cn``, ...). Every task has a
+* The state machine is the file ``statemachines/job.asl.json``; CDK only substitutes the task functions' ARNs (the
+  studio engine's function among them, ``infra/studio.py``: ghost work runs there, synchronously, unless
+  ``ghost_on_lambda`` is off), the results bucket's metadata prefix and the stack's partition
+  (``arn:${Partition}:states:::lambda:invoke``: ``aws``, ``aws-cn``, ...). Every task has a
   timeout, every retry backs off with full jitter and stops; the Lambda tasks retry AWS's recommended transient
   errors (``Lambda.ServiceException``, ``Lambda.AWSLambdaException``, ``Lambda.SdkClientException``,
   ``Lambda.ClientExecutionTimeoutException``, ``Lambda.TooManyRequestsException``); executions are traced and
   logged.
+* The GPU path (``RunInference``, ``infra/scheduler.py``): the enqueue function puts the job in our queue with its
+  task token; the dispatcher (started at every enqueue and settled result, and on a schedule) hands queued jobs to
+  the endpoint by lane and round-robin across tenants, a capped number at a time, and ends queue and inference
+  timeouts (releasing the hold, failing the token).
 * SNS → Notifier: a delivery SNS cannot make, or an invocation Lambda fails after its retries, lands in
-  ``NotificationDeadLetterQueue``. A lost notification ends in the inference task's timeout, which releases.
+  ``NotificationDeadLetterQueue``. A lost notification ends in the inference timeout (the dispatcher's, counted
+  from the hand-over, or the task's own), which releases.
 * The sweeper (every 5 minutes) releases holds past their deadline; undeliverable schedule events go to
   ``EventsDeadLetterQueue``, and so does an invocation the sweeper still fails after Lambda's asynchronous retries
   (its on-failure destination; the event expires once the next sweep is due).
@@ -48,9 +55,9 @@ from infra.config import STATE_MACHINE_FILE
 from infra.inference import Inference
 from infra.lambdas import LambdaPackaging
 from infra.nag import acknowledge
+from infra.scheduler import ENQUEUE_HANDLER, GpuScheduler, SchedulerProps
 from infra.storage import (
     DROP_PREFIX,
-    INFERENCE_INPUT_PREFIX,
     INFERENCE_METADATA_PREFIX,
     INFERENCE_OUTPUT_PREFIX,
     OBJECT_READ,
@@ -62,6 +69,7 @@ from infra.storage import (
     grant_batch_reports,
     grant_objects,
 )
+from infra.studio import StudioEngine, StudioEngineProps
 
 UPLOAD_MAX_BYTES = 25 * 1024 * 1024
 START_WORKFLOW_TIMEOUT = Duration.seconds(30)
@@ -71,7 +79,7 @@ DEAD_LETTER_RETENTION = Duration.days(14)
 TASK_HANDLERS = {
     "ValidateInput": "functions.validate_input.handler.lambda_handler",
     "ReserveCredits": "functions.reserve_credits.handler.lambda_handler",
-    "InvokeInference": "functions.invoke_inference.handler.lambda_handler",
+    "EnqueueInference": ENQUEUE_HANDLER,
     "CaptureCredits": "functions.capture_credits.handler.lambda_handler",
     "ReleaseCredits": "functions.release_credits.handler.lambda_handler",
 }
@@ -84,17 +92,24 @@ def substitution_key(task: str) -> str:
 
 PARTITION_KEY = "Partition"
 """The ``${Partition}`` placeholder of the ASL file: the stack's AWS partition in each ``Resource`` ARN."""
+METADATA_PREFIX_KEY = "InferenceMetadataS3Prefix"
+"""The ``${InferenceMetadataS3Prefix}`` placeholder: ``s3://{results bucket}/inference/metadata/``, where ``RunStudio``
+asks the engine to write each job's metadata document (``functions/common/pipeline.py`` reads it there)."""
 
 
 def definition_substitutions(
-    scope: Construct, task_functions: Mapping[str, lambda_.IFunction]
+    scope: Construct, task_functions: Mapping[str, lambda_.IFunction], results_bucket: str | None = None
 ) -> dict[str, str]:
-    """What CDK substitutes in the ASL file: each task function's ARN, and the partition (``aws``, ``aws-cn``, ...;
-    ``{"Ref": "AWS::Partition"}`` in an environment-agnostic stack)."""
-    return {
+    """What CDK substitutes in the ASL file: each task function's ARN, the partition (``aws``, ``aws-cn``, ...;
+    ``{"Ref": "AWS::Partition"}`` in an environment-agnostic stack) and, given the results bucket's name, its
+    metadata prefix."""
+    values = {
         PARTITION_KEY: Stack.of(scope).partition,
         **{substitution_key(name): fn.function_arn for name, fn in task_functions.items()},
     }
+    if results_bucket is not None:
+        values[METADATA_PREFIX_KEY] = f"s3://{results_bucket}/{INFERENCE_METADATA_PREFIX}"
+    return values
 
 
 def queue(
@@ -139,6 +154,19 @@ class PipelineProps:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     start_max_concurrency: int = 2
     """StartWorkflow instances the start queue may run at once (``ScalingConfig.MaximumConcurrency``, 2 to 1000)."""
+    ghost_on_lambda: bool = True
+    """Ghost work the studio engine does runs on its Lambda function (``GHOST_ON_LAMBDA``); False: on the endpoint."""
+    studio_reserved_concurrency: int | None = None
+    """Reserved concurrency of the studio engine's function (``infra/studio.py``); None: the unreserved pool."""
+    inference_max_instances: int = 2
+    """The endpoint's most instances (``InferenceProps.max_instances``): the dispatcher's cap is derived from it."""
+    dispatch_interval_minutes: int = 1
+    """How often the GPU queue's dispatcher runs on its own (infra/scheduler.py); it also runs at every enqueue and
+    every settled result. Each run opens a database connection (dev: hourly, so an idle cluster can pause)."""
+    queue_wait_seconds: int = 3600
+    """``QUEUE_WAIT_SECONDS``: the longest an interactive job waits in the GPU queue (``queue_timeout`` after)."""
+    batch_queue_wait_seconds: int = 86_400
+    """``BATCH_QUEUE_WAIT_SECONDS``: the longest a batch job (lanes normal, bulk) waits in the GPU queue."""
 
 
 class Pipeline(Construct):
@@ -153,7 +181,6 @@ class Pipeline(Construct):
         )
         self._packaging = packaging
         uploads, results = storage.uploads, storage.results
-        inference_timeout = str(props.inference_timeout_seconds)
 
         self.validate_input = packaging.function(
             self,
@@ -164,6 +191,8 @@ class Pipeline(Construct):
                 "DROP_BUCKET": storage.drop.bucket_name,
                 "UPLOAD_MAX_BYTES": str(props.upload_max_bytes),
                 "RESULTS_BUCKET": results.bucket_name,  # the photo's WebP preview goes to previews/
+                # where each job runs (pipeline.engine_path): ghost work on the studio function, or all on the GPU
+                "GHOST_ON_LAMBDA": "true" if props.ghost_on_lambda else "false",
             },
             timeout=Duration.seconds(60),
             memory_size=1536,  # decodes the image with Pillow to check it
@@ -193,26 +222,20 @@ class Pipeline(Construct):
             self, "ReserveCredits", handler=TASK_HANDLERS["ReserveCredits"]
         )
 
-        self.invoke_inference = packaging.function(
+        # The GPU path (RunInference): the enqueue function, the dispatcher and its schedule (infra/scheduler.py).
+        self.scheduler = GpuScheduler(
             self,
-            "InvokeInference",
-            handler=TASK_HANDLERS["InvokeInference"],
-            environment={
-                "RESULTS_BUCKET": results.bucket_name,
-                "INFERENCE_ENDPOINT_NAME": inference.endpoint_name,
-                "INFERENCE_TIMEOUT_SECONDS": inference_timeout,
-            },
+            "Scheduler",
+            SchedulerProps(
+                storage=storage,
+                inference=inference,
+                packaging=packaging,
+                events_dead_letter_queue=self.events_dead_letter_queue,
+                max_instances=props.inference_max_instances,
+                interval_minutes=props.dispatch_interval_minutes,
+            ),
         )
-        self.invoke_inference.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpointAsync"], resources=[inference.endpoint_arn])
-        )
-        grant_objects(
-            self.invoke_inference,
-            results,
-            INFERENCE_INPUT_PREFIX,
-            OBJECT_WRITE,
-            why="writes the request document of each job (inference/input/{job}.json)",
-        )
+        self.enqueue_inference = self.scheduler.enqueue
 
         self.capture_credits = packaging.function(
             self,
@@ -220,15 +243,47 @@ class Pipeline(Construct):
             handler=TASK_HANDLERS["CaptureCredits"],
             environment={"RESULTS_BUCKET": results.bucket_name},
         )
+        # RecordStudioResult: the studio function's image is stored as the notifier stores an async result
+        for prefix, actions, why in (
+            (
+                INFERENCE_OUTPUT_PREFIX,
+                ("s3:GetObject",),
+                "copies the studio function's image (the copy's source)",
+            ),
+            (
+                INFERENCE_METADATA_PREFIX,
+                ("s3:GetObject",),
+                "reads each job's metadata JSON (its quality score)",
+            ),
+            (RESULTS_PREFIX, OBJECT_WRITE, "stores each studio job's result under results/{tenant}/"),
+            (
+                PREVIEWS_PREFIX,
+                OBJECT_WRITE,
+                "writes each result's WebP thumbnail (previews/{tenant}/{job}/thumb.webp)",
+            ),
+        ):
+            grant_objects(self.capture_credits, results, prefix, actions, why=why)
         self.release_credits = packaging.function(
             self, "ReleaseCredits", handler=TASK_HANDLERS["ReleaseCredits"]
+        )
+        self.studio = StudioEngine(
+            self,
+            "StudioEngine",
+            StudioEngineProps(
+                storage=storage,
+                removal_policy=props.removal_policy,
+                log_retention=props.log_retention,
+                log_level=packaging.props.log_level,
+                reserved_concurrency=props.studio_reserved_concurrency,
+            ),
         )
         self.task_functions: dict[str, lambda_.Function] = {
             "ValidateInput": self.validate_input,
             "ReserveCredits": self.reserve_credits,
-            "InvokeInference": self.invoke_inference,
+            "EnqueueInference": self.enqueue_inference,
             "CaptureCredits": self.capture_credits,
             "ReleaseCredits": self.release_credits,
+            "StudioEngine": self.studio.function,  # RunStudio (a container image, not a handler of functions/)
         }
 
         # The flow is defined once, in the ASL file; CDK only fills in the function ARNs and the partition.
@@ -236,7 +291,7 @@ class Pipeline(Construct):
             self,
             "JobStateMachine",
             definition_body=sfn.DefinitionBody.from_file(str(STATE_MACHINE_FILE)),
-            definition_substitutions=definition_substitutions(self, self.task_functions),
+            definition_substitutions=definition_substitutions(self, self.task_functions, results.bucket_name),
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
             # Every state transition is logged (ALL), without inputs and outputs: those hold task tokens and
@@ -252,7 +307,7 @@ class Pipeline(Construct):
                 include_execution_data=False,
             ),
         )
-        # Exactly the five unqualified function ARNs the definition names (grant_invoke would add ARN:*).
+        # Exactly the unqualified function ARNs the definition names (grant_invoke would add ARN:*).
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
@@ -265,6 +320,11 @@ class Pipeline(Construct):
             "X-Ray tracing and CloudWatch Logs delivery (logs:CreateLogDelivery, ...) have no resource-level "
             "permissions",
         )
+
+        # The dispatcher fails the task tokens of jobs that time out in the queue or at the endpoint. A policy of its
+        # own, not the function's default one: the function must not depend on the state machine, whose definition
+        # names the enqueue function, which names the dispatcher (a dependency cycle otherwise).
+        self.scheduler.allow_task_response(self.state_machine)
 
         self._add_start(props)
         self._add_notifier(props)
@@ -296,7 +356,10 @@ class Pipeline(Construct):
             handler="functions.start_workflow.handler.lambda_handler",
             environment={
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                # each job's RunInference wait: its lane's queue-wait bound + the inference timeout (lanes.py)
                 "INFERENCE_TIMEOUT_SECONDS": str(props.inference_timeout_seconds),
+                "QUEUE_WAIT_SECONDS": str(props.queue_wait_seconds),
+                "BATCH_QUEUE_WAIT_SECONDS": str(props.batch_queue_wait_seconds),
                 "UPLOAD_BUCKET": storage.uploads.bucket_name,
                 "DROP_BUCKET": storage.drop.bucket_name,
             },
@@ -345,6 +408,7 @@ class Pipeline(Construct):
             timeout=Duration.seconds(60),
         )
         self.state_machine.grant_task_response(self.notifier)
+        self.scheduler.grant_kick(self.notifier)  # a settled result frees a place at the endpoint
         grant_objects(
             self.notifier,
             results,
@@ -444,6 +508,7 @@ class Pipeline(Construct):
             self.capture_credits,
             self.release_credits,
             self.sweeper,  # and re-writes a report whose writer died after the commit
+            self.scheduler.dispatch,  # a queue or inference timeout can end a batch's last job
         ):
             function.add_environment("RESULTS_BUCKET", storage.results.bucket_name)
             grant_batch_reports(

@@ -113,6 +113,12 @@ class ModamodaStack(Stack):
                 removal_policy=removal,
                 sweep_interval_minutes=5 if config.is_prod else 60,
                 start_max_concurrency=config.start_max_concurrency,
+                ghost_on_lambda=config.ghost_on_lambda,
+                studio_reserved_concurrency=config.studio_reserved_concurrency,
+                inference_max_instances=config.inference_max_instances,
+                # the GPU queue's own runs (it also runs at every enqueue and result): each opens a database
+                # connection, so dev runs it hourly, like the sweep, and an idle cluster can pause
+                dispatch_interval_minutes=1 if config.is_prod else 60,
             ),
         )
         self.api = Api(
@@ -167,6 +173,7 @@ class ModamodaStack(Stack):
                     pipeline.release_credits,
                     pipeline.notifier,
                     pipeline.sweeper,
+                    pipeline.scheduler.dispatch,  # queue and inference timeouts end jobs
                 ],
             ),
         )
@@ -191,6 +198,7 @@ class ModamodaStack(Stack):
                     **pipeline.task_functions,
                     "Notifier": pipeline.notifier,
                     "Sweeper": pipeline.sweeper,
+                    "DispatchInference": pipeline.scheduler.dispatch,
                     "Migrate": self.migrations.function,
                     "Webhooks": self.notifications.function,
                 },

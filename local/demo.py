@@ -2,8 +2,9 @@
 
 Sign up (Cognito JWT) → welcome credits → for each sample garment photo: request a pre-signed POST, upload it →
 the S3 event (EventBridge → SQS) starts the state machine file on moto's interpreter → validate → reserve credits →
-the inference container's studio engine behind the SageMaker async adapter → SNS → notifier → capture → the
-result is downloaded to out/.
+the studio engine's Lambda function (ghost work on the CPU; on-model work would go to the inference container behind
+the SageMaker async adapter → SNS → notifier) → record the result and capture → the result is downloaded to out/.
+Each job's line says which path made it: "studio engine on CPU (Lambda)" or "GPU endpoint".
 
 ``--serve`` (``make serve``) then keeps the stack up for a browser: the PWA, signed in as the demo user, on fixed
 ports (web 8787, API 8788 unless ``--web-port``/``--api-port`` say otherwise) until Ctrl-C.
@@ -82,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         after = client.me()["balance"]
         print()
-        print(f"  {'job id':36}  {'sample':22} {'status':9} {'secs':>5}  {'stage seconds':44} output")
+        print(
+            f"  {'job id':36}  {'sample':22} {'status':9} {'secs':>5}  {'path':29}  {'stage seconds':44} output"
+        )
         failures = 0
         for job_id, (path, _) in sorted(submitted.items(), key=lambda kv: kv[1][0].name):
             if job_id not in results:
@@ -100,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 shown = f"{job['error']['code']}: {job['error']['message']}" if job.get("error") else "-"
             stages = " ".join(f"{k}={v:.2f}" for k, v in stage_seconds(job["stages"]).items())
-            print(f"  {job_id:36}  {path.name[:22]:22} {job['status']:9} {seconds:5.2f}  {stages:44} {shown}")
+            where = stack.engine_path_of(job_id) or "-"
+            print(
+                f"  {job_id:36}  {path.name[:22]:22} {job['status']:9} {seconds:5.2f}  {where:29}  {stages:44} {shown}"
+            )
         done = len(results) - sum(1 for j, _ in results.values() if j["status"] != "succeeded")
         print()
         print(f"  credits: {before} before, {after} after ({before - after} spent on {done} image(s))")

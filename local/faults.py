@@ -4,9 +4,9 @@ Used by ``tests/reliability/test_faults.py`` (and meant for a stress run against
 acts on the real pieces of a running :class:`local.stack.LocalStack`, never on a copy of the flow:
 
 - :func:`inference_errors`: the model answers an HTTP error (the async endpoint publishes the error notification);
-- :func:`engine_answers`: the inference container's engine refuses photos (``no_garment_found``,
-  ``low_confidence``, ``person_in_photo``) or reports metadata (its quality score) of the tests' choosing, inside
-  the real container, so its answer and its metadata document go the whole way;
+- :func:`engine_answers`: the inference container's engine (and the studio function's) refuses photos
+  (``no_garment_found``, ``low_confidence``, ``person_in_photo``) or reports metadata (its quality score) of the
+  tests' choosing, inside the real container, so its answer and its metadata document go the whole way;
 - :func:`dropped_notifications`: SageMaker's notification never arrives (kept, so a test can publish it late);
 - :class:`ResumeCrash`: the notifier Lambda dies after its settlement committed, before it resumed the execution;
 - :class:`DatabaseOutage`: PostgreSQL refuses the application (its role loses LOGIN and its sessions are ended,
@@ -86,6 +86,8 @@ def engine_answers(
     answers and writes its metadata document as it would for the engine's own. Blocks nest; each restores the
     engines' ``run`` it found."""
     engines = list(stack.container.service.engines.values())
+    if stack.studio is not None:  # and the studio engine's Lambda function's own engine
+        engines += list(stack.studio.service.engines.values())
     saved = [(engine, engine.__dict__.get("run")) for engine in engines]
 
     def hooked(engine: Any) -> Callable[..., Any]:

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 ACCOUNT = "123456789012"
@@ -30,22 +31,29 @@ FUNCTIONS: dict[str, str] = {
     "modamoda-start-workflow": "functions.start_workflow.handler.lambda_handler",
     "modamoda-validate-input": "functions.validate_input.handler.lambda_handler",
     "modamoda-reserve-credits": "functions.reserve_credits.handler.lambda_handler",
-    "modamoda-invoke-inference": "functions.invoke_inference.handler.lambda_handler",
+    "modamoda-enqueue-inference": "functions.enqueue_inference.handler.lambda_handler",
+    "modamoda-dispatch-inference": "functions.dispatch_inference.handler.lambda_handler",
     "modamoda-capture-credits": "functions.capture_credits.handler.lambda_handler",
     "modamoda-release-credits": "functions.release_credits.handler.lambda_handler",
     "modamoda-notifier": "functions.notifier.handler.lambda_handler",
     "modamoda-billing": "functions.billing.handler.lambda_handler",
     "modamoda-webhooks": "functions.webhooks.handler.lambda_handler",
+    # the studio engine's function (a container image in AWS: inference_container/Dockerfile.lambda's CMD)
+    "modamoda-studio-engine": "modamoda_inference.lambda_handler.handler",
 }
 
 # ASL placeholders → local function names (CDK substitutes the deployed ARNs for the same placeholders).
 ASL_SUBSTITUTIONS: dict[str, str] = {
     "ValidateInputFunctionArn": "modamoda-validate-input",
     "ReserveCreditsFunctionArn": "modamoda-reserve-credits",
-    "InvokeInferenceFunctionArn": "modamoda-invoke-inference",
+    "EnqueueInferenceFunctionArn": "modamoda-enqueue-inference",
     "CaptureCreditsFunctionArn": "modamoda-capture-credits",
     "ReleaseCreditsFunctionArn": "modamoda-release-credits",
+    "StudioEngineFunctionArn": "modamoda-studio-engine",
 }
+# The ASL placeholder of where the engines write each job's metadata document (infra/pipeline.py gives the results
+# bucket's in AWS): s3://{results bucket}/inference/metadata/ (functions/common/pipeline.py METADATA_PREFIX).
+METADATA_PREFIX_KEY = "InferenceMetadataS3Prefix"
 
 # The AWS partition the emulated account lives in (CDK substitutes the stack's partition for ${Partition}).
 PARTITION = "aws"
@@ -57,10 +65,16 @@ def function_arn(name: str) -> str:
     return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
-def asl_values() -> dict[str, str]:
+def asl_values(results_bucket: str) -> dict[str, str]:
     """Every ``${...}`` placeholder of the state machine file → its local value (infra/pipeline.py gives the
-    deployed ones): the task functions' ARNs and the partition."""
-    return {"Partition": PARTITION, **{key: function_arn(name) for key, name in ASL_SUBSTITUTIONS.items()}}
+    deployed ones): the task functions' ARNs, the partition and the results bucket's metadata prefix."""
+    from functions.common.pipeline import METADATA_PREFIX
+
+    return {
+        "Partition": PARTITION,
+        **{key: function_arn(name) for key, name in ASL_SUBSTITUTIONS.items()},
+        METADATA_PREFIX_KEY: f"s3://{results_bucket}/{METADATA_PREFIX}",
+    }
 
 
 @dataclass
@@ -107,6 +121,7 @@ class LocalLambda:
         self._containers: dict[str, threading.Lock] = {}  # function → its one execution environment
         self.invocations: list[Invocation] = []
         self.faults: dict[str, Callable[[Any], None]] = {}  # function → hook run before the handler (tests)
+        self.throttles: dict[str, int] = {}  # function → how many next invokes Lambda refuses (429, tests)
 
     def handler(self, name: str) -> Callable[[Any, Any], Any]:
         with self._lock:
@@ -143,6 +158,7 @@ class LocalLambda:
                 log.info("function %s failed: %s: %s", name, error_type, exc)
             finally:
                 _release_database_connection()
+                _discard_unpublished_metrics()
         with self._lock:
             self.invocations.append(Invocation(name, event, error_type, time.perf_counter() - started))
         return result, error_type
@@ -153,6 +169,7 @@ class LocalLambda:
     ) -> tuple[AWSResponse, dict[str, Any]]:
         name = unquote(params["url_path"].split("/")[3])  # a name, or a URL-encoded ARN
         name = name.split(":")[6] if name.startswith("arn:") else name
+        self._refuse_if_throttled(name)
         body = params.get("body") or b"{}"
         event = json.loads(body.decode() if isinstance(body, bytes) else body)
         result, error_type = self.invoke(name, event)
@@ -166,6 +183,22 @@ class LocalLambda:
         if error_type:
             parsed["FunctionError"] = "Unhandled"
         return AWSResponse(function_arn(name), 200, {}, None), parsed
+
+    def _refuse_if_throttled(self, name: str) -> None:
+        """Lambda's answer when a function is at its concurrency limit: 429 ``TooManyRequestsException`` (Step
+        Functions names it ``Lambda.TooManyRequestsException``); the handler is not run."""
+        with self._lock:
+            left = self.throttles.get(name, 0)
+            if left <= 0:
+                return
+            self.throttles[name] = left - 1
+        raise ClientError(
+            {
+                "Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."},
+                "ResponseMetadata": {"HTTPStatusCode": 429, "RequestId": str(uuid.uuid4())},
+            },
+            "Invoke",
+        )
 
     def install(self, session: boto3.Session | None = None) -> None:
         session = session or _default_session()
@@ -186,6 +219,18 @@ def _release_database_connection() -> None:
     from functions.common import db
 
     db.reset()
+
+
+def _discard_unpublished_metrics() -> None:
+    """With metrics disabled (the local stack sets ``POWERTOOLS_METRICS_DISABLED``), powertools never clears the
+    values the handlers add, and prints them all as EMF once 100 have piled up; in AWS each invocation flushes its
+    own. Drop them after each invocation (the dispatcher, run every half second here, adds five a run)."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    from functions.common.observability import metrics
+
+    if is_metrics_disabled():
+        metrics.clear_metrics()
 
 
 def _default_session() -> boto3.Session:

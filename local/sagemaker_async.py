@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +89,19 @@ class AsyncEndpointConfig:
     error_topic_arn: str
     region: str = "us-east-1"
     invocation_timeout_seconds: float = 600.0
+    # A slow engine of known duration (benchmarks): every invocation lasts at least this long; the worker waits
+    # out whatever the container's answer left of it before writing the output and notifying. 0: no wait.
+    min_invocation_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation the worker ran: its inference id (the job id) and when it started and finished
+    (``time.monotonic()``, finished = just before the notification is published)."""
+
+    inference_id: str
+    started: float
+    finished: float
 
 
 class LocalAsyncEndpoint:
@@ -102,6 +116,7 @@ class LocalAsyncEndpoint:
         self.fail_with: tuple[int, str] | None = None  # fault injection: the model answers with this error
         self.fail_code = "injected"  # ... with this code
         self.fail_details: dict[str, Any] | None = None  # ... and these details
+        self.invocations: list[Invocation] = []  # every invocation run, in the order they finished
         self._lock = threading.Lock()
 
     # botocore hook for sagemaker-runtime InvokeEndpointAsync
@@ -141,6 +156,7 @@ class LocalAsyncEndpoint:
         failure: str,
         received: str,
     ) -> str:
+        started = time.monotonic()
         s3 = boto3.client("s3", region_name=self.config.region)
         sns = boto3.client("sns", region_name=self.config.region)
         try:
@@ -164,6 +180,9 @@ class LocalAsyncEndpoint:
         except Exception as exc:  # the container is unreachable or timed out: SageMaker reports a failure
             log.warning("inference %s could not run: %s", inference_id, exc)
             status, response_body, response_type = 500, str(exc).encode(), "text/plain"
+        left = self.config.min_invocation_seconds - (time.monotonic() - started)
+        if left > 0:
+            time.sleep(left)
         describe = functools.partial(
             notification,
             inference_id,
@@ -187,6 +206,8 @@ class LocalAsyncEndpoint:
                 failure_location=failure,
             )
             topic = self.config.error_topic_arn
+        with self._lock:
+            self.invocations.append(Invocation(inference_id, started, time.monotonic()))
         if self.drop_notifications:
             with self._lock:
                 self.dropped.append((topic, json.dumps(message)))

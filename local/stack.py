@@ -1,6 +1,7 @@
 """The whole Modamoda flow on one machine: PostgreSQL from pgserver, AWS emulated in-process by moto, the
-project's handlers as in-process Lambdas, the state machine file on moto's ASL interpreter, the inference
-container's HTTP server on localhost behind the SageMaker async adapter, and an event pump standing in for the
+project's handlers as in-process Lambdas (the studio engine's Lambda function among them, for ghost work), the state
+machine file on moto's ASL interpreter, the inference container's HTTP server on localhost behind the SageMaker
+async adapter, and an event pump standing in for the
 Lambda event-source mappings (SQS → start-workflow, SNS → notifier, SQS → webhooks). A web server (local/web.py) serves the PWA,
 Cognito's browser endpoint, the S3 proxy for pre-signed URLs and the Stripe emulator's test Checkout
 (local/stripe_emulator.py); the billing code reaches that emulator over HTTP (``STRIPE_API_BASE``).
@@ -40,6 +41,7 @@ RESULTS_BUCKET = "modamoda-local-results"
 DROP_BUCKET = "modamoda-local-drop"  # bulk: drop/{tenant}/{batch}/{file}
 ENDPOINT_NAME = "modamoda-local-inference"
 STATE_MACHINE_NAME = "modamoda-local-job"
+STUDIO_FUNCTION = "modamoda-studio-engine"  # the studio engine's Lambda function (local/lambda_runtime.py)
 STRIPE_SECRET_NAME = "modamoda/local/stripe"  # noqa: S105 - a secret's name
 EMAIL_FROM = "Modamoda <no-reply@modamoda.local>"  # a verified identity of the emulated SES
 WEBHOOK_PATH = "/v1/billing/stripe/webhook"
@@ -69,6 +71,28 @@ class LocalSettings:
     # Whether the API offers on-model work (CDK's ON_MODEL_AVAILABLE). None: where the diffusion engine runs. True
     # without it: a deployment whose endpoint lacks the weights, so that the engine's own refusal is exercised.
     offer_on_model: bool | None = None
+    # Ghost work the studio engine does runs on its Lambda function, in-process here (CDK's GHOST_ON_LAMBDA, on by
+    # default); False sends it to the async endpoint like on-model work (the GPU path with a test engine).
+    ghost_on_lambda: bool = True
+    # A slow engine of known duration for benchmarks (bench/fairness.py): the container answers ghost requests
+    # with a stand-in engine that does no work (local/standin_engine.py, in place of studio) and every invocation
+    # of the local async endpoint lasts this many seconds (the worker waits out the rest), so that a measurement
+    # sees queueing, not the engine's variable CPU time. 0 (default): the real engines, as fast as they answer.
+    endpoint_invocation_seconds: float = 0.0
+    # The GPU queue (functions/common/scheduler.py). The mode: None keeps the environment's SCHEDULER_MODE (default
+    # fair), else "fair" or "fifo". The cap on jobs at the endpoint: None keeps INFERENCE_MAX_IN_FLIGHT if set, else
+    # the local endpoint's one instance x one worker + INFERENCE_DISPATCH_BUFFER (default 1), as CDK derives it.
+    scheduler_mode: str | None = None
+    inference_max_in_flight: int | None = None
+    queue_wait_seconds: int = 600  # QUEUE_WAIT_SECONDS: an interactive job's longest wait in the queue
+    batch_queue_wait_seconds: int = 3600  # BATCH_QUEUE_WAIT_SECONDS: a batch job's
+    # The dispatcher's schedule (EventBridge every minute in AWS): timeouts and retries after backoff are noticed
+    # this often; a queued job and a settled result start it at once, as in AWS.
+    dispatch_interval_seconds: float = 0.5
+
+
+SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+DISPATCH_FUNCTION = "modamoda-dispatch-inference"
 
 
 def substitute(definition: str, values: dict[str, str]) -> str:
@@ -128,11 +152,13 @@ class LocalStack:
         self.lambdas = LocalLambda()
         self._saved_env: dict[str, str | None] = {}
         self._stop = threading.Event()
+        self._next_dispatch = 0.0
         self._threads: list[threading.Thread] = []
         self._tmp: Path | None = None
         self._pg: Any = None
         self._mock: Any = None
         self.pump_errors: list[str] = []
+        self.studio: Any = None  # the studio function (modamoda_inference.lambda_handler.StudioFunction)
         self.web_url = ""
         self.api_url = ""
 
@@ -205,15 +231,28 @@ class LocalStack:
             INFERENCE_TIMEOUT_SECONDS=str(self.settings.inference_timeout_seconds),
             # as CDK does from its model_data: on-model is offered only where the diffusion engine runs
             ON_MODEL_AVAILABLE="true" if self._offers_on_model() else "false",
+            GHOST_ON_LAMBDA="true" if self.settings.ghost_on_lambda else "false",
             WEBHOOK_QUEUE_URL=self.webhook_queue_url,
             EMAIL_FROM=EMAIL_FROM,
             LOCAL_WEBHOOKS_ALLOW_LOOPBACK="1",  # customers' test receivers run on this machine
+            QUEUE_WAIT_SECONDS=str(self.settings.queue_wait_seconds),
+            BATCH_QUEUE_WAIT_SECONDS=str(self.settings.batch_queue_wait_seconds),
+            # the local async endpoint: one instance, one worker (MaxConcurrentInvocationsPerInstance = 1)
+            INFERENCE_INSTANCES="1",
+            INFERENCE_CONCURRENCY_PER_INSTANCE="1",
+            DISPATCH_FUNCTION_NAME=DISPATCH_FUNCTION,
         )
+        if self.settings.scheduler_mode is not None:
+            self._setenv(SCHEDULER_MODE=self.settings.scheduler_mode)
+        if self.settings.inference_max_in_flight is not None:
+            self._setenv(INFERENCE_MAX_IN_FLIGHT=str(self.settings.inference_max_in_flight))
         with self.timer.stage("web"):
             self._make_web()
         self.lambdas.install(self.session)
         with self.timer.stage("inference_container"):
             self._start_container()
+        with self.timer.stage("studio_function"):
+            self._start_studio_function()
         with self.timer.stage("api"):
             self._start_api()
         self.web.config.api_url = self.api_url
@@ -240,6 +279,11 @@ class LocalStack:
                     obj.server_close()
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping %s: %s", closer, exc)
+        if getattr(self, "studio", None) is not None:
+            from modamoda_inference import lambda_handler
+
+            lambda_handler.configure(None)
+            self.studio = None
         if hasattr(self, "session") and self.session is not None:
             try:
                 self.lambdas.uninstall(self.session)
@@ -385,7 +429,7 @@ class LocalStack:
             ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
         )["UserPoolClient"]["ClientId"]
 
-        definition = substitute(ASL_FILE.read_text(encoding="utf-8"), asl_values())
+        definition = substitute(ASL_FILE.read_text(encoding="utf-8"), asl_values(RESULTS_BUCKET))
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=STATE_MACHINE_NAME,
             definition=definition,
@@ -443,6 +487,11 @@ class LocalStack:
         engines = load_engines(
             list(self.settings.engines), Path(os.environ.get("MODEL_DIR", "/opt/ml/model"))
         )
+        if self.settings.endpoint_invocation_seconds > 0:  # benchmarks: a slow engine of known duration
+            from local.standin_engine import StandInEngine
+
+            engines["studio"] = StandInEngine()
+            engines["studio"].load(Path())
         self.container = create_server("127.0.0.1", self.settings.container_port, engines)
         thread = threading.Thread(
             target=self.container.serve_forever, name="inference-container", daemon=True
@@ -459,9 +508,50 @@ class LocalStack:
                 success_topic_arn=self.success_topic_arn,
                 error_topic_arn=self.error_topic_arn,
                 region=REGION,
+                min_invocation_seconds=self.settings.endpoint_invocation_seconds,
             )
         )
         self.endpoint.install(self.session)
+
+    def _start_studio_function(self) -> None:
+        """The studio engine's Lambda function (``modamoda_inference.lambda_handler``, run in-process by the local
+        Lambda runtime like the others): its own studio engine, loaded as in its image, without weights, and the
+        async endpoint's output and failure paths."""
+        from modamoda_inference import lambda_handler
+        from modamoda_inference.engines import load_engines
+        from modamoda_inference.s3io import S3ImageSource, S3MetadataWriter, S3ObjectWriter
+        from modamoda_inference.server import InferenceService
+
+        assert self._tmp is not None
+        no_weights = self._tmp / "studio-function-model"  # the image has no /opt/ml/model
+        engines = load_engines(list(lambda_handler.ENGINES), no_weights)
+        s3 = self.client("s3")  # the stack's session: no new credential lookup per client
+        self.studio = lambda_handler.StudioFunction(
+            InferenceService(
+                engines,
+                image_source=S3ImageSource(s3),
+                metadata_writer=S3MetadataWriter(s3),
+                model_dir=no_weights,
+            ),
+            output_path=f"s3://{RESULTS_BUCKET}/inference/output",
+            failure_path=f"s3://{RESULTS_BUCKET}/inference/failure",
+            writer=S3ObjectWriter(s3),
+        )
+        lambda_handler.configure(self.studio)
+
+    def engine_path_of(self, job_id: str) -> str | None:
+        """Which path made (or refused) the job's image here: ``studio engine on CPU (Lambda)`` when the studio
+        function was invoked for it, ``GPU endpoint`` when the async endpoint was; None when neither was."""
+        if any(
+            i.function == STUDIO_FUNCTION
+            and isinstance(i.payload, dict)
+            and i.payload.get("job_id") == job_id
+            for i in list(self.lambdas.invocations)
+        ):
+            return "studio engine on CPU (Lambda)"
+        if any(i.inference_id == job_id for i in list(self.endpoint.invocations)):
+            return "GPU endpoint"
+        return None
 
     def _start_api(self) -> None:
         from local.gateway import JwtAuthorizer, LocalHttpApi, moto_cognito_jwks
@@ -484,6 +574,7 @@ class LocalStack:
             ("pump-start", self._pump_start_queue),
             ("pump-notify", self._pump_notify_queue),
             ("pump-webhooks", self._pump_webhooks_queue),
+            ("pump-dispatch", self._pump_dispatch),
         ):
             thread = threading.Thread(target=self._loop, args=(target,), name=name, daemon=True)
             thread.start()
@@ -545,6 +636,16 @@ class LocalStack:
             if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         return len(messages)
+
+    def _pump_dispatch(self) -> int:
+        """The dispatcher's schedule: every ``dispatch_interval_seconds``, one run of the dispatch function (its
+        failures, e.g. while a test has the database down, are the function's own: the next run tries again)."""
+        now = time.monotonic()
+        if now < self._next_dispatch:
+            return 0
+        self._next_dispatch = now + self.settings.dispatch_interval_seconds
+        self.lambdas.invoke(DISPATCH_FUNCTION, dict(SCHEDULED_EVENT))
+        return 0
 
     def _pump_notify_queue(self) -> int:
         sqs = self.client("sqs")

@@ -113,9 +113,16 @@ mode and options) with `POST /v1/batches/{batch_id}/uploads`, then `POST .../sea
 file becomes one job; results are `results/{tenant}/{batch}/{sku or file stem}-{mode}.{ext}` with a report (CSV
 and JSON) once the batch has finished.
 
-**Priority**: `priority: "low"` means the job can wait: it may wait four times longer for a GPU before it times out
-(and its credits are released). The SageMaker asynchronous endpoint has one FIFO queue per endpoint, so priority
-cannot reorder work or make a job start sooner.
+**Priority and lanes**: work for the GPU (on-model images, and any other diffusion work) waits in our queue, in
+three lanes served in order: `interactive` (single jobs: `POST /v1/jobs`, re-render, retry), then `normal` (files of
+a batch made with `POST /v1/batches`), then `bulk` (files written straight into a drop folder, and every job with
+`priority: "low"`). Within a lane customers take turns (round-robin), each customer's jobs in the order they
+arrived, so one customer's large batch never holds up another's photo. `priority: "normal"` (the default) leaves a
+job in the lane its kind gives it; `priority: "low"` puts it in the `bulk` lane. A job's `lane` is in its view. A
+job that cannot start within its lane's bound (deployment settings `QUEUE_WAIT_SECONDS` for single jobs, default 1
+hour; `BATCH_QUEUE_WAIT_SECONDS` for batch files, default 24 hours) ends `failed` with `queue_timeout`, its credits
+returned; once started it has the inference timeout. Ghost packshots are made in seconds without this queue.
+Priority never changes the price.
 
 **Errors**: every error has the body `{"error": {"code": "<snake_case>", "message": "...", "details": [...]}}`;
 `422 validation_error` lists each problem in `details`.

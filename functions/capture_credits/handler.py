@@ -1,4 +1,5 @@
-"""State machine task: spend the job's hold after a successful inference (idempotent)."""
+"""State machine task: spend the job's hold after a successful inference (idempotent); for ``RecordStudioResult``,
+store the studio function's image first, as the notifier stores an async result."""
 
 from __future__ import annotations
 

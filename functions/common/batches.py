@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from functions.common import config, consistency, credits, db, jobs, storage
+from functions.common import config, consistency, credits, db, jobs, lanes, storage
 from functions.common.errors import (
     Conflict,
     InsufficientCredits,
@@ -661,9 +661,9 @@ def _insert_job(
 ) -> dict[str, Any] | None:
     name = _unique_result_name(conn, str(batch["id"]), spec.sku, drop.filename, spec.mode)
     row = conn.execute(
-        "INSERT INTO jobs (id, tenant_id, batch_id, mode, options, priority, status, filename, source_bucket,"
-        "                  source_key, sku, result_name, stages)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s, %s,"
+        "INSERT INTO jobs (id, tenant_id, batch_id, mode, options, priority, lane, status, filename,"
+        "                  source_bucket, source_key, sku, result_name, stages)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
         '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " ON CONFLICT (batch_id, filename) DO NOTHING RETURNING *",
@@ -674,6 +674,7 @@ def _insert_job(
             spec.mode,
             json.dumps(spec.options),
             spec.priority,
+            lanes.lane_for(spec.priority, batch),  # normal for a batch the API made, bulk for a drop folder's
             drop.filename,
             bucket,
             key,

@@ -4,7 +4,7 @@ the caller's balance, so the PWA shows the cost before anything is processed and
 
 Every value comes from where the rest of the API takes it: costs from ``pricing`` (what the pipeline charges),
 availability from ``config`` (what ``POST /v1/jobs`` refuses), presets from ``presets`` (what job options are
-checked against), the low-priority wait from ``config`` (what the workflow waits).
+checked against), the priorities' lanes and waits from ``config`` (what the GPU queue serves and waits).
 """
 
 from __future__ import annotations
@@ -51,19 +51,36 @@ def preset_list() -> list[PresetInfo]:
 
 
 def priorities() -> list[PriorityInfo]:
-    """Honest about today's behaviour: the image engine serves jobs in the order they arrive, whatever their
-    priority; ``low`` only lets a job wait longer for it before giving up (``pipeline.inference_timeout``)."""
-    factor = config.low_priority_timeout_factor()
+    """What each priority does: the lane its job waits in for the image engine (``lanes.lane_for``). Single photos
+    come before batches, batches before low-priority and drop-folder work, and customers take turns within each
+    lane; ghost packshots, made in seconds without the queue, are not affected. The waits are this deployment's
+    (``QUEUE_WAIT_SECONDS``, ``BATCH_QUEUE_WAIT_SECONDS``)."""
+    single, batch = _duration(config.queue_wait_seconds()), _duration(config.batch_queue_wait_seconds())
     return [
-        PriorityInfo(id="normal", name="Normal", description="Processed in the order photos arrive."),
+        PriorityInfo(
+            id="normal",
+            name="Normal",
+            description="Single photos go ahead of every batch; batch photos go ahead of low-priority work. "
+            "Customers take turns, so another customer's large batch never holds up your photo. If the image "
+            f"engine cannot start a single photo within {single} (a batch photo: {batch}), the job stops and "
+            "returns its credits.",
+        ),
         PriorityInfo(
             id="low",
             name="Low",
-            description="For large batches that are not urgent: each photo may wait up to "
-            f"{factor} times longer for a free image engine before it gives up (and returns its credits). It is "
-            "not processed later or more cheaply.",
+            description="For large batches that are not urgent: these photos are made when no normal-priority "
+            f"photo is waiting, and may wait up to {batch} before they stop and return their credits. They are "
+            "not cheaper.",
         ),
     ]
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def capabilities(who: tenants.Identity) -> Capabilities:

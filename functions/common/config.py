@@ -24,6 +24,13 @@ def integer(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
 
 
+def positive(name: str, default: int) -> int:
+    value = integer(name, default)
+    if value < 1:
+        raise ConfigError(f"environment variable {name} must be a positive integer, got {value}")
+    return value
+
+
 def upload_bucket() -> str:
     return required("UPLOAD_BUCKET")
 
@@ -50,6 +57,18 @@ def on_model_available() -> bool:
     if raw in {"false", "0"}:
         return False
     raise ConfigError(f"environment variable ON_MODEL_AVAILABLE must be true or false, got {raw!r}")
+
+
+def ghost_on_lambda() -> bool:
+    """Whether ghost jobs the studio engine can make run on its Lambda function (``GHOST_ON_LAMBDA``, default
+    ``true``; CDK sets it from context ``ghost_on_lambda``); ``false`` sends them to the GPU endpoint as before (the
+    fairness benchmark's slow-engine runs use it)."""
+    raw = os.environ.get("GHOST_ON_LAMBDA", "").strip().lower()
+    if raw in {"", "true", "1"}:
+        return True
+    if raw in {"false", "0"}:
+        return False
+    raise ConfigError(f"environment variable GHOST_ON_LAMBDA must be true or false, got {raw!r}")
 
 
 def inference_invocation_timeout_seconds() -> int:
@@ -103,9 +122,56 @@ def download_url_ttl_seconds() -> int:
     return integer("DOWNLOAD_URL_TTL_SECONDS", 300)
 
 
-def low_priority_timeout_factor() -> int:
-    """``priority: low`` jobs may wait this many times longer for the GPU (inference timeout and hold)."""
-    return integer("LOW_PRIORITY_TIMEOUT_FACTOR", 4)
+SCHEDULER_MODES = ("fair", "fifo")
+
+
+def scheduler_mode() -> str:
+    """How the GPU queue hands jobs to the endpoint (``SCHEDULER_MODE``): ``fair`` (the default: lanes, then
+    round-robin across tenants, at most ``inference_max_in_flight`` at the endpoint) or ``fifo`` (every job at once
+    in arrival order, the endpoint's own queue decides: the behaviour before the scheduler, for comparison)."""
+    raw = os.environ.get("SCHEDULER_MODE", "").strip().lower() or "fair"
+    if raw not in SCHEDULER_MODES:
+        raise ConfigError(f"environment variable SCHEDULER_MODE must be fair or fifo, got {raw!r}")
+    return raw
+
+
+def queue_wait_seconds() -> int:
+    """The longest an interactive job (a single photo) waits in the GPU queue before it fails ``queue_timeout``
+    (``QUEUE_WAIT_SECONDS``, default 1 hour); its credit hold covers this wait plus the inference timeout."""
+    return positive("QUEUE_WAIT_SECONDS", 3600)
+
+
+def batch_queue_wait_seconds() -> int:
+    """The longest a batch job (lanes ``normal`` and ``bulk``) waits in the GPU queue before it fails
+    ``queue_timeout`` (``BATCH_QUEUE_WAIT_SECONDS``, default 24 hours: a large drop is served over hours)."""
+    return positive("BATCH_QUEUE_WAIT_SECONDS", 86_400)
+
+
+def inference_max_in_flight() -> int:
+    """The most jobs at the endpoint at once (dispatched, no result yet). ``INFERENCE_MAX_IN_FLIGHT`` when set;
+    else ``INFERENCE_INSTANCES`` (the endpoint's most instances) x ``INFERENCE_CONCURRENCY_PER_INSTANCE`` (its
+    ``MaxConcurrentInvocationsPerInstance``) + ``INFERENCE_DISPATCH_BUFFER`` (default 1: the next job is already
+    at the endpoint when one finishes). CDK sets the last three from the values infra/inference.py deploys."""
+    if os.environ.get("INFERENCE_MAX_IN_FLIGHT", "").strip():
+        return positive("INFERENCE_MAX_IN_FLIGHT", 1)
+    instances = positive("INFERENCE_INSTANCES", 1)
+    per_instance = positive("INFERENCE_CONCURRENCY_PER_INSTANCE", 1)
+    buffer = integer("INFERENCE_DISPATCH_BUFFER", 1)
+    if buffer < 0:
+        raise ConfigError(f"environment variable INFERENCE_DISPATCH_BUFFER must be >= 0, got {buffer}")
+    return instances * per_instance + buffer
+
+
+def inference_dispatch_attempts() -> int:
+    """How many times a job is handed to the endpoint before a failing ``InvokeEndpointAsync`` fails the job
+    (``INFERENCE_DISPATCH_ATTEMPTS``, default 5; between attempts the job waits in the queue with backoff)."""
+    return positive("INFERENCE_DISPATCH_ATTEMPTS", 5)
+
+
+def dispatch_function_name() -> str | None:
+    """The dispatcher function (``DISPATCH_FUNCTION_NAME``) that the enqueue function and the notifier start
+    asynchronously when a job is queued or a result is settled; unset: nobody is started (the schedule runs it)."""
+    return os.environ.get("DISPATCH_FUNCTION_NAME", "").strip() or None
 
 
 def user_pool_id() -> str:

@@ -46,6 +46,7 @@ RELEASE_REASONS: dict[str, str] = {
     "inference_rejected": DEFAULT_RELEASE,
     "internal_error": DEFAULT_RELEASE,
     "inference_timeout": "took too long and was stopped",
+    "queue_timeout": "could not be started in time and was stopped",
     "hold_expired": "took too long and was stopped",
     "cancelled": "was cancelled",
 }

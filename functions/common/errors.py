@@ -42,6 +42,20 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "a batch file that asks for one is refused, and the API refuses such jobs before any upload",
 }
 
+# Every code a job can end with because of the service rather than what was sent (status ``failed`` unless noted;
+# nothing is charged), with its one-line meaning. README "Service error codes" lists exactly these.
+SERVICE_ERROR_CODES: dict[str, str] = {
+    "inference_failed": "the image engine failed on the photo, or could not be reached after several attempts",
+    "inference_timeout": "the image was not made within the inference timeout (INFERENCE_TIMEOUT_SECONDS), counted "
+    "from when the job was handed to the GPU",
+    "queue_timeout": "the job waited in the GPU queue longer than its lane allows (QUEUE_WAIT_SECONDS for a single "
+    "job, BATCH_QUEUE_WAIT_SECONDS for a batch file) and was never started",
+    "hold_expired": "the job did not finish before its credit hold's deadline (its workflow was lost); the sweeper "
+    "ended it",
+    "batch_cancelled": "the batch was cancelled before this file was processed (status cancelled)",
+    "internal_error": "something else went wrong on our side",
+}
+
 # The inference engine's refusals (HTTP 422 from the container): the job ends ``rejected`` with the engine's
 # message and costs nothing. A plain copy of ``modamoda_inference.errors.REFUSAL_CODES`` (the Lambda layer does not
 # carry the container package); tests/functions/common/test_refusals.py keeps the two equal.

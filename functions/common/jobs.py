@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 import psycopg
 from psycopg.rows import DictRow
 
-from functions.common import config, refusals
+from functions.common import config, lanes, refusals
 from functions.common.errors import Conflict, NotFound, OnModelUnavailable, ValidationFailed
 from functions.common.models import (
     FINAL_STATUSES,
@@ -67,9 +67,9 @@ def create(
     job_id = str(uuid.uuid4())
     key = source_key(tenant_id, job_id, request.filename)
     row = conn.execute(
-        "INSERT INTO jobs (id, tenant_id, mode, options, priority, status, filename, source_bucket, source_key,"
-        "                  upload_content_type, source_job_id, stages)"
-        " VALUES (%s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s, %s,"
+        "INSERT INTO jobs (id, tenant_id, mode, options, priority, lane, status, filename, source_bucket,"
+        "                  source_key, upload_content_type, source_job_id, stages)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s, %s, %s,"
         "         jsonb_build_object('awaiting_upload', to_char(now() AT TIME ZONE 'UTC',"
         '                            \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')))'
         " RETURNING *",
@@ -79,6 +79,7 @@ def create(
             request.mode,
             request.options.model_dump_json(),
             request.priority,
+            lanes.lane_for(request.priority),  # a single job: interactive (bulk when its priority is low)
             request.filename,
             bucket,
             key,
@@ -326,7 +327,7 @@ def claim_upload(
     conn: Conn, job_id: str, tenant_id: str, key: str, version_id: str | None, execution_name: str
 ) -> dict[str, Any] | None:
     """Mark the job's upload received (``awaiting_upload → queued``) for this object version; the claimed job's
-    ``id`` and ``priority``, or None.
+    ``id``, ``priority``, ``lane`` and ``batch_id``, or None.
 
     Only the job's own key claims it (the key the pre-signed POST allowed): another file written under the job's
     prefix is ignored. Replays of the same version claim again (so a crashed start can be retried); a second,
@@ -337,7 +338,7 @@ def claim_upload(
         " stages = stages || jsonb_build_object('queued', COALESCE(stages->>'queued', %(now)s))"
         " WHERE id = %(id)s AND tenant_id = %(t)s AND source_key = %(k)s AND deleted_at IS NULL"
         "   AND (status = 'awaiting_upload' OR (status = 'queued' AND execution_name = %(e)s))"
-        " RETURNING id, priority",
+        " RETURNING id, priority, lane, batch_id",
         {
             "v": version_id,
             "e": execution_name,
@@ -348,6 +349,15 @@ def claim_upload(
         },
     ).fetchone()
     return dict(row) if row is not None else None
+
+
+def queue_done(conn: Conn, job_id: str) -> None:
+    """The job's result was settled and its waiting execution resumed: it no longer counts as at the GPU endpoint
+    (``functions/common/scheduler.py``)."""
+    conn.execute(
+        "UPDATE jobs SET queue_state = 'done' WHERE id = %s AND queue_state IN ('dispatching', 'dispatched')",
+        (job_id,),
+    )
 
 
 def _now_text(conn: Conn) -> str:
@@ -439,6 +449,7 @@ def to_view(
         mode=row["mode"],
         status=row["status"],
         priority=row.get("priority") or "normal",
+        lane=lanes.lane_of(row),
         filename=row["filename"],
         options=row["options"] or {},
         cost=row["cost"],

@@ -21,6 +21,20 @@ JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "rejected", "cancelled"})
 IN_PROGRESS_STATUSES: frozenset[str] = frozenset({"queued", "validated", "processing"})
 Priority = Literal["normal", "low"]
+# The GPU queue's lanes (functions/common/scheduler.py), served in this order; round-robin across tenants in each.
+Lane = Literal["interactive", "normal", "bulk"]
+LANES: tuple[str, ...] = get_args(Lane)
+PRIORITY_DESCRIPTION = (
+    "Which lane the job waits in for the GPU (on-model and other diffusion work; ghost packshots do not queue for "
+    'it). "normal" (the default): a single job (POST /v1/jobs, re-render, retry) waits in the interactive lane, '
+    "served before every batch; a file of a batch made with POST /v1/batches waits in the normal lane, after single "
+    'jobs and before bulk work. "low": the bulk lane, served when neither of the others has a job waiting, as are '
+    "files written straight into a drop folder whatever their priority. Within a lane, customers take turns "
+    "(round-robin), each customer's own jobs in the order they arrived, so a large batch never holds up another "
+    "customer's photo. A single job may wait up to QUEUE_WAIT_SECONDS (default 1 hour) and a batch job up to "
+    "BATCH_QUEUE_WAIT_SECONDS (default 24 hours) before it fails with queue_timeout, credits returned. Priority "
+    "never changes the price."
+)
 ImageContentType = Literal[
     "image/jpeg", "image/png", "image/webp", "image/tiff", "image/avif", "image/heic", "image/heif"
 ]
@@ -55,9 +69,10 @@ class JobOptions(Strict):
     upscale: bool = False
     segmenter: Literal["auto", "learned", "studio"] = Field(
         default="auto",
-        description='How the garment is cut out of the photo. "auto": the learned segmenter (SAM + CLIP) where '
-        'the endpoint has its weights, otherwise the studio engine\'s own. "learned": require the learned '
-        "segmenter; where it is not available the job fails with a clear message and nothing is charged. "
+        description='How the garment is cut out of the photo. "auto": the studio engine\'s own cut-out, made in '
+        "seconds (where a deployment makes ghost images on its GPU servers instead, the learned segmenter, SAM + "
+        'CLIP, when they have its weights). "learned": require the learned segmenter, made on the GPU servers; '
+        "where it is not available the job fails with a clear message and nothing is charged. "
         '"studio": the studio engine\'s colour model (backdrop and mannequin colours).',
     )
 
@@ -107,12 +122,7 @@ class UploadRequest(Strict):
     content_type: ImageContentType
     mode: Mode = "ghost"
     options: JobOptions = JobOptions()
-    priority: Priority = Field(
-        default="normal",
-        description='"low": the job can wait. It may wait four times longer for the GPU before it times out '
-        "(and its credits are released). The SageMaker asynchronous endpoint has one FIFO queue, so priority "
-        "never reorders work or makes a job faster.",
-    )
+    priority: Priority = Field(default="normal", description=PRIORITY_DESCRIPTION)
 
     @model_validator(mode="after")
     def _on_model_has_a_pose(self) -> UploadRequest:
@@ -165,6 +175,9 @@ class JobView(Strict):
     mode: Mode
     status: JobStatus
     priority: Priority
+    lane: Lane = Field(
+        description="the GPU queue lane the job waits in (interactive, then normal, then bulk); see priority"
+    )
     filename: str
     options: dict[str, Any]
     cost: int | None
@@ -352,7 +365,12 @@ class BatchDefaults(Strict):
 
     mode: Mode = "ghost"
     options: JobOptions = JobOptions()
-    priority: Priority = "normal"
+    priority: Priority = Field(
+        default="normal",
+        description='The GPU lane of the batch\'s files: "normal" (the default) the normal lane, after single jobs '
+        'and before bulk work; "low" the bulk lane. Files written straight into a drop folder (a batch the API did '
+        "not make) wait in the bulk lane whatever their priority.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -458,6 +476,8 @@ class BatchUploadResponse(Strict):
 
 # ---- workflow payloads (state machine task inputs/outputs) -------------------------------------------------
 
+MAX_WAIT_SECONDS = 7 * 86_400  # the longest RunInference may wait (queue and inference) for any lane
+
 
 class WorkflowInput(BaseModel):
     """Execution input written by start-workflow; later states add their results beside it."""
@@ -468,7 +488,18 @@ class WorkflowInput(BaseModel):
     bucket: str
     key: str
     version_id: str | None = None
-    inference_timeout_seconds: int = Field(ge=1, le=86_400)
+    inference_timeout_seconds: int = Field(
+        ge=1,
+        le=MAX_WAIT_SECONDS,
+        description="how long RunInference waits for the GPU (its TimeoutSecondsPath, and the credit hold's TTL "
+        "at reservation): the job's queue-wait bound plus its inference timeout",
+    )
+    queue_wait_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="of that wait, the most it may spend in the GPU queue",
+    )
 
 
 class ImageRef(Strict):
@@ -481,6 +512,11 @@ class ImageRef(Strict):
     bytes: int
 
 
+EnginePath = Literal["cpu", "gpu"]
+"""Where a job's image is made (``pipeline.engine_path``): ``cpu`` the studio engine's Lambda function, ``gpu`` the
+asynchronous GPU endpoint."""
+
+
 class Validated(Strict):
     job_id: str
     tenant_id: str
@@ -488,6 +524,7 @@ class Validated(Strict):
     cost: int
     image: ImageRef
     options: dict[str, Any]
+    engine_path: EnginePath = "gpu"
 
 
 class ReserveInput(BaseModel):
@@ -496,9 +533,12 @@ class ReserveInput(BaseModel):
     tenant_id: str
     cost: int = Field(gt=0)
     hold_ttl_seconds: int = Field(ge=1)
+    engine_path: EnginePath = "gpu"  # cpu: the job is marked processing with its hold (the studio runs next)
 
 
-class InvokeInput(BaseModel):
+class EnqueueInput(BaseModel):
+    """RunInference's payload: the job joins the GPU queue, its task token waits in the database."""
+
     model_config = ConfigDict(extra="ignore")
     job_id: str
     tenant_id: str
@@ -506,7 +546,24 @@ class InvokeInput(BaseModel):
     mode: Mode
     image: ImageRef
     options: dict[str, Any]
-    timeout_seconds: int = Field(ge=1, le=86_400)
+    timeout_seconds: int = Field(ge=1, le=MAX_WAIT_SECONDS, description="the state's whole wait")
+    queue_wait_seconds: int = Field(
+        default=0, ge=0, le=MAX_WAIT_SECONDS, description="of it, the queue's part"
+    )
+
+    @model_validator(mode="after")
+    def _inference_has_time(self) -> EnqueueInput:
+        if self.queue_wait_seconds >= self.timeout_seconds:
+            raise ValueError("queue_wait_seconds must leave part of timeout_seconds for the inference")
+        return self
+
+
+class InferenceOutput(BaseModel):
+    """Where an engine wrote a job's image (the studio function's answer: the async endpoint's output location)."""
+
+    model_config = ConfigDict(extra="ignore")
+    output_location: str = Field(min_length=1, max_length=1100)
+    content_type: str = Field(default="image/png", max_length=100)
 
 
 class SettleInput(BaseModel):
@@ -514,6 +571,7 @@ class SettleInput(BaseModel):
     job_id: str
     tenant_id: str
     error: dict[str, Any] | None = None  # Catch ResultPath: {"Error": ..., "Cause": ...}
+    result: InferenceOutput | None = None  # RecordStudioResult: the image to store before capturing
 
 
 class SettleResult(Strict):

@@ -20,6 +20,7 @@ from functions.common import (
     db,
     images,
     jobs,
+    lanes,
     previews,
     refusals,
     storage,
@@ -28,8 +29,8 @@ from functions.common.errors import InputRejected, InsufficientCredits, Modamoda
 from functions.common.models import (
     MANIFEST_FILES,
     AsyncInferenceNotification,
+    EnginePath,
     ImageRef,
-    InvokeInput,
     ReserveInput,
     SettleInput,
     SettleResult,
@@ -40,7 +41,6 @@ from functions.common.observability import logger
 from functions.common.pricing import cost_of
 
 RESULT_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-MAX_WORKFLOW_TIMEOUT_SECONDS = 86_400  # WorkflowInput's bound
 HOLD_GRACE_SECONDS = (
     900  # a hold outlives the inference timeout, so the workflow settles it before the sweeper
 )
@@ -48,6 +48,8 @@ HOLD_GRACE_SECONDS = (
 # the results bucket (the request's ``metadata_s3_uri``); infra/storage.py grants the endpoint's role this prefix.
 METADATA_PREFIX = "inference/metadata/"
 MAX_METADATA_BYTES = 256 * 1024
+# Where the async endpoint (and the studio function in its place) writes each job's image: {OUTPUT_PREFIX}{job}.out
+OUTPUT_PREFIX = "inference/output/"
 
 
 def metadata_key(job_id: str) -> str:
@@ -94,16 +96,6 @@ def async_timeouts(wait_seconds: int) -> tuple[int, int]:
     return invocation, ttl
 
 
-def inference_timeout(priority: str) -> int:
-    """How long the workflow waits for the GPU (and holds the credits). A ``low`` job can wait
-    ``LOW_PRIORITY_TIMEOUT_FACTOR`` (4) times longer; the async endpoint's single FIFO queue still serves jobs
-    in arrival order, so priority never reorders work."""
-    base = config.inference_timeout_seconds()
-    if priority == "low":
-        base *= config.low_priority_timeout_factor()
-    return max(1, min(base, MAX_WORKFLOW_TIMEOUT_SECONDS))
-
-
 # ---- S3 "Object Created" (via EventBridge → SQS) → start the workflow once ------------------------------------
 
 
@@ -126,7 +118,7 @@ def start_workflow(sfn: Any, detail: dict[str, Any], s3: Any = None) -> str | No
     if claimed is None:
         logger.info("upload already handled, unknown or deleted job", extra={"job_id": job_id, "key": key})
         return None
-    _start_execution(sfn, job_id, tenant_id, bucket, key, version_id, claimed["priority"], name)
+    _start_execution(sfn, job_id, tenant_id, bucket, key, version_id, lanes.lane_of(claimed), name)
     return name
 
 
@@ -137,16 +129,18 @@ def _start_execution(
     bucket: str,
     key: str,
     version_id: str | None,
-    priority: str,
+    lane: str,
     name: str,
 ) -> None:
+    queue_wait, wait = lanes.workflow_waits(lane)  # RunInference waits for the queue and the inference
     workflow_input = WorkflowInput(
         job_id=job_id,
         tenant_id=tenant_id,
         bucket=bucket,
         key=key,
         version_id=version_id,
-        inference_timeout_seconds=inference_timeout(priority),
+        inference_timeout_seconds=wait,
+        queue_wait_seconds=queue_wait,
     )
     try:
         sfn.start_execution(
@@ -213,7 +207,8 @@ def _start_drop(sfn: Any, s3: Any, bucket: str, key: str, version_id: str | None
     if outcome.action == "start" and outcome.job is not None:
         job = outcome.job
         name = str(job["execution_name"])
-        _start_execution(sfn, str(job["id"]), drop.tenant_id, bucket, key, version_id, job["priority"], name)
+        job_id, lane = str(job["id"]), lanes.lane_of(job)
+        _start_execution(sfn, job_id, drop.tenant_id, bucket, key, version_id, lane, name)
     batches.after_commit(drop.tenant_id, outcome.batch_id, s3)
     return name
 
@@ -235,6 +230,19 @@ def _receive_manifest(s3: Any, bucket: str, key: str, version_id: str | None, dr
 
 
 # ---- state machine tasks --------------------------------------------------------------------------------------
+
+
+def engine_path(mode: str, options: dict[str, Any]) -> EnginePath:
+    """Where the job's image is made, decided once (``ValidateInput``; the state machine's ``ChooseEngine``):
+    ``cpu`` for ghost work the studio engine does (the studio Lambda function, seconds from idle), ``gpu`` for the
+    rest (on-model, the diffusion engine, and ``segmenter: "learned"``, whose weights only the GPU endpoint has).
+    The studio function has no weights, so ``segmenter: "auto"`` is the studio engine's colour model there.
+    ``GHOST_ON_LAMBDA=false`` sends all work to the GPU endpoint."""
+    if mode != "ghost" or not config.ghost_on_lambda():
+        return "gpu"
+    if options.get("engine") not in (None, "studio") or options.get("segmenter") == "learned":
+        return "gpu"
+    return "cpu"
 
 
 def validate_input(s3: Any, event: WorkflowInput) -> Validated:
@@ -272,6 +280,7 @@ def validate_input(s3: Any, event: WorkflowInput) -> Validated:
         cost=cost,
         image=image,
         options=job["options"] or {},
+        engine_path=engine_path(job["mode"], job["options"] or {}),
     )
 
 
@@ -303,6 +312,9 @@ def reserve_credits(event: ReserveInput) -> dict[str, Any]:
                 raise
             batches.stop(conn, batch, event.job_id, exc.message)
             return exc, str(batch["id"])
+        # The studio function runs next, with no task of ours in between: the job is being made from here on.
+        if event.engine_path == "cpu" and not jobs.transition(conn, event.job_id, "processing"):
+            raise JobEnded(f"the job is {jobs.load(conn, event.job_id)['status']}; it is not run")
         return (hold, credits.balance(conn, event.tenant_id)), None
 
     result, stopped_batch = db.atomic(event.tenant_id, reserve)
@@ -313,54 +325,22 @@ def reserve_credits(event: ReserveInput) -> dict[str, Any]:
     return {"job_id": event.job_id, "hold": hold.status, "amount": hold.amount, "balance": balance}
 
 
-def invoke_inference(s3: Any, sagemaker_runtime: Any, event: InvokeInput) -> dict[str, Any]:
-    """Write the inference request to S3 and submit it to the async endpoint; the task token waits in the DB."""
-    bucket = config.results_bucket()
-    request = {
-        "job_id": event.job_id,
-        "mode": event.mode,
-        "image": {
-            "s3_uri": f"s3://{event.image.bucket}/{event.image.key}",
-            **({"version_id": event.image.version_id} if event.image.version_id else {}),
-        },
-        "options": event.options,
-        "metadata_s3_uri": f"s3://{bucket}/{metadata_key(event.job_id)}",
-    }
-    input_key = f"inference/input/{event.job_id}.json"
-    s3.put_object(
-        Bucket=bucket, Key=input_key, Body=json.dumps(request).encode(), ContentType="application/json"
-    )
-    with db.transaction(event.tenant_id) as conn:
-        running = jobs.transition(conn, event.job_id, "processing", task_token=event.task_token)
-        status = jobs.load(conn, event.job_id)["status"]
-    if not running:  # cancelled with its batch (or ended otherwise) while it waited: do not run it
-        raise JobEnded(f"the job is {status}; it is not run")
-    invocation_timeout, request_ttl = async_timeouts(event.timeout_seconds)
-    response = sagemaker_runtime.invoke_endpoint_async(
-        EndpointName=config.inference_endpoint_name(),
-        InputLocation=f"s3://{bucket}/{input_key}",
-        ContentType="application/json",
-        Accept="image/*",
-        InferenceId=event.job_id,
-        InvocationTimeoutSeconds=invocation_timeout,
-        RequestTTLSeconds=request_ttl,
-    )
-    return {
-        "inference_id": response.get("InferenceId", event.job_id),
-        "output_location": response["OutputLocation"],
-    }
-
-
 def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
     """(status, code, message) for a job that ends through the release path."""
     if not error:
         return "failed", "internal_error", "the job ended without a result"
     name = str(error.get("Error", ""))
+    answer = _engine_answer(error)
+    if answer is not None:  # the studio function's refusal or failure: read as the async endpoint's
+        ending = refusals.answer_outcome(answer)
+        return ending.status, ending.code, ending.message
     code, message = split_cause(error.get("Cause"))
     if name == "InputRejected":
         return "rejected", code or "input_rejected", message
     if name == "InsufficientCredits":
         return "rejected", "insufficient_credits", message
+    if name == "JobEnded":  # it had ended already (cancelled with its batch meanwhile): it keeps its ending
+        return "failed", "internal_error", refusals.FAILED_MESSAGE
     if name in {"States.Timeout", "States.HeartbeatTimeout"}:
         return "failed", "inference_timeout", "the inference did not finish in time; no credits were charged"
     if name == "InferenceFailed":
@@ -370,6 +350,14 @@ def _outcome_of(error: dict[str, Any] | None) -> tuple[str, str, str]:
         "job ended by an unexpected error", extra={"error": name, "cause": str(error.get("Cause"))[:2000]}
     )
     return "failed", "internal_error", refusals.FAILED_MESSAGE
+
+
+def _engine_answer(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The engine's answer carried by a ``RunStudio`` failure (``InputRejected`` or ``InferenceFailed`` raised by
+    the studio function with the answer as its message), or None for any other failure."""
+    if not error or error.get("Error") not in refusals.ENGINE_ANSWER_ERRORS:
+        return None
+    return refusals.engine_answer(error.get("Cause"))
 
 
 def _settle(event: SettleInput, settle: Any) -> SettleResult:
@@ -388,8 +376,12 @@ def _settle(event: SettleInput, settle: Any) -> SettleResult:
     return result
 
 
-def capture_credits(event: SettleInput) -> SettleResult:
-    """After a successful inference: spend the hold (once) and mark the job succeeded."""
+def capture_credits(event: SettleInput, s3: Any = None) -> SettleResult:
+    """After a successful inference: spend the hold (once) and mark the job succeeded. With ``event.result`` (the
+    studio function's answer, ``RecordStudioResult``) the image is first stored exactly as an async success is
+    (:func:`_deliver`), in the same capture."""
+    if event.result is not None:
+        return _capture_result(s3 if s3 is not None else aws.client("s3"), event)
 
     def capture(conn: db.Conn, batch: dict[str, Any] | None) -> credits.Hold:
         hold = credits.capture(conn, event.job_id)
@@ -400,10 +392,28 @@ def capture_credits(event: SettleInput) -> SettleResult:
     return _settle(event, capture)
 
 
+def _capture_result(s3: Any, event: SettleInput) -> SettleResult:
+    assert event.result is not None
+    output = event.result.output_location
+    bucket, key = storage.split_s3_uri(output)
+    if bucket != config.results_bucket() or not key.startswith(OUTPUT_PREFIX):
+        raise ValueError(f"an inference output must be under s3://{config.results_bucket()}/{OUTPUT_PREFIX}")
+    with db.transaction(event.tenant_id) as conn:
+        job = jobs.load(conn, event.job_id)
+    hold, _ = _deliver(s3, job, output, event.result.content_type)
+    with db.transaction(event.tenant_id) as conn:
+        job = jobs.load(conn, event.job_id)
+    return SettleResult(
+        job_id=event.job_id, status=job["status"], hold=hold.status, error_code=job["error_code"]
+    )
+
+
 def release_credits(event: SettleInput, *, quality: dict[str, float] | None = None) -> SettleResult:
     """On rejection, failure or timeout: return the hold (if any, once) and record why the job ended (and the
     engine's ``quality``, when it refused a photo as not good enough), in the transaction that makes it final."""
     status, code, message = _outcome_of(event.error)
+    if quality is None and status == "rejected":  # the studio function's refusal carries the engine's quality
+        quality = refusals.quality(_engine_answer(event.error))
     extra: dict[str, Any] = {"quality": quality} if quality else {}
 
     def release(conn: db.Conn, batch: dict[str, Any] | None) -> credits.Hold:
@@ -533,47 +543,12 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
         output = note.response_parameters.output_location
         if not output:
             raise ValueError(f"success notification for {job_id} has no outputLocation")
-        content_type = (note.response_parameters.content_type or "image/png").split(";")[0].strip()
-        extension = RESULT_EXTENSIONS.get(content_type, "bin")
-        in_batch = bool(job.get("batch_id") and job.get("result_name"))
-        # a batch job's result: results/{tenant}/{batch}/{sku or file stem}-{mode}.{ext}
-        result_key = (
-            batches.result_key(job, extension)
-            if in_batch
-            else f"results/{job['tenant_id']}/{job_id}.{extension}"
-        )
-        metrics = None
-        quality = None
-        thumb_key = None
-        if job["status"] not in {"failed", "rejected", "cancelled"}:
-            storage.copy(s3, output, config.results_bucket(), result_key, content_type)
-            thumb_key = previews.store_thumbnail(
-                s3, config.results_bucket(), str(job["tenant_id"]), job_id, output
-            )
-            if in_batch:
-                metrics = _measure(s3, output, job_id)
-            quality = refusals.quality(_read_metadata(s3, job_id))
-        extra: dict[str, Any] = {"quality": quality} if quality else {}
-        if thumb_key:
-            extra["thumb_key"] = thumb_key
-
-        def capture(conn: db.Conn) -> tuple[credits.Hold, str | None]:
-            batch = batches.lock_job_batch(conn, job_id)  # first: the lock order (batch, hold, tenant, job)
-            hold = credits.capture(conn, job_id)
-            if hold.status == "captured":
-                batches.record_metrics(conn, job_id, metrics)  # before a last job's report is fixed
-                batches.finish_job(conn, job_id, "succeeded", batch=batch, result_key=result_key, **extra)
-            return hold, str(batch["id"]) if batch else None
-
-        hold, batch_id = db.atomic(tenant_id, capture)
-        batches.after_commit(tenant_id, batch_id, s3)  # after commit: a finished batch's report, the outbox
-        if hold.status != "captured":
-            logger.warning(
-                "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}
-            )
+        content_type = note.response_parameters.content_type or "image/png"
+        hold, result_key = _deliver(s3, job, output, content_type)
         outcome = "succeeded" if hold.status == "captured" else "late"
         if token:
             _resume(sfn, token, success={"result_key": result_key, "output_location": output})
+        _leave_endpoint(tenant_id, job_id)
         return outcome
     # An engine refusal ends the job rejected with the engine's sentence, through the same path as a photo that
     # validation refuses (InputRejected); anything else fails it with a plain message. The raw reason is logged.
@@ -593,7 +568,58 @@ def handle_inference_notification(s3: Any, sfn: Any, note: AsyncInferenceNotific
     )
     if token:
         _resume(sfn, token, failure=(error_name, cause))
+    _leave_endpoint(tenant_id, job_id)
     return "rejected" if ending.refused else "failed"
+
+
+def _leave_endpoint(tenant_id: str, job_id: str) -> None:
+    """After the execution was resumed: the job no longer counts as at the GPU endpoint (the scheduler's cap)."""
+    with db.transaction(tenant_id) as conn:
+        jobs.queue_done(conn, job_id)
+
+
+def _deliver(s3: Any, job: dict[str, Any], output: str, content_type: str) -> tuple[credits.Hold, str]:
+    """An engine's image for ``job`` (``output``: where the async endpoint, or the studio function in its place,
+    wrote it): copied to the job's result key, its WebP thumbnail made, a batch job's consistency measured, the
+    engine's quality read from the metadata document; then the hold captured and the job succeeded, once. A result
+    for a job already settled otherwise is discarded (the hold stays as it is). Returns the hold and the result
+    key. Shared by the async success notification and ``RecordStudioResult``."""
+    job_id, tenant_id = str(job["id"]), str(job["tenant_id"])
+    content_type = content_type.split(";")[0].strip()
+    extension = RESULT_EXTENSIONS.get(content_type, "bin")
+    in_batch = bool(job.get("batch_id") and job.get("result_name"))
+    # a batch job's result: results/{tenant}/{batch}/{sku or file stem}-{mode}.{ext}
+    result_key = (
+        batches.result_key(job, extension) if in_batch else f"results/{tenant_id}/{job_id}.{extension}"
+    )
+    metrics = None
+    quality = None
+    thumb_key = None
+    if job["status"] not in {"failed", "rejected", "cancelled"}:
+        storage.copy(s3, output, config.results_bucket(), result_key, content_type)
+        thumb_key = previews.store_thumbnail(s3, config.results_bucket(), tenant_id, job_id, output)
+        if in_batch:
+            metrics = _measure(s3, output, job_id)
+        quality = refusals.quality(_read_metadata(s3, job_id))
+    extra: dict[str, Any] = {"quality": quality} if quality else {}
+    if thumb_key:
+        extra["thumb_key"] = thumb_key
+
+    def capture(conn: db.Conn) -> tuple[credits.Hold, str | None]:
+        batch = batches.lock_job_batch(conn, job_id)  # first: the lock order (batch, hold, tenant, job)
+        hold = credits.capture(conn, job_id)
+        if hold.status == "captured":
+            batches.record_metrics(conn, job_id, metrics)  # before a last job's report is fixed
+            batches.finish_job(conn, job_id, "succeeded", batch=batch, result_key=result_key, **extra)
+        return hold, str(batch["id"]) if batch else None
+
+    hold, batch_id = db.atomic(tenant_id, capture)
+    batches.after_commit(tenant_id, batch_id, s3)  # after commit: a finished batch's report, the outbox
+    if hold.status != "captured":
+        logger.warning(
+            "late result for a settled job is discarded", extra={"job_id": job_id, "hold": hold.status}
+        )
+    return hold, result_key
 
 
 def _read_metadata(s3: Any, job_id: str) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""SNS (SageMaker async success/error topics) → record result, settle credits, resume the waiting execution."""
+"""SNS (SageMaker async success/error topics) → record result, settle credits, resume the waiting execution; then
+start the GPU queue's dispatcher (a place at the endpoint is free)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import aws, pipeline
+from functions.common import aws, pipeline, scheduler
 from functions.common.models import AsyncInferenceNotification
 from functions.common.observability import logger, metrics, tracer
 
@@ -17,7 +18,9 @@ from functions.common.observability import logger, metrics, tracer
 @metrics.log_metrics
 @event_source(data_class=SNSEvent)
 def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
-    return {"outcomes": [notify(record.sns.message) for record in event.records]}
+    outcomes = [notify(record.sns.message) for record in event.records]
+    scheduler.kick(aws.client("lambda"), "settled")
+    return {"outcomes": outcomes}
 
 
 def notify(message: str) -> str:

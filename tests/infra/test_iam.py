@@ -138,7 +138,14 @@ EXPECTED_S3 = {
         *REPORTS,  # a file refused on arrival can be a batch's last
     },
     "functions.reserve_credits.handler.lambda_handler": REPORTS,  # a failed reservation stops its batch
-    "functions.capture_credits.handler.lambda_handler": REPORTS,
+    # RecordStudioResult: the studio function's image stored as the notifier stores an async one
+    "functions.capture_credits.handler.lambda_handler": REPORTS
+    | {
+        ("s3:GetObject", "results", "inference/output/*"),
+        ("s3:GetObject", "results", "inference/metadata/*"),
+        ("s3:PutObject", "results", "results/*"),
+        ("s3:PutObject", "results", "previews/*"),
+    },
     "functions.release_credits.handler.lambda_handler": REPORTS,
     "functions.sweeper.handler.lambda_handler": REPORTS,  # reports whose writer died after the commit
     "functions.validate_input.handler.lambda_handler": {
@@ -150,7 +157,8 @@ EXPECTED_S3 = {
         ("s3:ListBucket", "drop", ""),
         ("s3:PutObject", "results", "previews/*"),  # the photo's WebP preview
     },
-    "functions.invoke_inference.handler.lambda_handler": {("s3:PutObject", "results", "inference/input/*")},
+    "functions.enqueue_inference.handler.lambda_handler": {("s3:PutObject", "results", "inference/input/*")},
+    "functions.dispatch_inference.handler.lambda_handler": REPORTS,  # a timeout can end a batch's last job
     "functions.notifier.handler.lambda_handler": {
         ("s3:GetObject", "results", "inference/output/*"),
         ("s3:GetObject", "results", "inference/metadata/*"),  # the engine's refusal and quality per job

@@ -192,8 +192,8 @@ def test_the_endpoint_and_everything_on_it_follow_its_name(synth: Synth) -> None
     name = {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     (_, target) = synth.one("AWS::ApplicationAutoScaling::ScalableTarget")
     assert render(target["Properties"]["ResourceId"]) == f"endpoint/{render(name)}/variant/AllTraffic"
-    invoke = synth.functions()["functions.invoke_inference.handler.lambda_handler"]
-    assert invoke["Environment"]["Variables"]["INFERENCE_ENDPOINT_NAME"] == name
+    dispatch = synth.functions()["functions.dispatch_inference.handler.lambda_handler"]
+    assert dispatch["Environment"]["Variables"]["INFERENCE_ENDPOINT_NAME"] == name
     assert synth.template["Outputs"]["InferenceEndpointName"]["Value"] == name
 
 
@@ -226,11 +226,13 @@ def test_an_endpoint_name_sagemaker_would_refuse_stops_the_synthesis() -> None:
 
 
 def test_scale_out_from_zero_waits_longer_than_an_instance_start(synth: Synth) -> None:
-    (step,) = [
-        res
-        for res in synth.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()
-        if res["Properties"]["PolicyType"] == "StepScaling"
+    (alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "HasBacklogWithoutCapacity"
     ]
+    (action,) = alarm["AlarmActions"]
+    step = synth.template["Resources"][action["Ref"]]
     configuration = step["Properties"]["StepScalingPolicyConfiguration"]
     # an instance takes several minutes to provision (~5-8 min with the weights); while it does,
     # HasBacklogWithoutCapacity stays 1 and a shorter cooldown would add a second instance for the same job

@@ -19,6 +19,7 @@ PRODUCERS = {
     "functions.release_credits.handler.lambda_handler",
     "functions.notifier.handler.lambda_handler",
     "functions.sweeper.handler.lambda_handler",
+    "functions.dispatch_inference.handler.lambda_handler",  # ends jobs that waited too long in the GPU queue
 }
 
 

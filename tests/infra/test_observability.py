@@ -32,7 +32,7 @@ def _dimensions(alarm: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_function_has_error_and_throttle_alarms(synth: Synth) -> None:
     alarms = _alarms(synth)
-    functions = {props["LogicalId"] for props in synth.functions().values()}
+    functions = {props["LogicalId"] for props in synth.functions().values()} | {synth.studio_function()[0]}
     for metric in ("Errors", "Throttles"):
         alarmed = {
             _dimensions(a)["FunctionName"]["Ref"]
@@ -47,6 +47,7 @@ def test_every_function_has_error_and_throttle_alarms(synth: Synth) -> None:
         if a["MetricName"] == "Errors"
     }
     assert thresholds.pop(validate) == 5  # refused uploads are function errors by design
+    assert thresholds.pop(synth.studio_function()[0]) == 5  # and so are the photos the studio engine refuses
     assert set(thresholds.values()) == {1}
 
 

@@ -10,7 +10,7 @@ import pytest
 import infra  # noqa: F401  (quiet jsii's Node version banner before aws_cdk starts it)
 from infra.config import STATE_MACHINE_FILE
 from infra.migrations import migrations_hash
-from infra.pipeline import PARTITION_KEY, TASK_HANDLERS, substitution_key
+from infra.pipeline import METADATA_PREFIX_KEY, PARTITION_KEY, TASK_HANDLERS, substitution_key
 from tests.infra.synthesis import PLACEHOLDER, Synth, as_list, render
 
 pytestmark = pytest.mark.synth
@@ -20,7 +20,8 @@ EXPECTED_HANDLERS = {
     "functions.start_workflow.handler.lambda_handler",
     "functions.validate_input.handler.lambda_handler",
     "functions.reserve_credits.handler.lambda_handler",
-    "functions.invoke_inference.handler.lambda_handler",
+    "functions.enqueue_inference.handler.lambda_handler",
+    "functions.dispatch_inference.handler.lambda_handler",
     "functions.capture_credits.handler.lambda_handler",
     "functions.release_credits.handler.lambda_handler",
     "functions.notifier.handler.lambda_handler",
@@ -170,26 +171,57 @@ def test_function_environments(synth: Synth) -> None:
     assert {"UPLOAD_BUCKET", "RESULTS_BUCKET"} <= api.keys()
     start = env("start_workflow")
     assert start["INFERENCE_TIMEOUT_SECONDS"] == "3600"
+    # each job's RunInference wait: its lane's queue-wait bound, then the inference timeout
+    assert (start["QUEUE_WAIT_SECONDS"], start["BATCH_QUEUE_WAIT_SECONDS"]) == ("3600", "86400")
     (state_machine_id, _) = synth.one("AWS::StepFunctions::StateMachine")
     assert start["STATE_MACHINE_ARN"] == {"Ref": state_machine_id}
     assert {"UPLOAD_BUCKET", "UPLOAD_MAX_BYTES"} <= env("validate_input").keys()
-    invoke = env("invoke_inference")
+    dispatch = env("dispatch_inference")
     (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
-    assert invoke["INFERENCE_ENDPOINT_NAME"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
-    assert {"RESULTS_BUCKET", "INFERENCE_TIMEOUT_SECONDS"} <= invoke.keys()
+    assert dispatch["INFERENCE_ENDPOINT_NAME"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    assert "RESULTS_BUCKET" in dispatch
+    # the cap on jobs at the endpoint, from the values the endpoint is deployed with: its most instances (the
+    # scalable target's MaxCapacity) x its MaxConcurrentInvocationsPerInstance, + a buffer
+    (_, target) = synth.one("AWS::ApplicationAutoScaling::ScalableTarget")
+    (_, endpoint_config) = synth.one("AWS::SageMaker::EndpointConfig")
+    client = endpoint_config["Properties"]["AsyncInferenceConfig"]["ClientConfig"]
+    assert dispatch["INFERENCE_INSTANCES"] == str(target["Properties"]["MaxCapacity"])
+    assert dispatch["INFERENCE_CONCURRENCY_PER_INSTANCE"] == str(
+        client["MaxConcurrentInvocationsPerInstance"]
+    )
+    assert dispatch["INFERENCE_DISPATCH_BUFFER"] == "1"
+    enqueue = env("enqueue_inference")
+    assert "RESULTS_BUCKET" in enqueue
+    # the enqueue function and the notifier start the dispatcher
+    dispatch_id = synth.function_id("functions.dispatch_inference.handler.lambda_handler")
+    for starter in (enqueue, env("notifier")):
+        assert starter["DISPATCH_FUNCTION_NAME"] == {"Ref": dispatch_id}
     assert "RESULTS_BUCKET" in env("capture_credits")
     assert "RESULTS_BUCKET" in env("notifier")
 
 
 def test_function_permissions(synth: Synth) -> None:
-    invoke = "functions.invoke_inference.handler.lambda_handler"
-    assert "sagemaker:InvokeEndpointAsync" in synth.allowed_actions(invoke)
+    dispatch = "functions.dispatch_inference.handler.lambda_handler"
+    assert "sagemaker:InvokeEndpointAsync" in synth.allowed_actions(dispatch)
     (sagemaker_statement,) = [
-        s for s in synth.policy_statements(invoke) if s["Action"] == "sagemaker:InvokeEndpointAsync"
+        s for s in synth.policy_statements(dispatch) if s["Action"] == "sagemaker:InvokeEndpointAsync"
     ]
     (endpoint_id, _) = synth.one("AWS::SageMaker::Endpoint")
     assert sagemaker_statement["Resource"] == {"Ref": endpoint_id}  # the endpoint's ARN
-    assert "s3:PutObject" in synth.allowed_actions(invoke)
+    # only the dispatcher hands jobs to the endpoint
+    for handler in synth.functions():
+        if handler != dispatch:
+            assert "sagemaker:InvokeEndpointAsync" not in synth.allowed_actions(handler), handler
+    # it fails the task tokens of jobs that time out in the queue or at the endpoint
+    assert {"states:SendTaskSuccess", "states:SendTaskFailure"} <= synth.allowed_actions(dispatch)
+    enqueue = "functions.enqueue_inference.handler.lambda_handler"
+    assert "s3:PutObject" in synth.allowed_actions(enqueue)
+    dispatch_arn = {"Fn::GetAtt": [synth.function_id(dispatch), "Arn"]}
+    for starter in (enqueue, "functions.notifier.handler.lambda_handler"):
+        (invoke_statement,) = [
+            s for s in synth.policy_statements(starter) if s["Action"] == "lambda:InvokeFunction"
+        ]
+        assert invoke_statement["Resource"] == dispatch_arn, starter
     notifier = "functions.notifier.handler.lambda_handler"
     assert {"states:SendTaskSuccess", "states:SendTaskFailure"} <= synth.allowed_actions(notifier)
     start = "functions.start_workflow.handler.lambda_handler"
@@ -238,6 +270,9 @@ def test_deployed_definition_is_the_asl_file(synth: Synth) -> None:
         for task, handler in TASK_HANDLERS.items()
     }
     expected_arns[PARTITION_KEY] = "<<Ref:AWS::Partition>>"  # environment-agnostic: the region's partition
+    expected_arns[substitution_key("StudioEngine")] = f"<<GetAtt:{synth.studio_function()[0]}.Arn>>"
+    results = synth.bucket_ids()["results"]
+    expected_arns[METADATA_PREFIX_KEY] = f"s3://<<Ref:{results}>>/inference/metadata/"
     assert placeholders <= expected_arns.keys(), placeholders - expected_arns.keys()
     expected = json.loads(PLACEHOLDER.sub(lambda m: expected_arns[m.group(1)], source))
     assert "${" not in deployed
@@ -251,15 +286,24 @@ def test_deployed_definition_equals_what_the_local_runner_executes(synth: Synth)
     from local.lambda_runtime import FUNCTIONS, PARTITION, asl_values, function_arn
 
     assert local_stack.ASL_FILE.resolve() == STATE_MACHINE_FILE.resolve()
-    local_definition = local_stack.substitute(local_stack.ASL_FILE.read_text(encoding="utf-8"), asl_values())
+    local_values = asl_values(local_stack.RESULTS_BUCKET)
+    local_definition = local_stack.substitute(local_stack.ASL_FILE.read_text(encoding="utf-8"), local_values)
     local_by_arn = {function_arn(name): handler for name, handler in FUNCTIONS.items()}
 
     deployed, props = _deployed_definition_text(synth)
-    assert set(props["DefinitionSubstitutions"]) == set(asl_values())
+    assert set(props["DefinitionSubstitutions"]) == set(local_values)
     deployed = deployed.replace("arn:<<Ref:AWS::Partition>>:", f"arn:{PARTITION}:")
+    deployed = deployed.replace(
+        f"s3://<<Ref:{synth.bucket_ids()['results']}>>/", f"s3://{local_stack.RESULTS_BUCKET}/"
+    )
     deployed_by_arn = {
         f"<<GetAtt:{fn['LogicalId']}.Arn>>": handler for handler, fn in synth.functions().items()
     }
+    studio_id, studio = synth.studio_function()
+    assert studio["PackageType"] == "Image"
+    deployed_by_arn[f"<<GetAtt:{studio_id}.Arn>>"] = (
+        "modamoda_inference.lambda_handler.handler"  # its image's CMD
+    )
 
     def handlers(text: str, by_arn: dict[str, str]) -> Any:
         for arn, handler in by_arn.items():
@@ -301,7 +345,8 @@ def test_every_lambda_task_retries_the_transient_lambda_errors() -> None:
         for name, state in definition["States"].items()
         if state["Type"] == "Task" and ":states:::lambda:invoke" in state["Resource"]
     }
-    assert len(lambda_tasks) == len(TASK_HANDLERS)
+    # every task function, the studio engine's among them; RecordStudioResult calls CaptureCredits again
+    assert len(lambda_tasks) == len(TASK_HANDLERS) + 2
     for name, task in lambda_tasks.items():
         retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
         assert "States.ALL" in retried or retried >= LAMBDA_TRANSIENT_ERRORS, (
@@ -346,8 +391,9 @@ def test_state_machine_may_invoke_exactly_the_task_functions(synth: Synth) -> No
     (_, state_machine) = synth.one("AWS::StepFunctions::StateMachine")
     role = state_machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     (statement,) = [s for s in synth.role_statements(role) if s["Action"] == "lambda:InvokeFunction"]
+    ids = [synth.function_id(h) for h in TASK_HANDLERS.values()] + [synth.studio_function()[0]]
     assert sorted(json.dumps(r) for r in statement["Resource"]) == sorted(
-        json.dumps({"Fn::GetAtt": [synth.function_id(h), "Arn"]}) for h in TASK_HANDLERS.values()
+        json.dumps({"Fn::GetAtt": [lid, "Arn"]}) for lid in ids
     )
 
 
@@ -524,23 +570,56 @@ def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
     assert props["MinCapacity"] == 0
     assert props["MaxCapacity"] == 2
 
-    policies = {
-        res["Properties"]["PolicyType"]: (lid, res["Properties"])
-        for lid, res in synth.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").items()
-    }
-    assert set(policies) == {"TargetTrackingScaling", "StepScaling"}
-    tracking = policies["TargetTrackingScaling"][1]
-    assert tracking["ScalingTargetId"] == {"Ref": target_id}
-    metric = tracking["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
-    assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
-    assert metric["Namespace"] == "AWS/SageMaker"
-    assert metric["Statistic"] == "Average"
-    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": endpoint_name}]
+    policies = synth.of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert {res["Properties"]["PolicyType"] for res in policies.values()} == {"StepScaling"}
+    assert all(res["Properties"]["ScalingTargetId"] == {"Ref": target_id} for res in policies.values())
 
-    step_id, step = policies["StepScaling"]
-    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
-        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+    def policy_of(alarm: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        (action,) = alarm["AlarmActions"]
+        return action["Ref"], policies[action["Ref"]]["Properties"]["StepScalingPolicyConfiguration"]
+
+    # the whole backlog (the dispatcher's InferenceQueueDepth: queued with us + at the endpoint) sets the count:
+    # ceil(depth / 2) instances, 1..MaxCapacity, from zero included
+    (depth_alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "InferenceQueueDepth"
     ]
+    assert depth_alarm["Namespace"] == "Modamoda"
+    assert sorted(depth_alarm["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "EndpointName", "Value": endpoint_name},
+        {"Name": "service", "Value": "modamoda"},
+    ]
+    assert (depth_alarm["ComparisonOperator"], depth_alarm["Threshold"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
+    assert depth_alarm["EvaluationPeriods"] == 1
+    _, follow = policy_of(depth_alarm)
+    assert follow["AdjustmentType"] == "ExactCapacity"
+    assert follow["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 2, "ScalingAdjustment": 1},
+        {"MetricIntervalLowerBound": 2, "ScalingAdjustment": 2},
+    ]
+    # nothing queued nor at the endpoint for 15 minutes: zero instances
+    (idle_alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if "Metrics" in a["Properties"]
+        and any(
+            m.get("Expression") == "FILL(depth, 0) + FILL(backlog, 0)" for m in a["Properties"]["Metrics"]
+        )
+    ]
+    assert (idle_alarm["ComparisonOperator"], idle_alarm["Threshold"]) == ("LessThanOrEqualToThreshold", 0)
+    assert idle_alarm["EvaluationPeriods"] == idle_alarm["DatapointsToAlarm"] == 15
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in idle_alarm["Metrics"] if "MetricStat" in m}
+    assert names == {"InferenceQueueDepth", "ApproximateBacklogSize"}
+    _, to_zero = policy_of(idle_alarm)
+    assert (to_zero["AdjustmentType"], to_zero["StepAdjustments"]) == (
+        "ExactCapacity",
+        [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}],
+    )
+
     alarms = [
         a["Properties"]
         for a in synth.of_type("AWS::CloudWatch::Alarm").values()
@@ -552,7 +631,8 @@ def test_endpoint_scales_to_zero_and_back(synth: Synth) -> None:
     assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": endpoint_name}]
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["Threshold"] == 1
-    assert alarm["AlarmActions"] == [{"Ref": step_id}]
+    _, step = policy_of(alarm)
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
 
 
 def test_notifier_is_subscribed_to_both_topics_with_a_dead_letter_queue(synth: Synth) -> None:
@@ -652,22 +732,36 @@ def test_template_passes_cfn_lint(stage: str, synth: Synth, prod_synth: Synth) -
     assert not matches, "\n".join(f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches)
 
 
-def test_prod_sweeps_every_five_minutes(prod_synth: Synth) -> None:
-    (rule,) = [
-        r for r in prod_synth.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
-    ]
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+def schedules(synth: Synth) -> dict[str, dict[str, Any]]:
+    """The scheduled rules by the handler of the function they start."""
+    handlers = {lid: handler for handler, lid in ((h, synth.function_id(h)) for h in synth.functions())}
+    found = {}
+    for rule in synth.of_type("AWS::Events::Rule").values():
+        if "ScheduleExpression" in rule["Properties"]:
+            (target,) = rule["Properties"]["Targets"]
+            found[handlers[target["Arn"]["Fn::GetAtt"][0]]] = rule["Properties"]
+    return found
+
+
+SWEEPER = "functions.sweeper.handler.lambda_handler"
+DISPATCHER = "functions.dispatch_inference.handler.lambda_handler"
+
+
+def test_prod_sweeps_every_five_minutes_and_dispatches_every_minute(prod_synth: Synth) -> None:
+    rules = schedules(prod_synth)
+    assert rules.keys() == {SWEEPER, DISPATCHER}
+    assert rules[SWEEPER]["ScheduleExpression"] == "rate(5 minutes)"
+    assert rules[DISPATCHER]["ScheduleExpression"] == "rate(1 minute)"
 
 
 def test_expired_holds_are_swept_on_a_schedule(synth: Synth) -> None:
-    rules = [
-        r for r in synth.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
-    ]
-    assert [r["Properties"]["ScheduleExpression"] for r in rules] == [
-        "rate(1 hour)"
-    ]  # dev: lets Aurora pause
-    target = rules[0]["Properties"]["Targets"][0]
-    sweeper = synth.function_id("functions.sweeper.handler.lambda_handler")
-    assert target["Arn"] == {"Fn::GetAtt": [sweeper, "Arn"]}
-    assert "EventsDeadLetterQueue" in target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 2}
+    rules = schedules(synth)
+    # dev: hourly, both, so that an idle Aurora cluster can pause (enqueues and results start the dispatcher)
+    assert {h: r["ScheduleExpression"] for h, r in rules.items()} == {
+        SWEEPER: "rate(1 hour)",
+        DISPATCHER: "rate(1 hour)",
+    }
+    for rule in rules.values():
+        (target,) = rule["Targets"]
+        assert "EventsDeadLetterQueue" in target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 2}

@@ -25,6 +25,9 @@ def test_demo_produces_one_packshot_per_sample(tmp_path: Path, capsys: pytest.Ca
             assert image.size == (2000, 2000)
             assert image.getpixel((5, 5))[:3] == (255, 255, 255)  # clean white background
     printed = capsys.readouterr().out
+    # every sample is a ghost job: each went through the studio engine's Lambda function, none to the GPU endpoint
+    assert printed.count("studio engine on CPU (Lambda)") == len(samples)
+    assert "GPU endpoint" not in printed.split("job id", 1)[1]
     assert "PWA http://127.0.0.1:" in printed
     assert "demo user demo@modamoda.example  password Demo-Passw0rd-2026" in printed
     assert (

@@ -37,7 +37,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(LocalSettings(inference_timeout_seconds=60)) as running:
+    # Ghost work goes to the GPU path here (GHOST_ON_LAMBDA=false), the studio engine standing in for the GPU's: the
+    # fault suite drives the asynchronous endpoint (task token, SNS, notifier). test_studio_path.py turns the
+    # studio function back on for its own tests.
+    with LocalStack(LocalSettings(inference_timeout_seconds=60, ghost_on_lambda=False)) as running:
         yield running
 
 

@@ -33,7 +33,7 @@ from functions.common.models import FINAL_STATUSES
 from local import faults
 from local.client import ApiError
 from local.lambda_runtime import Invocation, LocalLambda
-from local.stack import RESULTS_BUCKET, UPLOAD_BUCKET, LocalStack
+from local.stack import DROP_BUCKET, RESULTS_BUCKET, UPLOAD_BUCKET, LocalStack
 from tests import stripe_support
 from tests.reliability import books
 from tests.reliability.conftest import Tenant, garment_jpeg, new_tenant
@@ -379,7 +379,7 @@ def test_an_outage_longer_than_the_retries_fails_the_execution_and_the_sweeper_r
         faults.fast_retries(0.01),
         faults.outage_on_call(
             faulty.lambdas,
-            "modamoda-invoke-inference",
+            "modamoda-enqueue-inference",
             outage,
             None,
             when=lambda e: e.get("job_id") == job_id,
@@ -392,7 +392,7 @@ def test_an_outage_longer_than_the_retries_fails_the_execution_and_the_sweeper_r
     assert hook.fired.is_set()
     assert (described["status"], described["error"]) == ("FAILED", "SettlementFailed")
     assert entered[-3:] == ["RunInference", "ReleaseCredits", "SettlementFailed"]
-    invokes = calls(faulty, "modamoda-invoke-inference", job_id)
+    invokes = calls(faulty, "modamoda-enqueue-inference", job_id)
     releases = calls(faulty, "modamoda-release-credits", job_id)
     assert [i.error_type for i in invokes] == ["TransientError"] * 5  # 1 + MaxAttempts 4
     assert [i.error_type for i in releases] == ["TransientError"] * 9  # 1 + MaxAttempts 8
@@ -455,6 +455,67 @@ def test_a_cached_connection_is_replaced_after_the_server_ended_it(faulty: Local
     assert results == [42]
     TALLY.add("faults", "database outages injected", 2)
     settled(faulty, [])
+
+
+# ---- 4b. a batch cancelled while its files wait in the GPU queue ----------------------------------------------
+
+
+def gpu_queue(batch_id: str) -> dict[str, tuple[str, str | None, int]]:
+    """The batch's jobs by file name: (status, queue_state, dispatch_attempts)."""
+    with books.admin() as conn:
+        rows = conn.execute(
+            "SELECT filename, status, queue_state, dispatch_attempts FROM jobs WHERE batch_id = %s",
+            (batch_id,),
+        ).fetchall()
+    return {r["filename"]: (r["status"], r["queue_state"], r["dispatch_attempts"]) for r in rows}
+
+
+def test_a_batch_cancelled_while_its_files_wait_for_the_gpu(
+    faulty: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One file holds the endpoint's only place (its notification is lost), the others wait in our queue; the
+    batch is cancelled: the waiting files end cancelled without ever reaching the endpoint, their holds released
+    once and their executions ended; the one at the endpoint runs on and ends by its inference timeout, counted
+    from its hand-over."""
+    monkeypatch.setenv("INFERENCE_MAX_IN_FLIGHT", "1")
+    monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "15")  # the first file's, from its hand-over
+    tenant = new_tenant(faulty)
+    batch = tenant.api.request("POST", "/v1/batches", json={"name": "cancel mid-queue"})
+    names = [f"p{n}.jpg" for n in range(4)]
+    with faults.dropped_notifications(faulty.endpoint):
+        for name in names:
+            faulty.client("s3").put_object(Bucket=DROP_BUCKET, Key=batch["drop_prefix"] + name, Body=PHOTO)
+
+        def one_at_the_endpoint_and_three_queued() -> bool:
+            states = sorted((status, state or "") for status, state, _ in gpu_queue(batch["id"]).values())
+            return states == [("processing", "dispatched")] + [("validated", "queued")] * 3
+
+        wait_for(one_at_the_endpoint_and_three_queued, "the files did not queue behind the first", 60)
+        cancelled = tenant.api.request("POST", f"/v1/batches/{batch['id']}/cancel")
+        assert cancelled["status"] == "cancelled"
+        waiting = {n for n, (status, _, _) in gpu_queue(batch["id"]).items() if status == "cancelled"}
+        assert len(waiting) == 3
+        jobs = {
+            j["filename"]: j for j in tenant.api.request("GET", f"/v1/batches/{batch['id']}/jobs")["items"]
+        }
+        (running,) = set(names) - waiting
+        final = wait_final(tenant, jobs[running]["id"], timeout=60)
+    TALLY.add("faults", "jobs cancelled while queued for the GPU", len(waiting))
+    assert (final["status"], final["error"]["code"]) == ("failed", "inference_timeout")
+    handed_over = {i.inference_id for i in list(faulty.endpoint.invocations)}
+    for name in waiting:
+        job = tenant.api.job(jobs[name]["id"])
+        assert (job["status"], job["error"]["code"]) == ("cancelled", "batch_cancelled")
+        assert job_ledger(job["id"]) == ["reserve", "release"]
+        assert job["id"] not in handed_over
+        assert gpu_queue(batch["id"])[name][2] == 0  # never claimed
+        wait_for(lambda j=job["id"]: executions_of(faulty, j)[0]["status"] != "RUNNING", "still running", 30)
+    assert jobs[running]["id"] in handed_over
+    assert job_ledger(jobs[running]["id"]) == ["reserve", "release"]
+    assert tenant.api.me()["balance"] == tenant.balance
+    audited = settled(faulty, [tenant])
+    assert audited.jobs == {"cancelled": 3, "failed": 1}
+    assert (audited.captured, audited.released) == (0, 4)
 
 
 # ---- 5. duplicate and out-of-order events ---------------------------------------------------------------------

@@ -103,6 +103,8 @@ def bodies(hook_url: str, web_url: str) -> dict[str, Any]:
         "updateAccount": {"name": "renamed by an intruder"},
         "setWebhook": {"url": hook_url},
         "createApiKey": {"name": "intruder's key"},
+        "rerenderJob": {"options": {"background": "#eeeeee"}},
+        "createJobsArchive": {"job_ids": [str(uuid.uuid4())]},
     }
 
 
@@ -312,6 +314,12 @@ def test_every_id_route_answers_the_other_tenants_ids_like_missing_ones(
             id_in_path = owner.ids[op.params[0]]
             assert normalised(theirs.text, id_in_path) == normalised(nobodys.text, random_id), op.operation_id
             checked += 1
+        # a ZIP of the owner's results names its jobs in the body: answered like jobs that do not exist
+        random_id = str(uuid.uuid4())
+        theirs = intruder.call("POST", "/v1/jobs/archive", {"job_ids": [owner.job_id]})
+        nobodys = intruder.call("POST", "/v1/jobs/archive", {"job_ids": [random_id]})
+        assert (theirs.status_code, nobodys.status_code) == (404, 404), (theirs.text, nobodys.text)
+        assert normalised(theirs.text, owner.job_id) == normalised(nobodys.text, random_id)
         assert state(owner) == before, "an intruder's call changed the owner's things"
         # the control: the owner's own ids work on every read with a path parameter
         for op in id_ops:

@@ -16,6 +16,7 @@ PIPELINE_CODES = {
     "inference_failed",
     "inference_rejected",
     "inference_timeout",
+    "queue_timeout",
     "internal_error",
     "insufficient_credits",
     "batch_cancelled",
@@ -41,7 +42,7 @@ def engine_codes() -> set[str]:
 
 def test_every_code_a_job_can_end_with_has_a_sentence() -> None:
     codes = set(errors.INPUT_ERROR_CODES) | set(errors.REFUSAL_CODES) | refusals.CUSTOMER_MESSAGE_CODES
-    codes |= PIPELINE_CODES
+    codes |= PIPELINE_CODES | set(errors.SERVICE_ERROR_CODES)
     missing = codes - table("JOB_ERROR_MESSAGES")
     assert missing == set(), f"errors.js JOB_ERROR_MESSAGES lacks {sorted(missing)}"
 

@@ -83,21 +83,31 @@ def test_unknown_priority_is_refused(api_env: None) -> None:
     assert any(d["loc"][-1] == "priority" for d in body["error"]["details"])
 
 
-@pytest.mark.parametrize(("priority", "timeout"), [("normal", 900), ("low", 3600)])
-def test_low_priority_jobs_may_wait_four_times_longer(
-    api_env: None, monkeypatch: pytest.MonkeyPatch, priority: str, timeout: int
+@pytest.mark.parametrize(
+    ("priority", "lane", "queue_wait"), [("normal", "interactive", 1800), ("low", "bulk", 86_400)]
+)
+def test_priority_chooses_the_lane_and_its_wait(
+    api_env: None, monkeypatch: pytest.MonkeyPatch, priority: str, lane: str, queue_wait: int
 ) -> None:
+    """A single job waits in the interactive lane (``QUEUE_WAIT_SECONDS``); ``priority: low`` puts it in the bulk
+    lane, which may wait ``BATCH_QUEUE_WAIT_SECONDS``; either then has the inference timeout."""
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     arn = sfn.create_state_machine(
         name="job", definition=json.dumps(DEFINITION), roleArn="arn:aws:iam::123456789012:role/x"
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "900")
+    monkeypatch.setenv("QUEUE_WAIT_SECONDS", "1800")
+    monkeypatch.delenv("BATCH_QUEUE_WAIT_SECONDS", raising=False)
     created = new_job(priority=priority)
+    assert created["job"]["lane"] == lane
     assert pipeline.start_workflow(sfn, upload_detail(created)) is not None
     (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
     payload = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert payload["inference_timeout_seconds"] == timeout
+    assert (payload["queue_wait_seconds"], payload["inference_timeout_seconds"]) == (
+        queue_wait,
+        queue_wait + 900,
+    )
 
 
 def upload_detail(created: dict[str, Any]) -> dict[str, Any]:

@@ -66,9 +66,15 @@ def test_info_servers_and_bearer_scheme(document: dict[str, Any]) -> None:
             "description": document["components"]["securitySchemes"]["bearerAuth"]["description"],
         }
     }
-    assert "one FIFO queue per endpoint" in document["info"]["description"]
+    # priority means lanes: the API says which, in what order, and how long a job may wait
+    assert "three lanes served in order" in document["info"]["description"]
+    assert "queue_timeout" in document["info"]["description"]
     priority = document["components"]["schemas"]["UploadRequest"]["properties"]["priority"]
-    assert "FIFO" in priority["description"]
+    assert "interactive lane" in priority["description"]
+    assert "bulk lane" in priority["description"]
+    assert "round-robin" in priority["description"]
+    job = document["components"]["schemas"]["JobView"]
+    assert job["properties"]["lane"]["enum"] == ["interactive", "normal", "bulk"]
 
 
 def test_every_route_is_documented(document: dict[str, Any]) -> None:

@@ -92,10 +92,17 @@ def test_on_model_is_not_offered_where_it_cannot_run(monkeypatch: pytest.MonkeyP
 
 
 def test_priorities_promise_only_what_the_workflow_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOW_PRIORITY_TIMEOUT_FACTOR", "4")
+    """Each priority says which lane its job waits in (lanes.lane_for) and this deployment's waits."""
+    monkeypatch.setenv("QUEUE_WAIT_SECONDS", "1800")
+    monkeypatch.setenv("BATCH_QUEUE_WAIT_SECONDS", "86400")
     normal, low = capabilities.priorities()
     assert (normal.id, low.id) == ("normal", "low")
-    assert normal.description == "Processed in the order photos arrive."
-    assert "4 times longer" in low.description
-    assert "not processed later or more cheaply" in low.description
-    assert "quiet" not in low.description
+    assert "Single photos go ahead of every batch" in normal.description
+    assert "Customers take turns" in normal.description
+    assert "within 30 minutes (a batch photo: 24 hours)" in normal.description
+    assert "when no normal-priority photo is waiting" in low.description
+    assert "up to 24 hours" in low.description
+    assert "not cheaper" in low.description
+    for text in (normal.description, low.description):
+        assert "FIFO" not in text
+        assert "SageMaker" not in text

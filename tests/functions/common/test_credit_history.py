@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from functions.common import batches, credit_history, credits, db
-from functions.common.errors import INPUT_ERROR_CODES, REFUSAL_CODES
+from functions.common.errors import INPUT_ERROR_CODES, REFUSAL_CODES, SERVICE_ERROR_CODES
 from functions.common.models import BatchRequest
 from tests.conftest import create_job
 
@@ -110,11 +110,7 @@ def test_each_entry_has_a_sentence(entry: dict[str, Any], sentence: str) -> None
 
 @pytest.mark.parametrize(
     "code",
-    sorted(
-        set(INPUT_ERROR_CODES)
-        | set(REFUSAL_CODES)
-        | {"inference_failed", "inference_timeout", "internal_error", "hold_expired", "batch_cancelled"}
-    ),
+    sorted(set(INPUT_ERROR_CODES) | set(REFUSAL_CODES) | set(SERVICE_ERROR_CODES)),
 )
 def test_every_reason_a_hold_is_returned_for_is_in_words(code: str) -> None:
     """The codes jobs end with (``pipeline``, ``batches``) each have their words; none shows its code."""

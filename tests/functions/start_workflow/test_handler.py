@@ -24,6 +24,7 @@ def setup(mocked_aws: None, database_url: str, monkeypatch: pytest.MonkeyPatch) 
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     monkeypatch.setenv("INFERENCE_TIMEOUT_SECONDS", "900")
+    monkeypatch.delenv("QUEUE_WAIT_SECONDS", raising=False)
     monkeypatch.setenv("DROP_BUCKET", "modamoda-test-drop")  # drop/ keys count only in this bucket
     tenant_id, job_id = create_job()
     return {"arn": arn, "tenant": tenant_id, "job": job_id}
@@ -61,7 +62,8 @@ def test_upload_event_starts_one_execution_even_when_redelivered(setup: dict[str
     payload = json.loads(execution["input"])
     assert payload["job_id"] == setup["job"]
     assert payload["tenant_id"] == setup["tenant"]
-    assert payload["inference_timeout_seconds"] == 900
+    # a single job waits in the interactive lane: its queue-wait bound (default 1 hour), then the inference
+    assert (payload["queue_wait_seconds"], payload["inference_timeout_seconds"]) == (3600, 3600 + 900)
     with db.transaction(setup["tenant"]) as conn:
         assert jobs.load(conn, setup["job"])["status"] == "queued"
 

@@ -36,6 +36,7 @@ export const JOB_ERROR_MESSAGES = {
   inference_failed: `Something went wrong on our side while making the image. ${NOTHING_CHARGED} Retry it.`,
   internal_error: `Something went wrong on our side. ${NOTHING_CHARGED} Retry it.`,
   queue_timeout: `The image engine was too busy to start this photo in time. ${NOTHING_CHARGED} Retry it.`,
+  hold_expired: `This photo took far longer than it should have, so we stopped it. ${NOTHING_CHARGED} Retry it.`,
   // bulk batches
   manifest_invalid: `This file's line in the batch list (manifest) is not valid. ${NOTHING_CHARGED} Fix the line and drop the file again.`,
   not_in_manifest: `This file is not listed in the batch list (manifest). ${NOTHING_CHARGED} Add it to the list or drop it in another batch.`,
