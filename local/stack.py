@@ -280,7 +280,7 @@ class LocalStack:
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping %s: %s", closer, exc)
         if getattr(self, "studio", None) is not None:
-            from modamoda_inference import lambda_handler
+            import modamoda_inference.lambda_handler as lambda_handler
 
             lambda_handler.configure(None)
             self.studio = None
@@ -517,7 +517,7 @@ class LocalStack:
         """The studio engine's Lambda function (``modamoda_inference.lambda_handler``, run in-process by the local
         Lambda runtime like the others): its own studio engine, loaded as in its image, without weights, and the
         async endpoint's output and failure paths."""
-        from modamoda_inference import lambda_handler
+        import modamoda_inference.lambda_handler as lambda_handler
         from modamoda_inference.engines import load_engines
         from modamoda_inference.s3io import S3ImageSource, S3MetadataWriter, S3ObjectWriter
         from modamoda_inference.server import InferenceService
