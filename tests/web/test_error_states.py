@@ -7,6 +7,7 @@ AWS service names and file paths. Screenshots: ``out/screenshots/errors-*.png``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -128,8 +129,15 @@ def api_answer(mode: str) -> Callable[[Any], None]:
     return handle
 
 
-@pytest.mark.parametrize("viewport", ["desktop", "phone"])
-@pytest.mark.parametrize("mode", ["server", "unknown", "gateway", "offline", "jobs"])
+MODES = ["server", "unknown", "gateway", "offline", "jobs"]
+# make test: every failure at desktop size and the leaky jobs at phone size (the same pages, the same sentences);
+# make stress (MODAMODA_STRESS=1): every failure at both sizes.
+CASES = [(mode, "desktop") for mode in MODES] + [
+    (mode, "phone") for mode in MODES if os.environ.get("MODAMODA_STRESS") or mode == "jobs"
+]
+
+
+@pytest.mark.parametrize(("mode", "viewport"), CASES)
 def test_no_page_shows_internals_when_the_api_fails(
     browser: Any, stack: Any, screenshot_dir: Any, customer: str, mode: str, viewport: str
 ) -> None:
