@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from functions.common import config, credits, db, presets, pricing, tenants
+from functions.common import config, credits, db, durations, presets, pricing, tenants
 from functions.common.models import Capabilities, Mode, ModeInfo, PresetInfo, PriorityInfo
 
 MODE_NAMES: dict[str, str] = {"ghost": "Ghost mannequin", "on-model": "On-model"}
@@ -55,7 +55,10 @@ def priorities() -> list[PriorityInfo]:
     come before batches, batches before low-priority and drop-folder work, and customers take turns within each
     lane; ghost packshots, made in seconds without the queue, are not affected. The waits are this deployment's
     (``QUEUE_WAIT_SECONDS``, ``BATCH_QUEUE_WAIT_SECONDS``)."""
-    single, batch = _duration(config.queue_wait_seconds()), _duration(config.batch_queue_wait_seconds())
+    single, batch = (
+        durations.in_words(config.queue_wait_seconds()),
+        durations.in_words(config.batch_queue_wait_seconds()),
+    )
     return [
         PriorityInfo(
             id="normal",
@@ -73,14 +76,6 @@ def priorities() -> list[PriorityInfo]:
             "not cheaper.",
         ),
     ]
-
-
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def capabilities(who: tenants.Identity) -> Capabilities:

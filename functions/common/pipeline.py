@@ -18,6 +18,7 @@ from functions.common import (
     consistency,
     credits,
     db,
+    durations,
     images,
     jobs,
     lanes,
@@ -470,17 +471,9 @@ def _sweep(sfn: Any, limit: int) -> dict[str, int]:
     return {"expired": len(expired), "released": released}
 
 
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
 def upload_expired_message(wait_seconds: int) -> str:
     return (
-        f"The photo did not arrive within {_duration(wait_seconds)} of its upload link, so this job was closed; "
+        f"The photo did not arrive within {durations.in_words(wait_seconds)} of its upload link, so this job was closed; "
         "nothing was charged. Create a new job to process the photo."
     )
 
