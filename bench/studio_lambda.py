@@ -34,13 +34,14 @@ import io
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.studio_speed import _median, _rss_mib
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "garments"
@@ -63,17 +64,6 @@ def _pin(cores: int) -> list[int]:
         return cpus
     except (AttributeError, OSError):
         return []
-
-
-def _rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB (VmHWM; ru_maxrss where /proc is missing)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class MemoryS3:
@@ -214,12 +204,6 @@ def scene_jpeg(path: Path, megapixels: float, index: int = 4) -> Path:
     Image.fromarray(item.rgb).save(path, format="JPEG", quality=92)
     path.with_suffix(".json").write_text(json.dumps(item.options))
     return path
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
 
 def summarise(name: str, raw: dict[str, Any]) -> dict[str, Any]:
