@@ -3,10 +3,12 @@ task Lambdas → SageMaker async inference → SNS → Notifier (resumes the exe
 
 At-least-once everywhere, so every hop is idempotent or has a place where failures wait:
 
-* S3 "Object Created" (uploads and drop buckets) → EventBridge rules → ``StartQueue`` (SQS). A rule that cannot
-  deliver puts the event in ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to
-  ``StartDeadLetterQueue``. StartWorkflow names the execution after the object version (``ExecutionAlreadyExists``
-  is success) and reports partial batch failures. Its event source has a maximum concurrency
+* S3 "Object Created" → EventBridge rules → two start queues (SQS): the PWA's and the API's uploads into
+  ``StartQueue``, the bulk drop folder into ``DropStartQueue``, each with its own event source on StartWorkflow, so
+  a customer's single photo never waits behind another shop's thousands of dropped files before its job exists
+  (the GPU scheduler's lanes can only order jobs that exist). A rule that cannot deliver puts the event in
+  ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to ``StartDeadLetterQueue``. StartWorkflow names the execution after the object version (``ExecutionAlreadyExists``
+  is success) and reports partial batch failures. Each event source has a maximum concurrency
   (``start_max_concurrency``: 2 in dev, 10 in prod): a bulk drop of thousands of files waits in the queue rather
   than fanning out into as many functions, and database connections, as the account's concurrency allows (with
   maximum concurrency Lambda stops polling instead of throttling, so waiting messages are not pushed towards the
@@ -332,23 +334,33 @@ class Pipeline(Construct):
         self._add_batches(props)
 
     def _add_start(self, props: PipelineProps) -> None:
-        """S3 Object Created (uploads/, drop/) → EventBridge → StartQueue → StartWorkflow (idempotent starts)."""
+        """S3 Object Created → EventBridge → StartQueue (uploads/) and DropStartQueue (drop/) → StartWorkflow
+        (idempotent starts). Two queues, so uploads never wait behind a bulk drop's backlog."""
         storage = props.storage
         self.start_dead_letter_queue = dead_letter_queue(
             self, "StartDeadLetterQueue", "start messages StartWorkflow failed five times"
         )
-        self.start_queue = queue(
-            self,
-            "StartQueue",
-            visibility_timeout=Duration.seconds(START_WORKFLOW_TIMEOUT.to_seconds() * 6),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.start_dead_letter_queue, max_receive_count=5),
-        )
+
+        def start_queue(construct_id: str) -> sqs.Queue:
+            return queue(
+                self,
+                construct_id,
+                visibility_timeout=Duration.seconds(START_WORKFLOW_TIMEOUT.to_seconds() * 6),
+                retention_period=Duration.days(4),
+                dead_letter_queue=sqs.DeadLetterQueue(queue=self.start_dead_letter_queue, max_receive_count=5),
+            )
+
+        self.start_queue = start_queue("StartQueue")
+        self.drop_start_queue = start_queue("DropStartQueue")
         self.upload_rule = self._object_created_rule(
-            "UploadCreatedRule", "Uploads of the PWA start a job", storage.uploads, UPLOADS_PREFIX
+            "UploadCreatedRule", "Uploads of the PWA start a job", storage.uploads, UPLOADS_PREFIX, self.start_queue
         )
         self.drop_rule = self._object_created_rule(
-            "DropCreatedRule", "Files in the bulk drop folder start jobs", storage.drop, DROP_PREFIX
+            "DropCreatedRule",
+            "Files in the bulk drop folder start jobs",
+            storage.drop,
+            DROP_PREFIX,
+            self.drop_start_queue,
         )
         self.start_workflow = props.packaging.function(
             self,
@@ -366,17 +378,18 @@ class Pipeline(Construct):
             timeout=START_WORKFLOW_TIMEOUT,
         )
         self.state_machine.grant_start_execution(self.start_workflow)
-        self.start_workflow.add_event_source(
-            event_sources.SqsEventSource(
-                self.start_queue,
-                batch_size=10,
-                report_batch_item_failures=True,
-                max_concurrency=props.start_max_concurrency,
+        for start in (self.start_queue, self.drop_start_queue):
+            self.start_workflow.add_event_source(
+                event_sources.SqsEventSource(
+                    start,
+                    batch_size=10,
+                    report_batch_item_failures=True,
+                    max_concurrency=props.start_max_concurrency,
+                )
             )
-        )
 
     def _object_created_rule(
-        self, construct_id: str, description: str, bucket: s3.IBucket, prefix: str
+        self, construct_id: str, description: str, bucket: s3.IBucket, prefix: str, target: sqs.IQueue
     ) -> events.Rule:
         return events.Rule(
             self,
@@ -389,7 +402,7 @@ class Pipeline(Construct):
             ),
             targets=[
                 targets.SqsQueue(
-                    self.start_queue,
+                    target,
                     dead_letter_queue=self.events_dead_letter_queue,
                     retry_attempts=185,
                     max_event_age=Duration.hours(24),

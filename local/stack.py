@@ -154,6 +154,8 @@ class LocalStack:
         self._stop = threading.Event()
         self._next_dispatch = 0.0
         self._threads: list[threading.Thread] = []
+        # pumps (event source mappings) switched off by tests, by thread name: "pump-start", "pump-drop-start", ...
+        self.paused_pumps: set[str] = set()
         self._tmp: Path | None = None
         self._pg: Any = None
         self._mock: Any = None
@@ -378,11 +380,13 @@ class LocalStack:
             ]
             return url, arn
 
+        # Uploads and the bulk drop folder each feed their own start queue (as infra/pipeline.py's two rules do),
+        # both consumed by StartWorkflow: an upload never waits behind a drop's backlog.
         self.start_queue_url, start_queue_arn = queue("modamoda-local-start")
-        # Uploads and the bulk drop folder feed the same start queue (as infra/pipeline.py's two rules do).
-        for rule, bucket, prefix in (
-            ("modamoda-local-upload-created", UPLOAD_BUCKET, "uploads/"),
-            ("modamoda-local-drop-created", DROP_BUCKET, "drop/"),
+        self.drop_start_queue_url, drop_start_queue_arn = queue("modamoda-local-drop-start")
+        for rule, bucket, prefix, start_queue_arn in (
+            ("modamoda-local-upload-created", UPLOAD_BUCKET, "uploads/", start_queue_arn),
+            ("modamoda-local-drop-created", DROP_BUCKET, "drop/", drop_start_queue_arn),
         ):
             events.put_rule(
                 Name=rule,
@@ -572,20 +576,23 @@ class LocalStack:
     def _start_pump(self) -> None:
         for name, target in (
             ("pump-start", self._pump_start_queue),
+            ("pump-drop-start", self._pump_drop_start_queue),
             ("pump-notify", self._pump_notify_queue),
             ("pump-webhooks", self._pump_webhooks_queue),
             ("pump-dispatch", self._pump_dispatch),
         ):
-            thread = threading.Thread(target=self._loop, args=(target,), name=name, daemon=True)
+            thread = threading.Thread(target=self._loop, args=(name, target), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _loop(self, step: Callable[[], int]) -> None:
+    def _loop(self, name: str, step: Callable[[], int]) -> None:
         sqs = self.client("sqs")
         self._sqs = sqs
         while not self._stop.is_set():
             try:
-                if step() == 0:
+                if name in self.paused_pumps:  # an event source mapping switched off (tests)
+                    self._stop.wait(self.settings.pump_interval_seconds)
+                elif step() == 0:
                     self._stop.wait(self.settings.pump_interval_seconds)
             except Exception as exc:  # keep pumping; surface the problem to tests and the demo
                 log.exception("event pump")
@@ -601,6 +608,9 @@ class LocalStack:
 
     def _pump_start_queue(self) -> int:
         return self._pump_sqs(self.start_queue_url, "modamoda-local-start", "modamoda-start-workflow")
+
+    def _pump_drop_start_queue(self) -> int:
+        return self._pump_sqs(self.drop_start_queue_url, "modamoda-local-drop-start", "modamoda-start-workflow")
 
     def _pump_webhooks_queue(self) -> int:
         """Delayed retries (DelaySeconds) become visible when SQS says so."""
@@ -717,7 +727,12 @@ class LocalStack:
             busy = any(not f.done() for f in self.endpoint.futures)
             queued = sum(
                 self.queue_depth(q)
-                for q in (self.start_queue_url, self.notify_queue_url, self.webhook_queue_url)
+                for q in (
+                    self.start_queue_url,
+                    self.drop_start_queue_url,
+                    self.notify_queue_url,
+                    self.webhook_queue_url,
+                )
             )
             if not running and not busy and queued == 0:
                 return

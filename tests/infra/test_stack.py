@@ -410,9 +410,11 @@ def _object_created_rules(synth: Synth) -> dict[str, dict[str, Any]]:
 
 
 def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synth: Synth) -> None:
+    """Each through its own start queue and event source: a customer's upload never waits behind a bulk drop's
+    backlog before its job exists (issue 17: the GPU scheduler can only put first a job that has started)."""
     rules = _object_created_rules(synth)
     assert set(rules) == {"uploads", "drop"}
-    queue_ids = set()
+    queue_ids = {}
     for role, prefix in (("uploads", "uploads/"), ("drop", "drop/")):
         pattern = rules[role]["EventPattern"]
         assert pattern["source"] == ["aws.s3"]
@@ -422,36 +424,39 @@ def test_uploads_and_drops_reach_start_workflow_through_eventbridge_and_sqs(synt
         # and retry copy a job's stored photo to the new job's key)
         assert "reason" not in pattern["detail"]
         (target,) = rules[role]["Targets"]
-        queue_ids.add(target["Arn"]["Fn::GetAtt"][0])
+        queue_ids[role] = target["Arn"]["Fn::GetAtt"][0]
         dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
         assert "EventsDeadLetterQueue" in dlq
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
-    (queue_id,) = queue_ids  # one start queue for both
-    queue = synth.resources[queue_id]["Properties"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
-    assert queue["SqsManagedSseEnabled"] is True
+    assert queue_ids["uploads"] != queue_ids["drop"]
     start = synth.functions()["functions.start_workflow.handler.lambda_handler"]
-    assert queue["VisibilityTimeout"] >= 6 * start["Timeout"]
+    dead_letters = set()
+    for queue_id in queue_ids.values():
+        queue = synth.resources[queue_id]["Properties"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+        dead_letters.add(queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+        assert queue["SqsManagedSseEnabled"] is True
+        assert queue["VisibilityTimeout"] >= 6 * start["Timeout"]
+        (props,) = [
+            m["Properties"]
+            for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+            if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        ]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert props["BatchSize"] == 10
+        assert props["FunctionName"] == {"Ref": start["LogicalId"]}
+    (dead_letter,) = dead_letters  # one alarmed dead-letter queue for both
+    assert dead_letter.startswith("PipelineStartDeadLetterQueue")
 
-    (props,) = [
-        m["Properties"]
-        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    ]
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["BatchSize"] == 10
-    assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    assert props["FunctionName"] == {"Ref": start["LogicalId"]}
 
-
-def _sqs_event_sources(synth: Synth) -> dict[str, dict[str, Any]]:
-    """The SQS event source mappings by the handler they invoke."""
+def _sqs_event_sources(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    """The SQS event source mappings, each with the handler it invokes."""
     by_id = {fn["LogicalId"]: handler for handler, fn in synth.functions().items()}
-    return {
-        by_id[m["Properties"]["FunctionName"]["Ref"]]: m["Properties"]
+    return [
+        (by_id[m["Properties"]["FunctionName"]["Ref"]], m["Properties"])
         for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
         if synth.resources[m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
-    }
+    ]
 
 
 @pytest.mark.parametrize(("stage", "start", "webhooks"), [("dev", 2, 2), ("prod", 10, 5)])
@@ -461,10 +466,11 @@ def test_sqs_event_sources_have_a_maximum_concurrency(
     """Lambda's ScalingConfig.MaximumConcurrency (2 to 1000): a bulk drop waits in the queue instead of taking
     every function instance and database connection the account allows; dev (no RDS Proxy) gets the least."""
     sources = _sqs_event_sources(synth if stage == "dev" else prod_synth)
-    assert {h: s.get("ScalingConfig") for h, s in sources.items()} == {
-        "functions.start_workflow.handler.lambda_handler": {"MaximumConcurrency": start},
-        "functions.webhooks.handler.lambda_handler": {"MaximumConcurrency": webhooks},
-    }
+    assert sorted((h, s.get("ScalingConfig")["MaximumConcurrency"]) for h, s in sources) == [
+        ("functions.start_workflow.handler.lambda_handler", start),  # the uploads' start queue
+        ("functions.start_workflow.handler.lambda_handler", start),  # the drop folder's
+        ("functions.webhooks.handler.lambda_handler", webhooks),
+    ]
 
 
 def test_sweeper_failures_land_in_an_alarmed_dead_letter_queue(synth: Synth) -> None:
@@ -500,8 +506,9 @@ def test_sweeper_failures_land_in_an_alarmed_dead_letter_queue(synth: Synth) -> 
 
 def test_every_queue_is_encrypted_and_refuses_plain_http(synth: Synth) -> None:
     queues = synth.of_type("AWS::SQS::Queue")
-    # start and webhooks, and the start, notification, events and webhooks dead-letter queues
-    assert len(queues) == 6
+    # start (uploads), start (drop folder) and webhooks, and the start, notification, events and webhooks
+    # dead-letter queues
+    assert len(queues) == 7
     statements = [
         (queue["Ref"], s)
         for res in synth.of_type("AWS::SQS::QueuePolicy").values()

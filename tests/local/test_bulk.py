@@ -195,6 +195,42 @@ def test_a_drop_of_twenty_photos_with_a_manifest(stack: LocalStack) -> None:
     print(f"\n  20-photo batch finished in {seconds:.1f}s")
 
 
+def test_an_upload_is_not_held_up_by_a_drop_folder_backlog(stack: LocalStack) -> None:
+    """Uploads and drop-folder files reach StartWorkflow through start queues of their own (infra/pipeline.py): with
+    the drop folder's event source stopped and its files waiting, a customer's single upload still starts, runs and
+    is charged once; the dropped files start when their source runs again."""
+    user = new_user(stack)
+    tenant_id = user.api.me()["tenant_id"]
+    grant(tenant_id, 4, f"test:backlog:{tenant_id}")
+    batch = user.api.request("POST", "/v1/batches", json={"name": "Backlog"})
+    images = photos(256)
+    names = [f"waiting {i}.jpg" for i in range(3)]
+    manifest = {"files": [{"file": name, "sku": f"W-{i}"} for i, name in enumerate(names)]}
+    s3 = stack.client("s3")
+    stack.paused_pumps.add("pump-drop-start")
+    try:
+        s3.put_object(
+            Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}manifest.json", Body=json.dumps(manifest).encode()
+        )
+        for i, name in enumerate(names):
+            s3.put_object(Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}{name}", Body=images[i % len(images)])
+        deadline = time.monotonic() + 30
+        while stack.queue_depth(stack.drop_start_queue_url) < 4:  # the manifest's and the files' events
+            assert time.monotonic() < deadline, "the drop folder's events never reached their start queue"
+            time.sleep(0.05)
+        job = user.api.wait(user.api.upload("single.jpg", images[0], "image/jpeg"), timeout=120)
+        assert job["status"] == "succeeded", job["error"]
+        assert stack.queue_depth(stack.drop_start_queue_url) == 4  # the drop is still waiting, untouched
+        assert user.api.request("GET", f"/v1/batches/{batch['id']}")["counts"]["total"] == 0
+    finally:
+        stack.paused_pumps.discard("pump-drop-start")
+    finished = wait_finished(user, batch["id"], timeout=120)
+    assert (finished["status"], finished["counts"]["succeeded"]) == ("completed", 3)
+    stack.wait_idle(60)
+    jobs = user.api.request("GET", f"/v1/batches/{batch['id']}/jobs", params={"limit": 10})["items"]
+    check_money(tenant_id, {job["id"], *(j["id"] for j in jobs)}, set())
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @pytest.mark.skipif(
