@@ -347,13 +347,19 @@ class Pipeline(Construct):
                 construct_id,
                 visibility_timeout=Duration.seconds(START_WORKFLOW_TIMEOUT.to_seconds() * 6),
                 retention_period=Duration.days(4),
-                dead_letter_queue=sqs.DeadLetterQueue(queue=self.start_dead_letter_queue, max_receive_count=5),
+                dead_letter_queue=sqs.DeadLetterQueue(
+                    queue=self.start_dead_letter_queue, max_receive_count=5
+                ),
             )
 
         self.start_queue = start_queue("StartQueue")
         self.drop_start_queue = start_queue("DropStartQueue")
         self.upload_rule = self._object_created_rule(
-            "UploadCreatedRule", "Uploads of the PWA start a job", storage.uploads, UPLOADS_PREFIX, self.start_queue
+            "UploadCreatedRule",
+            "Uploads of the PWA start a job",
+            storage.uploads,
+            UPLOADS_PREFIX,
+            self.start_queue,
         )
         self.drop_rule = self._object_created_rule(
             "DropCreatedRule",

@@ -384,7 +384,7 @@ class LocalStack:
         # both consumed by StartWorkflow: an upload never waits behind a drop's backlog.
         self.start_queue_url, start_queue_arn = queue("modamoda-local-start")
         self.drop_start_queue_url, drop_start_queue_arn = queue("modamoda-local-drop-start")
-        for rule, bucket, prefix, start_queue_arn in (
+        for rule, bucket, prefix, target_arn in (
             ("modamoda-local-upload-created", UPLOAD_BUCKET, "uploads/", start_queue_arn),
             ("modamoda-local-drop-created", DROP_BUCKET, "drop/", drop_start_queue_arn),
         ):
@@ -398,7 +398,7 @@ class LocalStack:
                     }
                 ),
             )
-            events.put_targets(Rule=rule, Targets=[{"Id": "start", "Arn": start_queue_arn}])
+            events.put_targets(Rule=rule, Targets=[{"Id": "start", "Arn": target_arn}])
 
         self.notify_queue_url, notify_queue_arn = queue("modamoda-local-notify")
         self.success_topic_arn = sns.create_topic(Name="modamoda-local-inference-success")["TopicArn"]
@@ -590,9 +590,8 @@ class LocalStack:
         self._sqs = sqs
         while not self._stop.is_set():
             try:
-                if name in self.paused_pumps:  # an event source mapping switched off (tests)
-                    self._stop.wait(self.settings.pump_interval_seconds)
-                elif step() == 0:
+                # a pump paused by a test is an event source mapping switched off
+                if name in self.paused_pumps or step() == 0:
                     self._stop.wait(self.settings.pump_interval_seconds)
             except Exception as exc:  # keep pumping; surface the problem to tests and the demo
                 log.exception("event pump")
@@ -610,7 +609,9 @@ class LocalStack:
         return self._pump_sqs(self.start_queue_url, "modamoda-local-start", "modamoda-start-workflow")
 
     def _pump_drop_start_queue(self) -> int:
-        return self._pump_sqs(self.drop_start_queue_url, "modamoda-local-drop-start", "modamoda-start-workflow")
+        return self._pump_sqs(
+            self.drop_start_queue_url, "modamoda-local-drop-start", "modamoda-start-workflow"
+        )
 
     def _pump_webhooks_queue(self) -> int:
         """Delayed retries (DelaySeconds) become visible when SQS says so."""

@@ -213,7 +213,9 @@ def test_an_upload_is_not_held_up_by_a_drop_folder_backlog(stack: LocalStack) ->
             Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}manifest.json", Body=json.dumps(manifest).encode()
         )
         for i, name in enumerate(names):
-            s3.put_object(Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}{name}", Body=images[i % len(images)])
+            s3.put_object(
+                Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}{name}", Body=images[i % len(images)]
+            )
         deadline = time.monotonic() + 30
         while stack.queue_depth(stack.drop_start_queue_url) < 4:  # the manifest's and the files' events
             assert time.monotonic() < deadline, "the drop folder's events never reached their start queue"
