@@ -37,7 +37,7 @@ test: venv
 .PHONY: stress
 stress: venv
 	MODAMODA_STRESS=1 MODAMODA_LOAD_USERS=32 MODAMODA_LOAD_JOBS=4 MODAMODA_BULK_500=1 \
-		$(PY) -m pytest tests/reliability tests/local/test_bulk.py tests/web/test_error_states.py $(PYTEST_ARGS)
+		$(PY) -m pytest tests/reliability tests/local/test_bulk.py tests/web/test_error_states.py tests/functions/api/test_schemathesis.py $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

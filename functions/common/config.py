@@ -147,6 +147,17 @@ def batch_queue_wait_seconds() -> int:
     return positive("BATCH_QUEUE_WAIT_SECONDS", 86_400)
 
 
+def _non_negative(name: str, default: int) -> int:
+    value = integer(name, default)
+    if value < 0:
+        raise ConfigError(f"environment variable {name} must be >= 0, got {value}")
+    return value
+
+
+def _endpoint_slots() -> int:
+    return positive("INFERENCE_INSTANCES", 1) * positive("INFERENCE_CONCURRENCY_PER_INSTANCE", 1)
+
+
 def inference_max_in_flight() -> int:
     """The most jobs at the endpoint at once (dispatched, no result yet). ``INFERENCE_MAX_IN_FLIGHT`` when set;
     else ``INFERENCE_INSTANCES`` (the endpoint's most instances) x ``INFERENCE_CONCURRENCY_PER_INSTANCE`` (its
@@ -154,12 +165,20 @@ def inference_max_in_flight() -> int:
     at the endpoint when one finishes). CDK sets the last three from the values infra/inference.py deploys."""
     if os.environ.get("INFERENCE_MAX_IN_FLIGHT", "").strip():
         return positive("INFERENCE_MAX_IN_FLIGHT", 1)
-    instances = positive("INFERENCE_INSTANCES", 1)
-    per_instance = positive("INFERENCE_CONCURRENCY_PER_INSTANCE", 1)
-    buffer = integer("INFERENCE_DISPATCH_BUFFER", 1)
-    if buffer < 0:
-        raise ConfigError(f"environment variable INFERENCE_DISPATCH_BUFFER must be >= 0, got {buffer}")
-    return instances * per_instance + buffer
+    return _endpoint_slots() + _non_negative("INFERENCE_DISPATCH_BUFFER", 1)
+
+
+def inference_batch_max_in_flight() -> int:
+    """The most jobs of the batch lanes (``normal``, ``bulk``) at the endpoint at once: its invocation slots
+    (instances x concurrency per instance) + ``INFERENCE_BATCH_DISPATCH_BUFFER`` (default 0), never more than
+    :func:`inference_max_in_flight`. The dispatch buffer is kept for interactive work, so a single photo finds at
+    most the jobs running ahead of it, never a batch job waiting in the endpoint's own first-come queue; the price
+    is the hand-over gap between batch jobs (a notification and a dispatch: about a second, against tens of
+    seconds of diffusion). With ``INFERENCE_MAX_IN_FLIGHT`` set, that cap serves every lane."""
+    if os.environ.get("INFERENCE_MAX_IN_FLIGHT", "").strip():
+        return inference_max_in_flight()
+    batch = _endpoint_slots() + _non_negative("INFERENCE_BATCH_DISPATCH_BUFFER", 0)
+    return min(batch, inference_max_in_flight())
 
 
 def inference_dispatch_attempts() -> int:

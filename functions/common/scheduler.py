@@ -210,10 +210,11 @@ def dispatch(sagemaker_runtime: Any, sfn: Any) -> Pass:
     """One dispatch pass: end what is overdue, then hand the next jobs to the endpoint while there is room."""
     fair = config.scheduler_mode() == "fair"
     capacity = config.inference_max_in_flight() if fair else UNLIMITED
+    batch_capacity = config.inference_batch_max_in_flight() if fair else UNLIMITED
     result = Pass(mode="fair" if fair else "fifo", capacity=capacity)
     result.ended = expire_overdue(sfn)
     for _ in range(MAX_ROUNDS):
-        claimed = claim(capacity, fair=fair, limit=CLAIM_BATCH)
+        claimed = claim(capacity, fair=fair, limit=CLAIM_BATCH, batch_capacity=batch_capacity)
         for job in claimed:
             outcome = hand_over(sagemaker_runtime, sfn, job)
             if outcome == "dispatched":
@@ -228,15 +229,18 @@ def dispatch(sagemaker_runtime: Any, sfn: Any) -> Pass:
     return result
 
 
-def claim(capacity: int, *, fair: bool, limit: int) -> list[Claimed]:
-    """Claim the next jobs for the endpoint, up to ``capacity`` in flight and ``limit`` now, in one transaction
-    under the dispatchers' advisory lock."""
+def claim(capacity: int, *, fair: bool, limit: int, batch_capacity: int | None = None) -> list[Claimed]:
+    """Claim the next jobs for the endpoint, up to ``capacity`` in flight (``batch_capacity`` for a job of the
+    batch lanes: the dispatch buffer is kept for interactive work) and ``limit`` now, in one transaction under
+    the dispatchers' advisory lock."""
+    batch_capacity = capacity if batch_capacity is None else min(batch_capacity, capacity)
 
     def work(conn: db.Conn) -> list[Claimed]:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
         row = conn.execute("SELECT app_inference_in_flight() AS n").fetchone()
         assert row is not None
-        free = min(limit, capacity - int(row["n"]))
+        in_flight = int(row["n"])
+        free = min(limit, capacity - in_flight)
         claimed: list[Claimed] = []
         skipped: list[str] = []
         while len(claimed) < free:
@@ -245,6 +249,8 @@ def claim(capacity: int, *, fair: bool, limit: int) -> list[Claimed]:
             ).fetchone()
             if head is None:
                 break
+            if head["lane"] != lanes.INTERACTIVE and in_flight + len(claimed) >= batch_capacity:
+                break  # the head is the best waiting job: no interactive job waits, and the rest is its buffer
             job_id, tenant_id = str(head["job_id"]), str(head["tenant_id"])
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))  # the job's own tenant
             got = _claim_one(conn, job_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -25,6 +26,8 @@ from local.stack import LocalSettings, LocalStack
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+# examples per operation: 6 in make test, 25 in make stress (MODAMODA_STRESS=1), or MODAMODA_FUZZ_EXAMPLES
+EXAMPLES = int(os.environ.get("MODAMODA_FUZZ_EXAMPLES", "25" if os.environ.get("MODAMODA_STRESS") else "6"))
 SCHEMA = schemathesis.openapi.from_dict(SPEC)
 PASSWORD = "Fuzz-Passw0rd-2026"
 
@@ -44,7 +47,7 @@ def tokens(stack: LocalStack) -> dict[str, str]:
 
 @SCHEMA.parametrize()
 @settings(
-    max_examples=12,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.common import batches, config, credits, db, jobs, lanes, pipeline, scheduler
+from functions.common.errors import ConfigError
 from functions.common.models import (
     BatchRequest,
     EnqueueInput,
@@ -232,6 +233,27 @@ def test_the_cap_comes_from_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> Non
     assert config.inference_max_in_flight() == 3
 
 
+def test_the_dispatch_buffer_is_kept_for_interactive_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "INFERENCE_MAX_IN_FLIGHT",
+        "INFERENCE_INSTANCES",
+        "INFERENCE_CONCURRENCY_PER_INSTANCE",
+        "INFERENCE_DISPATCH_BUFFER",
+        "INFERENCE_BATCH_DISPATCH_BUFFER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert (config.inference_max_in_flight(), config.inference_batch_max_in_flight()) == (2, 1)
+    monkeypatch.setenv("INFERENCE_INSTANCES", "3")
+    assert (config.inference_max_in_flight(), config.inference_batch_max_in_flight()) == (4, 3)
+    monkeypatch.setenv("INFERENCE_BATCH_DISPATCH_BUFFER", "5")  # never past the whole cap
+    assert config.inference_batch_max_in_flight() == 4
+    monkeypatch.setenv("INFERENCE_BATCH_DISPATCH_BUFFER", "-1")
+    with pytest.raises(ConfigError):
+        config.inference_batch_max_in_flight()
+    monkeypatch.setenv("INFERENCE_MAX_IN_FLIGHT", "3")  # an explicit cap serves every lane
+    assert config.inference_batch_max_in_flight() == 3
+
+
 # ---- enqueue, dispatch, the cap ----------------------------------------------------------------------------------
 
 
@@ -281,6 +303,26 @@ def test_never_more_at_the_endpoint_than_the_cap(queue: Queue) -> None:
         queue.finish(job)
     assert queue.dispatch().dispatched == made[3:]
     assert queue.sagemaker.invoked == made
+
+
+def test_a_bulk_drop_never_takes_the_place_kept_for_a_single_photo(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One instance, one invocation at a time, buffer 1 (the derived cap of 2): a drop keeps one job at the
+    endpoint, not two, so a single photo submitted during the drop waits only for the job running."""
+    monkeypatch.delenv("INFERENCE_MAX_IN_FLIGHT")
+    a, b = queue.tenant("a"), queue.tenant("b")
+    drop = [queue.job(a, "bulk") for _ in range(4)]
+    assert queue.dispatch().dispatched == drop[:1]
+    assert queue.dispatch().dispatched == []  # the buffer is not for the drop
+    single = queue.job(b, "interactive")
+    assert queue.dispatch().dispatched == [single]  # the buffer's place
+    assert queue.in_flight() == 2
+    queue.finish(drop[0])
+    assert queue.dispatch().dispatched == []  # the single photo still holds the invocation slot's turn
+    queue.finish(single)
+    assert queue.dispatch().dispatched == drop[1:2]
+    assert queue.sagemaker.invoked == [drop[0], single, drop[1]]
 
 
 def test_interactive_before_normal_before_bulk(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
