@@ -268,7 +268,12 @@ def run_mode(
     with LocalStack(settings) as stack:
         from functions.common import config
 
-        cap = "no cap" if mode == "fifo" else f"at most {config.inference_max_in_flight()} job(s)"
+        cap = (
+            "no cap"
+            if mode == "fifo"
+            else f"at most {config.inference_max_in_flight()} job(s),"
+            f" {config.inference_batch_max_in_flight()} of them from the batch lanes"
+        )
         log(f"  [{mode}] at the endpoint: {cap}")
         a = new_tenant(stack, "a", 2 * n * cost)
         b = new_tenant(stack, "b", (idle_runs + 2) * cost)
