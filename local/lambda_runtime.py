@@ -6,6 +6,7 @@ boto3's default session) to the project's real handlers, with the Lambda service
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -105,63 +106,178 @@ class Invocation:
     seconds: float
 
 
+# How many execution environments each function may have at once here (Lambda scales a function out to as many as
+# its concurrent requests, up to the account's limit; a thread per environment on one machine needs a cap).
+DEFAULT_ENVIRONMENTS = 4
+# Functions kept to one environment: the studio engine's module holds the engine the stack loads into it
+# (``modamoda_inference.lambda_handler.configure``); a second copy would have none.
+SINGLE_ENVIRONMENT: frozenset[str] = frozenset({"modamoda-studio-engine"})
+
+
+@dataclass
+class _Environment:
+    """One execution environment: its own copy of the handler's module (and so of its module globals)."""
+
+    handler: Callable[[Any, Any], Any]
+    index: int
+
+
+class _Function:
+    """A function's execution environments: an invocation takes a free one (the first, warmest, when it is free),
+    starting a new one while fewer than ``limit`` exist, and waits for one otherwise."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.free: list[_Environment] = []
+        self.started = 0
+        self.cond = threading.Condition()
+
+
 class LocalLambda:
     """Calls handlers in-process; records every invocation (tests and the demo's per-stage timings read it).
 
-    Each function is one warm container: its invocations run one at a time, as Lambda never runs two requests in
-    one execution environment. Handlers may keep per-invocation state in module globals (powertools' resolver
-    keeps the current event on the app object); two concurrent API requests in one process would otherwise read
-    each other's caller. Different functions run concurrently.
+    Like Lambda, each function runs concurrent requests in separate execution environments, one request at a time
+    in each: handlers keep per-invocation state in module globals (powertools' resolver keeps the current event on
+    the app object, the SQS batch processor its records), so each environment past the first loads the handler's
+    module afresh (the first uses the imported module, which tests may patch). ``environments`` caps how many one
+    function may have (``SINGLE_ENVIRONMENT``'s have one). Asynchronous invokes (``InvocationType=Event``) are
+    accepted at once (202) and run on a thread of their own, as the Lambda service queues them.
     """
 
-    def __init__(self, functions: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, functions: dict[str, str] | None = None, environments: int = DEFAULT_ENVIRONMENTS
+    ) -> None:
+        if environments < 1:
+            raise ValueError(f"environments must be 1 or more, got {environments}")
         self._paths = dict(functions or FUNCTIONS)
+        self._environments = environments
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._lock = threading.Lock()
-        self._containers: dict[str, threading.Lock] = {}  # function → its one execution environment
+        self._functions: dict[str, _Function] = {}
+        self._async: set[threading.Thread] = set()
         self.invocations: list[Invocation] = []
         self.faults: dict[str, Callable[[Any], None]] = {}  # function → hook run before the handler (tests)
         self.throttles: dict[str, int] = {}  # function → how many next invokes Lambda refuses (429, tests)
 
     def handler(self, name: str) -> Callable[[Any, Any], Any]:
+        """The handler as imported (the first execution environment's)."""
         with self._lock:
             if name not in self._handlers:
-                if name not in self._paths:
-                    raise KeyError(f"no local Lambda function named {name!r}")
-                module_name, attr = self._paths[name].rsplit(".", 1)
+                module_name, attr = self._path(name)
                 self._handlers[name] = getattr(importlib.import_module(module_name), attr)
             return self._handlers[name]
 
-    def _container(self, name: str) -> threading.Lock:
+    def _path(self, name: str) -> tuple[str, str]:
+        if name not in self._paths:
+            raise KeyError(f"no local Lambda function named {name!r}")
+        module_name, attr = self._paths[name].rsplit(".", 1)
+        return module_name, attr
+
+    def _fresh_handler(self, name: str) -> Callable[[Any, Any], Any]:
+        """The handler from a new copy of its module (not registered in ``sys.modules``; the modules it imports
+        are shared, as the project's code and libraries are in one image)."""
+        module_name, attr = self._path(name)
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or spec.loader is None:
+            raise KeyError(f"no module {module_name!r} for local Lambda function {name!r}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        handler: Callable[[Any, Any], Any] = getattr(module, attr)
+        return handler
+
+    def _function(self, name: str) -> _Function:
         with self._lock:
-            return self._containers.setdefault(name, threading.Lock())
+            if name not in self._functions:
+                limit = 1 if name in SINGLE_ENVIRONMENT else self._environments
+                self._functions[name] = _Function(limit)
+            return self._functions[name]
+
+    def _acquire(self, name: str) -> _Environment:
+        function = self._function(name)
+        with function.cond:
+            while not function.free and function.started >= function.limit:
+                function.cond.wait()
+            if function.free:
+                function.free.sort(key=lambda env: env.index)
+                return function.free.pop(0)
+            index = function.started
+            function.started += 1
+        try:
+            handler = self.handler(name) if index == 0 else self._fresh_handler(name)
+        except BaseException:
+            with function.cond:
+                function.started -= 1
+                function.cond.notify()
+            raise
+        return _Environment(handler, index)
+
+    def _release(self, name: str, environment: _Environment) -> None:
+        function = self._function(name)
+        with function.cond:
+            function.free.append(environment)
+            function.cond.notify()
 
     def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
         """Run the handler; returns (payload, error_type) like the Lambda service's synchronous invoke."""
         import time
 
         error_type: str | None = None
-        with self._container(name):
+        environment: _Environment | None = None
+        started = time.perf_counter()
+        try:
+            environment = self._acquire(name)
             started = time.perf_counter()
-            try:
-                fault = self.faults.get(name)
-                if fault is not None:
-                    fault(event)
-                result = self.handler(name)(event, LambdaContext(function_name=name))
-            except Exception as exc:  # the Lambda runtime turns any exception into a function error
-                error_type = type(exc).__name__
-                result = {
-                    "errorType": error_type,
-                    "errorMessage": str(exc),
-                    "stackTrace": traceback.format_exception(exc)[-5:],
-                }
-                log.info("function %s failed: %s: %s", name, error_type, exc)
-            finally:
-                _release_database_connection()
-                _discard_unpublished_metrics()
+            fault = self.faults.get(name)
+            if fault is not None:
+                fault(event)
+            result = environment.handler(event, LambdaContext(function_name=name))
+        except Exception as exc:  # the Lambda runtime turns any exception into a function error
+            error_type = type(exc).__name__
+            result = {
+                "errorType": error_type,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }
+            log.info("function %s failed: %s: %s", name, error_type, exc)
+        finally:
+            _release_database_connection()
+            _discard_unpublished_metrics()
+            if environment is not None:
+                self._release(name, environment)
         with self._lock:
             self.invocations.append(Invocation(name, event, error_type, time.perf_counter() - started))
         return result, error_type
+
+    def invoke_async(self, name: str, event: Any) -> threading.Thread:
+        """An ``InvocationType=Event`` invoke: runs on its own thread; the caller does not wait for it."""
+
+        def run() -> None:
+            try:
+                self.invoke(name, event)
+            finally:
+                with self._lock:
+                    self._async.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=f"lambda-async-{name}", daemon=True)
+        with self._lock:
+            self._async.add(thread)
+        thread.start()
+        return thread
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the asynchronous invocations still running (a stack stops only after them)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._async)
+            if not pending:
+                return
+            for thread in pending:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return
 
     # botocore hook: short-circuits lambda.Invoke before any HTTP request is made.
     def _before_call(
@@ -172,6 +288,13 @@ class LocalLambda:
         self._refuse_if_throttled(name)
         body = params.get("body") or b"{}"
         event = json.loads(body.decode() if isinstance(body, bytes) else body)
+        if _header(params, "X-Amz-Invocation-Type") == "Event":
+            self.invoke_async(name, event)
+            return AWSResponse(function_arn(name), 202, {}, None), {
+                "StatusCode": 202,
+                "Payload": StreamingBody(io.BytesIO(b""), 0),
+                "ResponseMetadata": {"HTTPStatusCode": 202, "HTTPHeaders": {}, "RetryAttempts": 0},
+            }
         result, error_type = self.invoke(name, event)
         raw = json.dumps(result, default=str).encode()
         parsed: dict[str, Any] = {
@@ -209,6 +332,14 @@ class LocalLambda:
     def uninstall(self, session: boto3.Session | None = None) -> None:
         session = session or _default_session()
         session.events.unregister("before-call.lambda.Invoke", unique_id="modamoda-local-lambda")
+
+
+def _header(params: dict[str, Any], name: str) -> str | None:
+    headers = params.get("headers") or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
 
 
 def _release_database_connection() -> None:

@@ -154,8 +154,9 @@ class LocalStack:
         self._stop = threading.Event()
         self._next_dispatch = 0.0
         self._threads: list[threading.Thread] = []
-        # pumps (event source mappings) switched off by tests, by thread name: "pump-start", "pump-drop-start", ...
+        # pumps (event source mappings) switched off by tests (``paused``), by thread name: "pump-drop-start", ...
         self.paused_pumps: set[str] = set()
+        self._pump_steps: dict[str, threading.Lock] = {}  # held while a pump runs a step
         self._tmp: Path | None = None
         self._pg: Any = None
         self._mock: Any = None
@@ -189,6 +190,10 @@ class LocalStack:
 
     def start(self) -> None:
         from moto import mock_aws
+
+        from local import moto_s3_lock
+
+        moto_s3_lock.install()  # concurrent Lambda environments may write one object at once
 
         logging.getLogger("moto").setLevel(
             logging.CRITICAL
@@ -266,6 +271,7 @@ class LocalStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.lambdas.drain()  # asynchronous invocations (the dispatcher's kicks) finish before anything stops
         for closer in ("web", "api", "endpoint", "container"):
             obj = getattr(self, closer, None)
             if obj is None:
@@ -581,6 +587,7 @@ class LocalStack:
             ("pump-webhooks", self._pump_webhooks_queue),
             ("pump-dispatch", self._pump_dispatch),
         ):
+            self._pump_steps[name] = threading.Lock()
             thread = threading.Thread(target=self._loop, args=(name, target), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -591,12 +598,30 @@ class LocalStack:
         while not self._stop.is_set():
             try:
                 # a pump paused by a test is an event source mapping switched off
-                if name in self.paused_pumps or step() == 0:
+                with self._pump_steps[name]:
+                    moved = 0 if name in self.paused_pumps else step()
+                if moved == 0:
                     self._stop.wait(self.settings.pump_interval_seconds)
             except Exception as exc:  # keep pumping; surface the problem to tests and the demo
                 log.exception("event pump")
                 self.pump_errors.append(repr(exc))
                 self._stop.wait(0.5)
+
+    @contextmanager
+    def paused(self, *pumps: str) -> Iterator[None]:
+        """Switch event sources off (``pump-start``, ``pump-drop-start``, ...) for the block: a step a pump is
+        running finishes first, so nothing is taken from their queues once this has entered."""
+        unknown = set(pumps) - set(self._pump_steps)
+        if unknown:
+            raise KeyError(f"no pump named {sorted(unknown)}")
+        self.paused_pumps.update(pumps)
+        try:
+            for name in pumps:
+                with self._pump_steps[name]:
+                    pass
+            yield
+        finally:
+            self.paused_pumps.difference_update(pumps)
 
     def _receive(self, queue_url: str) -> list[dict[str, Any]]:
         sqs = self.client("sqs")

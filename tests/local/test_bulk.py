@@ -207,8 +207,7 @@ def test_an_upload_is_not_held_up_by_a_drop_folder_backlog(stack: LocalStack) ->
     names = [f"waiting {i}.jpg" for i in range(3)]
     manifest = {"files": [{"file": name, "sku": f"W-{i}"} for i, name in enumerate(names)]}
     s3 = stack.client("s3")
-    stack.paused_pumps.add("pump-drop-start")
-    try:
+    with stack.paused("pump-drop-start"):
         s3.put_object(
             Bucket=DROP_BUCKET, Key=f"{batch['drop_prefix']}manifest.json", Body=json.dumps(manifest).encode()
         )
@@ -224,8 +223,6 @@ def test_an_upload_is_not_held_up_by_a_drop_folder_backlog(stack: LocalStack) ->
         assert job["status"] == "succeeded", job["error"]
         assert stack.queue_depth(stack.drop_start_queue_url) == 4  # the drop is still waiting, untouched
         assert user.api.request("GET", f"/v1/batches/{batch['id']}")["counts"]["total"] == 0
-    finally:
-        stack.paused_pumps.discard("pump-drop-start")
     finished = wait_finished(user, batch["id"], timeout=120)
     assert (finished["status"], finished["counts"]["succeeded"]) == ("completed", 3)
     stack.wait_idle(60)

@@ -4,6 +4,7 @@ folder of small photos, and ``cli`` to run a command in-process with its exit st
 from __future__ import annotations
 
 import io
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,20 @@ def fake() -> Iterator[FakeModamoda]:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
     def run(*args: str) -> Result:
         capsys.readouterr()
         code = main(list(args))
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
-    return run
+    # Ctrl-C is Python's default KeyboardInterrupt, as in a terminal: ``_thread.interrupt_main`` (the Ctrl-C tests)
+    # does nothing where an earlier test in the process left SIGINT ignored or on its default action.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield run
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
