@@ -7,8 +7,9 @@ At-least-once everywhere, so every hop is idempotent or has a place where failur
   ``StartQueue``, the bulk drop folder into ``DropStartQueue``, each with its own event source on StartWorkflow, so
   a customer's single photo never waits behind another shop's thousands of dropped files before its job exists
   (the GPU scheduler's lanes can only order jobs that exist). A rule that cannot deliver puts the event in
-  ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to ``StartDeadLetterQueue``. StartWorkflow names the execution after the object version (``ExecutionAlreadyExists``
-  is success) and reports partial batch failures. Each event source has a maximum concurrency
+  ``EventsDeadLetterQueue``; a message StartWorkflow fails five times goes to ``StartDeadLetterQueue``.
+  StartWorkflow names the execution after the object version (``ExecutionAlreadyExists`` is success) and reports
+  partial batch failures. Each event source has a maximum concurrency
   (``start_max_concurrency``: 2 in dev, 10 in prod): a bulk drop of thousands of files waits in the queue rather
   than fanning out into as many functions, and database connections, as the account's concurrency allows (with
   maximum concurrency Lambda stops polling instead of throttling, so waiting messages are not pushed towards the

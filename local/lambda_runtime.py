@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -219,8 +220,6 @@ class LocalLambda:
 
     def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
         """Run the handler; returns (payload, error_type) like the Lambda service's synchronous invoke."""
-        import time
-
         error_type: str | None = None
         environment: _Environment | None = None
         started = time.perf_counter()
@@ -266,8 +265,6 @@ class LocalLambda:
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait for the asynchronous invocations still running (a stack stops only after them)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:

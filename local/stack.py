@@ -155,7 +155,7 @@ class LocalStack:
         self._next_dispatch = 0.0
         self._threads: list[threading.Thread] = []
         # pumps (event source mappings) switched off by tests (``paused``), by thread name: "pump-drop-start", ...
-        self.paused_pumps: set[str] = set()
+        self._paused_pumps: set[str] = set()
         self._pump_steps: dict[str, threading.Lock] = {}  # held while a pump runs a step
         self._tmp: Path | None = None
         self._pg: Any = None
@@ -599,7 +599,7 @@ class LocalStack:
             try:
                 # a pump paused by a test is an event source mapping switched off
                 with self._pump_steps[name]:
-                    moved = 0 if name in self.paused_pumps else step()
+                    moved = 0 if name in self._paused_pumps else step()
                 if moved == 0:
                     self._stop.wait(self.settings.pump_interval_seconds)
             except Exception as exc:  # keep pumping; surface the problem to tests and the demo
@@ -614,14 +614,14 @@ class LocalStack:
         unknown = set(pumps) - set(self._pump_steps)
         if unknown:
             raise KeyError(f"no pump named {sorted(unknown)}")
-        self.paused_pumps.update(pumps)
+        self._paused_pumps.update(pumps)
         try:
             for name in pumps:
                 with self._pump_steps[name]:
                     pass
             yield
         finally:
-            self.paused_pumps.difference_update(pumps)
+            self._paused_pumps.difference_update(pumps)
 
     def _receive(self, queue_url: str) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
